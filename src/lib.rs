@@ -1,0 +1,12 @@
+//! qdrant-edge-wasm: Qdrant Edge's `EdgeShard`, rebuilt for WebAssembly.
+//!
+//! Layers (dependencies point down; see ARCHITECTURE.md):
+//! `storage` → `format` → `segment` → `query` → `shard` → `api`.
+
+pub mod error;
+pub mod storage;
+pub mod types;
+
+pub use error::{Error, ErrorKind, Result};
+pub use storage::{Memory, Storage};
+pub use types::{Distance, Payload, PointId, SparseVector, VectorValue};

@@ -1,0 +1,310 @@
+//! The storage-backend trait that replaces mmap.
+//!
+//! A backend is a namespace of files and directories addressed by relative, `/`-separated
+//! paths (`segments/<uuid>/segment.json`). It is **synchronous and positional**: every read
+//! and write names its offset, so no cursor state is shared and the same calls map onto
+//! `pread`/`pwrite` (native, WASI), `FileSystemSyncAccessHandle.read/write({at})` (OPFS, in a
+//! dedicated Worker) and a page map (memory, IndexedDB). Anything asynchronous (acquiring
+//! OPFS handles, loading IndexedDB pages, committing them) happens at open and at the commit
+//! edge of a backend, never inside these calls.
+//!
+//! Contract (checked for every backend by [`conformance`]):
+//! * `read_at` reads exactly `buf.len()` bytes or fails with `UnexpectedEof`; it never returns
+//!   a short read.
+//! * `write_at` past the end extends the file; the gap reads back as zeros.
+//! * `set_len` grows (new bytes read as zeros, and backends that can keep holes do not store
+//!   them: Qdrant preallocates 32 MiB chunk files that are mostly empty) or truncates.
+//! * Writes are visible to every handle of the same file at once. They are durable only after
+//!   `sync` on the file (and `sync_dir` on its directory for creations and renames), to the degree
+//!   [`Capabilities::durable_sync`] promises.
+//! * `rename` is atomic: a reader sees the old or the new entry, never neither. Renaming a file
+//!   over an existing file replaces it; renaming a directory requires the target to be absent.
+//!
+//! Readers get [`FileSlice`]s: a shared handle plus a byte range. Slicing is free and nothing is
+//! read until [`FileSlice::read_bytes`], so a page cache or a pinned copy can sit behind them
+//! (see [`Memory`]).
+
+mod memory;
+pub use memory::MemoryStorage;
+
+#[cfg(feature = "fs")]
+mod fs;
+#[cfg(feature = "fs")]
+pub use fs::FsStorage;
+
+pub mod wrap;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use crate::error::{StorageError, StorageErrorKind};
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Existing file, reads only.
+    Read,
+    /// Existing file, reads and writes.
+    ReadWrite,
+    /// Create if missing, reads and writes (existing content kept).
+    Create,
+    /// Create, failing with `AlreadyExists` if present.
+    CreateNew,
+}
+
+impl OpenMode {
+    pub fn writable(self) -> bool {
+        !matches!(self, OpenMode::Read)
+    }
+}
+
+/// One open file.
+pub trait StorageFile: Send + Sync + Debug {
+    /// Current length in bytes.
+    fn len(&self) -> StorageResult<u64>;
+    /// Fill `buf` from `offset`; a read that would pass the end fails with `UnexpectedEof`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> StorageResult<()>;
+    /// Write `data` at `offset`, extending the file if needed (a gap reads as zeros).
+    fn write_at(&self, offset: u64, data: &[u8]) -> StorageResult<()>;
+    /// Grow (zero-filled, sparse where possible) or truncate.
+    fn set_len(&self, len: u64) -> StorageResult<()>;
+    /// Make the file's content durable (as far as the backend can).
+    fn sync(&self) -> StorageResult<()>;
+}
+
+/// Kind of a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+/// What a backend promises. Reported in the README's backend table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Grown or preallocated regions cost no stored bytes.
+    pub sparse_files: bool,
+    /// `sync` puts data on persistent media (survives a process or power loss).
+    pub durable_sync: bool,
+    /// Data survives the end of the process at all.
+    pub persistent: bool,
+}
+
+/// A namespace of files and directories.
+pub trait Storage: Send + Sync + Debug {
+    fn open(&self, path: &str, mode: OpenMode) -> StorageResult<Arc<dyn StorageFile>>;
+    /// Entries of a directory, sorted by name.
+    fn list_dir(&self, path: &str) -> StorageResult<Vec<DirEntry>>;
+    fn create_dir_all(&self, path: &str) -> StorageResult<()>;
+    /// Atomic rename (see the module docs for replacement rules).
+    fn rename(&self, from: &str, to: &str) -> StorageResult<()>;
+    fn remove_file(&self, path: &str) -> StorageResult<()>;
+    fn remove_dir_all(&self, path: &str) -> StorageResult<()>;
+    /// `None` if nothing exists at `path`.
+    fn entry_kind(&self, path: &str) -> StorageResult<Option<EntryKind>>;
+    /// Make creations, removals and renames inside `path` durable.
+    fn sync_dir(&self, path: &str) -> StorageResult<()>;
+    fn capabilities(&self) -> Capabilities;
+
+    // ---- provided helpers -------------------------------------------------------------
+
+    fn exists(&self, path: &str) -> StorageResult<bool> {
+        Ok(self.entry_kind(path)?.is_some())
+    }
+    fn is_file(&self, path: &str) -> StorageResult<bool> {
+        Ok(self.entry_kind(path)? == Some(EntryKind::File))
+    }
+    fn is_dir(&self, path: &str) -> StorageResult<bool> {
+        Ok(self.entry_kind(path)? == Some(EntryKind::Dir))
+    }
+    /// Read a whole file.
+    fn read_all(&self, path: &str) -> StorageResult<Bytes> {
+        FileSlice::open(self, path)?.read_bytes()
+    }
+    /// Open a file for reading as a lazy slice.
+    fn open_slice(&self, path: &str) -> StorageResult<FileSlice> {
+        FileSlice::open(self, path)
+    }
+    /// Replace a file atomically: write `path.tmp`, sync, rename over `path`, sync the dir.
+    fn write_atomic(&self, path: &str, data: &[u8]) -> StorageResult<()> {
+        let tmp = format!("{path}.tmp");
+        {
+            let f = self.open(&tmp, OpenMode::Create)?;
+            f.set_len(0)?;
+            f.write_at(0, data)?;
+            f.sync()?;
+        }
+        self.rename(&tmp, path)?;
+        self.sync_dir(parent(path))
+    }
+}
+
+/// Parent directory of a relative path (`""` for top level).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// Join two relative paths.
+pub fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{}/{}", a.trim_end_matches('/'), b)
+    }
+}
+
+/// Split and validate a relative path: no empty, `.` or `..` components, no absolute paths,
+/// no backslashes or NULs. Backends call this on every path they are given.
+pub fn components(path: &str) -> StorageResult<Vec<&str>> {
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = |why: &str| StorageError::new("path", path, StorageErrorKind::InvalidPath, why);
+    if path.starts_with('/') {
+        return Err(bad("absolute path"));
+    }
+    let mut out = Vec::new();
+    for c in path.trim_end_matches('/').split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(bad("empty, `.` or `..` component"));
+        }
+        if c.contains('\\') || c.contains('\0') {
+            return Err(bad("backslash or NUL in path"));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// A shared file handle plus a byte range: a lazy view. Cloning and slicing are free.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    file: Arc<dyn StorageFile>,
+    path: Arc<str>,
+    start: u64,
+    len: u64,
+}
+
+impl FileSlice {
+    pub fn open<S: Storage + ?Sized>(storage: &S, path: &str) -> StorageResult<FileSlice> {
+        let file = storage.open(path, OpenMode::Read)?;
+        Self::new(file, path)
+    }
+
+    pub fn new(file: Arc<dyn StorageFile>, path: &str) -> StorageResult<FileSlice> {
+        let len = file.len()?;
+        Ok(FileSlice { file, path: path.into(), start: 0, len })
+    }
+
+    /// An empty slice (for absent optional files).
+    pub fn empty(path: &str) -> FileSlice {
+        #[derive(Debug)]
+        struct Empty;
+        impl StorageFile for Empty {
+            fn len(&self) -> StorageResult<u64> {
+                Ok(0)
+            }
+            fn read_at(&self, _: u64, buf: &mut [u8]) -> StorageResult<()> {
+                if buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(StorageError::new("read", "", StorageErrorKind::UnexpectedEof, "empty file"))
+                }
+            }
+            fn write_at(&self, _: u64, _: &[u8]) -> StorageResult<()> {
+                Err(StorageError::new("write", "", StorageErrorKind::Unsupported, "read-only"))
+            }
+            fn set_len(&self, _: u64) -> StorageResult<()> {
+                Err(StorageError::new("set_len", "", StorageErrorKind::Unsupported, "read-only"))
+            }
+            fn sync(&self) -> StorageResult<()> {
+                Ok(())
+            }
+        }
+        FileSlice { file: Arc::new(Empty), path: path.into(), start: 0, len: 0 }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A sub-range, clamped to this slice.
+    pub fn slice(&self, offset: u64, len: u64) -> FileSlice {
+        let offset = offset.min(self.len);
+        let len = len.min(self.len - offset);
+        FileSlice { file: self.file.clone(), path: self.path.clone(), start: self.start + offset, len }
+    }
+
+    /// Read `buf.len()` bytes at `offset` within the slice.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> StorageResult<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(StorageError::new(
+                "read",
+                &*self.path,
+                StorageErrorKind::UnexpectedEof,
+                format!("read of {} bytes at {offset} past the end ({})", buf.len(), self.len),
+            ));
+        }
+        self.file.read_at(self.start + offset, buf)
+    }
+
+    /// Read the whole slice.
+    pub fn read_bytes(&self) -> StorageResult<Bytes> {
+        let len = usize::try_from(self.len).map_err(|_| {
+            StorageError::new("read", &*self.path, StorageErrorKind::Unsupported, "file larger than the address space")
+        })?;
+        let mut v = vec![0u8; len];
+        self.read_at(0, &mut v)?;
+        Ok(Bytes::from(v))
+    }
+
+    /// Read a sub-range.
+    pub fn read_range(&self, offset: u64, len: u64) -> StorageResult<Bytes> {
+        let mut v = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        self.read_at(offset, &mut v)?;
+        Ok(Bytes::from(v))
+    }
+}
+
+/// Qdrant Edge's memory placement setting (`"cold"`, `"cached"`, `"pinned"`).
+///
+/// It is a placement hint and never changes file formats. Here it decides how a component's
+/// [`FileSlice`]s are served:
+/// * `Pinned`: the component is read whole at load and served from RAM (Qdrant's default for
+///   id trackers and `InRam*` storages).
+/// * `Cached`: reads go through the backend and the segment keeps the decoded pages it touched.
+/// * `Cold`: every access reads through the backend; nothing is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Memory {
+    Cold,
+    Cached,
+    #[default]
+    Pinned,
+}

@@ -1,0 +1,194 @@
+//! Core value types shared by every layer: point ids, vectors, payloads.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// JSON payload of a point (a JSON object; key order is kept).
+pub type Payload = serde_json::Map<String, serde_json::Value>;
+
+/// Internal row number inside one segment.
+pub type PointOffset = u32;
+
+/// Operation number / point version.
+pub type SeqNumber = u64;
+
+/// A user point id: unsigned 64-bit integer or UUID.
+///
+/// Ordering follows Qdrant: every numeric id sorts before every UUID; UUIDs sort by their
+/// 128-bit big-endian value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PointId {
+    Num(u64),
+    Uuid(uuid::Uuid),
+}
+
+impl PointId {
+    /// Parse the JSON form: a non-negative integer or a UUID string.
+    pub fn from_json(v: &serde_json::Value) -> Result<PointId, String> {
+        match v {
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .map(PointId::Num)
+                .ok_or_else(|| format!("point id must be an unsigned integer or a UUID, got {n}")),
+            serde_json::Value::String(s) => uuid::Uuid::parse_str(s)
+                .map(PointId::Uuid)
+                .map_err(|_| format!("point id must be an unsigned integer or a UUID, got \"{s}\"")),
+            other => Err(format!("point id must be an unsigned integer or a UUID, got {other}")),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            PointId::Num(n) => serde_json::Value::from(*n),
+            PointId::Uuid(u) => serde_json::Value::String(u.hyphenated().to_string()),
+        }
+    }
+}
+
+impl Ord for PointId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (PointId::Num(a), PointId::Num(b)) => a.cmp(b),
+            (PointId::Num(_), PointId::Uuid(_)) => Ordering::Less,
+            (PointId::Uuid(_), PointId::Num(_)) => Ordering::Greater,
+            (PointId::Uuid(a), PointId::Uuid(b)) => a.as_u128().cmp(&b.as_u128()),
+        }
+    }
+}
+
+impl PartialOrd for PointId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointId::Num(n) => write!(f, "{n}"),
+            PointId::Uuid(u) => write!(f, "{}", u.hyphenated()),
+        }
+    }
+}
+
+impl From<u64> for PointId {
+    fn from(v: u64) -> Self {
+        PointId::Num(v)
+    }
+}
+
+impl Serialize for PointId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PointId::Num(n) => s.serialize_u64(*n),
+            PointId::Uuid(u) => s.serialize_str(&u.hyphenated().to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PointId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PointId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an unsigned integer or a UUID string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PointId, E> {
+                Ok(PointId::Num(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PointId, E> {
+                u64::try_from(v).map(PointId::Num).map_err(|_| E::custom(format!("point id must be unsigned, got {v}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PointId, E> {
+                uuid::Uuid::parse_str(v).map(PointId::Uuid).map_err(|_| E::custom(format!("point id `{v}` is not a UUID")))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<PointId, E> {
+                uuid::Uuid::from_slice(v).map(PointId::Uuid).map_err(|_| E::custom("UUID bytes must be 16 long"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A sparse vector: sorted unique indices with their weights.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseVector {
+    /// Sort by index (weights permuted alongside), as Qdrant stores them.
+    pub fn sorted(mut self) -> SparseVector {
+        if self.indices.windows(2).all(|w| w[0] < w[1]) {
+            return self;
+        }
+        let mut pairs: Vec<(u32, f32)> = self.indices.iter().copied().zip(self.values.iter().copied()).collect();
+        pairs.sort_by_key(|p| p.0);
+        self.indices = pairs.iter().map(|p| p.0).collect();
+        self.values = pairs.iter().map(|p| p.1).collect();
+        self
+    }
+}
+
+/// One stored vector value of a point, as returned with `with_vector`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VectorValue {
+    Dense(Vec<f32>),
+    Sparse(SparseVector),
+    Multi(Vec<Vec<f32>>),
+}
+
+impl VectorValue {
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            VectorValue::Dense(v) => serde_json::json!(v),
+            VectorValue::Sparse(s) => serde_json::json!({"indices": s.indices, "values": s.values}),
+            VectorValue::Multi(m) => serde_json::json!(m),
+        }
+    }
+}
+
+/// Vector element type on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Datatype {
+    #[default]
+    Float32,
+    Float16,
+    Uint8,
+    Turbo4,
+    Turbo8,
+    Turbo16,
+}
+
+impl Datatype {
+    /// Bytes per element; `None` for the TurboQuant types (not supported).
+    pub fn size(self) -> Option<usize> {
+        match self {
+            Datatype::Float32 => Some(4),
+            Datatype::Float16 => Some(2),
+            Datatype::Uint8 => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// Vector distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Distance {
+    Cosine,
+    Euclid,
+    Dot,
+    Manhattan,
+}
