@@ -1,9 +1,12 @@
 //! qdrant-edge-wasm: Qdrant Edge's `EdgeShard`, rebuilt for WebAssembly.
 //!
 //! Layers (dependencies point down; see ARCHITECTURE.md):
-//! `storage` → `format` → `segment` → `query` → `shard` → `api`.
+//! `storage` → `format` → `segment` → `query`/`spaces` → `shard` → `api`.
 
 pub mod error;
+pub mod format;
+pub mod query;
+pub mod spaces;
 pub mod storage;
 pub mod types;
 

@@ -1,0 +1,22 @@
+//! The format layer: one module per Qdrant on-disk structure.
+//!
+//! Each module documents its byte layout (see `../shared/reference/qdrant-formats.md` for the
+//! spec it follows), decodes explicitly from little-endian bytes (never through `usize`, so a
+//! wasm32 reader decodes 64-bit writers' `usize` fields as `u64`), and reports problems as
+//! [`FormatError`](crate::error::FormatError)s naming the file.
+
+pub mod le;
+pub mod names;
+
+pub mod segment_meta;
+pub mod id_tracker;
+pub mod flags;
+pub mod chunked;
+pub mod dense;
+pub mod multivector;
+pub mod sparse;
+pub mod gridstore;
+pub mod payload_index;
+
+pub mod cbor;
+pub mod wal;

@@ -1,0 +1,1 @@
+//! Distance kernels and Qdrant's score conventions (being written)
