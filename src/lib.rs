@@ -3,13 +3,18 @@
 //! Layers (dependencies point down; see ARCHITECTURE.md):
 //! `storage` → `format` → `segment` → `query`/`spaces` → `shard` → `api`.
 
+pub mod api;
 pub mod error;
 pub mod format;
+pub mod operations;
 pub mod query;
+pub mod segment;
+pub mod shard;
 pub mod spaces;
 pub mod storage;
 pub mod types;
 
 pub use error::{Error, ErrorKind, Result};
+pub use shard::EdgeShard;
 pub use storage::{Memory, Storage};
 pub use types::{Distance, Payload, PointId, SparseVector, VectorValue};

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: the differential corpus against qdrant-edge-py, native unit and integration
+# tests, the library build for all four targets, the storage conformance suite under WASI
+# (preview 1 and 2, with wasmtime), and the wasi-demo CLI under wasmtime.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export QEW_CORPUS="${QEW_CORPUS:-$ROOT/target/corpus}"
+export QEW_SHARED="${QEW_SHARED:-$ROOT/../shared}"
+PY=$ROOT/.venv/bin/python
+
+bash scripts/setup.sh
+
+echo "== corpus: shards and answers from qdrant-edge-py 0.9.0 -> $QEW_CORPUS"
+mkdir -p "$QEW_CORPUS"
+for gen in tests/corpus/generate.py tests/corpus/make_wal_shards.py tests/corpus/filter_oracle.py; do
+  if [ -f "$gen" ]; then "$PY" "$gen" --out "$QEW_CORPUS"; fi
+done
+
+echo "== native tests"
+cargo test --workspace --all-features --release
+
+echo "== library builds for wasm32-unknown-unknown, wasm32-wasip1, wasm32-wasip2"
+for t in wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2; do
+  cargo build --lib --release --target "$t"
+done
+
+echo "== storage conformance under WASI (wasmtime)"
+for t in wasm32-wasip1 wasm32-wasip2; do
+  T=$(echo "$t" | tr 'a-z-' 'A-Z_')
+  env "CARGO_TARGET_${T}_RUNNER=$PY $ROOT/scripts/wasi-runner.py" CONFORMANCE_TMP=. \
+    cargo test --release --target "$t" --features testing --test storage_conformance
+done
+
+echo "== wasi-demo under wasmtime vs native"
+cargo build --release -p wasi-demo --target wasm32-wasip1
+"$PY" tests/cli_wasi.py --wasm target/wasm32-wasip1/release/wasi-demo.wasm --native target/release/wasi-demo

@@ -1,0 +1,328 @@
+//! Request bodies of Qdrant's REST API, strict: an unknown field or a wrong type is an error
+//! naming the field.
+//!
+//! | command | REST endpoint | type |
+//! |---|---|---|
+//! | `query` | `POST /collections/{c}/points/query` | [`QueryRequest`] |
+//! | `query_batch` | `POST /collections/{c}/points/query/batch` | [`QueryBatchRequest`] |
+//! | `search` | `POST /collections/{c}/points/search` | [`SearchRequest`] |
+//! | `scroll` | `POST /collections/{c}/points/scroll` | [`ScrollRequest`] |
+//! | `count` | `POST /collections/{c}/points/count` | [`CountRequest`] |
+//! | `facet` | `POST /collections/{c}/facet` | [`FacetRequest`] |
+//! | `retrieve` | `POST /collections/{c}/points` | [`RetrieveRequest`] |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::query::filter::{parse_filter, Filter};
+use crate::types::{PointId, SparseVector};
+
+/// Parse a request body, reporting the JSON path of the first offending field.
+pub fn parse<T: DeserializeOwned>(body: &Value) -> Result<T> {
+    let r: std::result::Result<T, serde_path_to_error::Error<serde_json::Error>> = serde_path_to_error::deserialize(body);
+    r.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json errors carry "at line x column y" which is meaningless for a Value.
+        let msg = inner.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        if path == "." || path.is_empty() {
+            Error::invalid(msg)
+        } else {
+            Error::invalid_field(path, msg)
+        }
+    })
+}
+
+/// Parse an optional filter held as JSON, prefixing error paths with `prefix`.
+pub fn parse_filter_opt(v: &Option<Value>, prefix: &str) -> Result<Option<Filter>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse_filter(v).map(Some).map_err(|e| match e {
+            Error::InvalidArgument { field, message } => Error::InvalidArgument {
+                field: Some(match field {
+                    Some(f) if !f.is_empty() => format!("{prefix}.{f}"),
+                    _ => prefix.to_string(),
+                }),
+                message,
+            },
+            other => other,
+        }),
+    }
+}
+
+/// `with_payload`: `true`/`false`, a list of keys, `{"include": [...]}` or `{"exclude": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WithPayload {
+    Enable(bool),
+    Include(Vec<String>),
+    Selector(PayloadSelector),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PayloadSelector {
+    Include(Vec<String>),
+    Exclude(Vec<String>),
+}
+
+impl Default for WithPayload {
+    fn default() -> Self {
+        WithPayload::Enable(false)
+    }
+}
+
+/// `with_vector`: `true`/`false` or a list of vector names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WithVector {
+    Enable(bool),
+    Names(Vec<String>),
+}
+
+impl Default for WithVector {
+    fn default() -> Self {
+        WithVector::Enable(false)
+    }
+}
+
+/// Search parameters (`params`). Accepted for compatibility; exact search ignores the HNSW
+/// knobs until the HNSW index lands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw_ef: Option<u64>,
+    #[serde(default)]
+    pub exact: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantizationSearchParams>,
+    #[serde(default)]
+    pub indexed_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acorn: Option<AcornSearchParams>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizationSearchParams {
+    #[serde(default)]
+    pub ignore: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescore: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oversampling: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcornSearchParams {
+    #[serde(default)]
+    pub enable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_selectivity: Option<f64>,
+}
+
+/// A vector given in a request: dense, sparse or multi.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VectorInput {
+    Dense(Vec<f32>),
+    Multi(Vec<Vec<f32>>),
+    Sparse(SparseVector),
+    Id(PointId),
+}
+
+/// The `query` field of a query request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryInput {
+    Nearest(VectorInput),
+}
+
+impl<'de> Deserialize<'de> for QueryInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        if let Value::Object(m) = &v {
+            if m.contains_key("indices") || m.contains_key("values") {
+                let s: SparseVector = serde_json::from_value(v).map_err(D::Error::custom)?;
+                return Ok(QueryInput::Nearest(VectorInput::Sparse(s)));
+            }
+            if m.len() != 1 {
+                return Err(D::Error::custom("query must be a vector, a point id or an object with one query kind"));
+            }
+            let (k, inner) = m.iter().next().expect("one entry");
+            return match k.as_str() {
+                "nearest" => {
+                    let vi: VectorInput = serde_json::from_value(inner.clone()).map_err(D::Error::custom)?;
+                    Ok(QueryInput::Nearest(vi))
+                }
+                "recommend" | "discover" | "context" | "order_by" | "fusion" | "rrf" | "formula" | "sample" | "mmr" => {
+                    Err(D::Error::custom(format!("query kind `{k}` is not supported yet by this engine")))
+                }
+                other => Err(D::Error::custom(format!("unknown query kind `{other}`"))),
+            };
+        }
+        let vi: VectorInput = serde_json::from_value(v).map_err(D::Error::custom)?;
+        Ok(QueryInput::Nearest(vi))
+    }
+}
+
+impl Serialize for QueryInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            QueryInput::Nearest(v) => v.serialize(s),
+        }
+    }
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+/// `POST /points/query`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    #[serde(default)]
+    pub prefetch: Option<Value>,
+    #[serde(default)]
+    pub query: Option<QueryInput>,
+    #[serde(default)]
+    pub using: Option<String>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub params: Option<SearchParams>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub offset: Option<usize>,
+    #[serde(default)]
+    pub with_vector: Option<WithVector>,
+    #[serde(default)]
+    pub with_payload: Option<WithPayload>,
+    #[serde(default)]
+    pub lookup_from: Option<Value>,
+}
+
+/// `POST /points/query/batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBatchRequest {
+    pub searches: Vec<QueryRequest>,
+}
+
+/// The legacy `vector` field of a search request: `[f32]`, or `{"name", "vector"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NamedVectorStruct {
+    Default(Vec<f32>),
+    Named(NamedVector),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedVector {
+    pub name: String,
+    pub vector: VectorInput,
+}
+
+/// `POST /points/search`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    pub vector: NamedVectorStruct,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub params: Option<SearchParams>,
+    pub limit: usize,
+    #[serde(default)]
+    pub offset: Option<usize>,
+    #[serde(default)]
+    pub with_payload: Option<WithPayload>,
+    #[serde(default)]
+    pub with_vector: Option<WithVector>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+}
+
+/// `POST /points/scroll`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrollRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    #[serde(default)]
+    pub offset: Option<PointId>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub with_payload: Option<WithPayload>,
+    #[serde(default)]
+    pub with_vector: Option<WithVector>,
+    #[serde(default)]
+    pub order_by: Option<Value>,
+}
+
+/// `POST /points/count`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default = "default_true")]
+    pub exact: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `POST /facet`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacetRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    pub key: String,
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub exact: bool,
+}
+
+/// `POST /points` (retrieve by ids).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrieveRequest {
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    pub ids: Vec<PointId>,
+    #[serde(default)]
+    pub with_payload: Option<WithPayload>,
+    #[serde(default)]
+    pub with_vector: Option<WithVector>,
+}
+
+impl QueryRequest {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or_else(default_limit)
+    }
+}

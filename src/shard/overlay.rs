@@ -1,0 +1,253 @@
+//! Applying update operations to the in-memory overlay (WAL replay), with Qdrant's version
+//! gating and operation semantics (spec §3.4, §11.4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{EdgeShard, Loc, OverlayPoint, PointRef, VectorKind};
+use crate::error::{Error, Result};
+use crate::operations::{PointStruct, PointsSelector, UpdateMode, UpdateOperation};
+use crate::query::filter::{parse_filter, FilterContext};
+use crate::spaces;
+use crate::types::{Payload, PointId, VectorValue};
+
+impl EdgeShard {
+    /// Apply one replayed WAL operation with number `op`.
+    pub(crate) fn apply_replayed(&mut self, op: u64, operation: &UpdateOperation) -> Result<()> {
+        match operation {
+            UpdateOperation::UpsertPoints(points) => {
+                for p in points {
+                    self.upsert_point(op, p)?;
+                }
+            }
+            UpdateOperation::UpsertConditional { points, condition, update_mode } => {
+                let filter = parse_filter(condition)?;
+                for p in points {
+                    let exists = self.points.get(&p.id).copied();
+                    let go = match (update_mode, exists) {
+                        (UpdateMode::InsertOnly, Some(_)) => false,
+                        (UpdateMode::UpdateOnly, None) => false,
+                        (_, None) => true,
+                        (_, Some(r)) => self.point_matches(p.id, r, &filter)?,
+                    };
+                    if go {
+                        self.upsert_point(op, p)?;
+                    }
+                }
+            }
+            UpdateOperation::DeletePoints(ids) => {
+                for id in ids {
+                    self.delete_point(op, *id);
+                }
+            }
+            UpdateOperation::DeleteByFilter(f) => {
+                for id in self.select(&PointsSelector::Filter(f.clone()))? {
+                    self.delete_point(op, id);
+                }
+            }
+            UpdateOperation::SyncPoints { from_id, to_id, points } => {
+                let existing: Vec<PointId> = self
+                    .points
+                    .keys()
+                    .filter(|id| from_id.is_none_or(|f| **id >= f) && to_id.is_none_or(|t| **id < t))
+                    .copied()
+                    .collect();
+                let keep: std::collections::HashSet<PointId> = points.iter().map(|p| p.id).collect();
+                for id in existing {
+                    if !keep.contains(&id) {
+                        self.delete_point(op, id);
+                    }
+                }
+                for p in points {
+                    self.upsert_point(op, p)?;
+                }
+            }
+            UpdateOperation::UpdateVectors { points, update_filter } => {
+                let filter = match update_filter {
+                    Some(f) => Some(parse_filter(f)?),
+                    None => None,
+                };
+                for (id, vectors) in points {
+                    let Some(r) = self.points.get(id).copied() else { continue };
+                    if let Some(f) = &filter {
+                        if !self.point_matches(*id, r, f)? {
+                            continue;
+                        }
+                    }
+                    let vectors = self.preprocess_vectors(vectors)?;
+                    self.modify(op, *id, |p| {
+                        p.vectors.extend(vectors);
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::DeleteVectors { selector, names } => {
+                for id in self.select(selector)? {
+                    self.modify(op, id, |p| {
+                        for n in names {
+                            p.vectors.remove(n);
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::SetPayload { payload, selector, key } => {
+                for id in self.select(selector)? {
+                    self.modify(op, id, |p| {
+                        let target = Arc::make_mut(&mut p.payload);
+                        set_payload(target, payload, key.as_deref());
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::OverwritePayload { payload, selector, key } => {
+                for id in self.select(selector)? {
+                    self.modify(op, id, |p| {
+                        let target = Arc::make_mut(&mut p.payload);
+                        match key {
+                            None => *target = payload.clone(),
+                            Some(k) => set_payload(target, payload, Some(k)),
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::DeletePayload { keys, selector } => {
+                for id in self.select(selector)? {
+                    self.modify(op, id, |p| {
+                        let target = Arc::make_mut(&mut p.payload);
+                        for k in keys {
+                            crate::query::json_path::remove_path(target, k);
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::ClearPayload(selector) => {
+                for id in self.select(selector)? {
+                    self.modify(op, id, |p| {
+                        p.payload = Arc::new(Payload::new());
+                        Ok(())
+                    })?;
+                }
+            }
+            UpdateOperation::CreateIndex { field_name, field_schema } => {
+                let schema = field_schema.clone().unwrap_or(Value::Null);
+                if !schema.is_null() {
+                    self.indexed_fields.insert(field_name.clone(), schema);
+                    self.filter_ctx = FilterContext::new(self.indexed_fields.clone());
+                }
+            }
+            UpdateOperation::DeleteIndex(field) => {
+                self.indexed_fields.remove(field);
+                self.filter_ctx = FilterContext::new(self.indexed_fields.clone());
+            }
+            other => {
+                return Err(Error::Unsupported(format!("WAL operation {} cannot be replayed by this engine", other.kind())));
+            }
+        }
+        self.next_op = self.next_op.max(op + 1);
+        Ok(())
+    }
+
+    fn point_matches(&self, id: PointId, r: PointRef, filter: &crate::query::filter::Filter) -> Result<bool> {
+        let ctx = self.point_context(id, r.loc)?;
+        Ok(filter.check(&ctx, &self.filter_ctx))
+    }
+
+    /// Resolve a selector to the ids of existing points.
+    fn select(&self, selector: &PointsSelector) -> Result<Vec<PointId>> {
+        match selector {
+            PointsSelector::Ids(ids) => Ok(ids.iter().filter(|id| self.points.contains_key(id)).copied().collect()),
+            PointsSelector::Filter(f) => {
+                let filter = parse_filter(f)?;
+                let mut out = Vec::new();
+                for (id, r) in &self.points {
+                    if self.point_matches(*id, *r, &filter)? {
+                        out.push(*id);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn upsert_point(&mut self, op: u64, p: &PointStruct) -> Result<()> {
+        if let Some(cur) = self.points.get(&p.id) {
+            if cur.version > op {
+                return Ok(());
+            }
+        }
+        let vectors = self.preprocess_vectors(&p.vectors)?;
+        let payload = Arc::new(p.payload.clone().unwrap_or_default());
+        self.overlay.push(OverlayPoint { vectors, payload });
+        let idx = self.overlay.len() - 1;
+        self.points.insert(p.id, PointRef { loc: Loc::Overlay(idx), version: op });
+        Ok(())
+    }
+
+    fn delete_point(&mut self, op: u64, id: PointId) {
+        if let Some(cur) = self.points.get(&id) {
+            if cur.version <= op {
+                self.points.remove(&id);
+            }
+        }
+    }
+
+    /// Copy-on-write a point into the overlay and change it.
+    fn modify(&mut self, op: u64, id: PointId, f: impl FnOnce(&mut OverlayPoint) -> Result<()>) -> Result<()> {
+        let Some(cur) = self.points.get(&id).copied() else { return Ok(()) };
+        if cur.version > op {
+            return Ok(());
+        }
+        let idx = match cur.loc {
+            Loc::Overlay(i) => i,
+            Loc::Segment { .. } => {
+                let vectors = self.all_vectors_at(cur.loc)?;
+                let payload = self.payload_at(cur.loc)?;
+                self.overlay.push(OverlayPoint { vectors, payload });
+                self.overlay.len() - 1
+            }
+        };
+        f(&mut self.overlay[idx])?;
+        self.points.insert(id, PointRef { loc: Loc::Overlay(idx), version: op });
+        Ok(())
+    }
+
+    /// Convert request/WAL vectors to their stored form (normalisation, datatype rounding).
+    pub(crate) fn preprocess_vectors(&self, vectors: &BTreeMap<String, VectorValue>) -> Result<BTreeMap<String, VectorValue>> {
+        let mut out = BTreeMap::new();
+        for (name, v) in vectors {
+            let kind = self.vector_kind(name, &format!("vector.{name}"))?;
+            let stored = match (kind, v) {
+                (VectorKind::Dense { distance, datatype, .. }, VectorValue::Dense(d)) => {
+                    VectorValue::Dense(spaces::to_stored(*distance, *datatype, d))
+                }
+                (VectorKind::Multi { distance, datatype, .. }, VectorValue::Multi(m)) => {
+                    VectorValue::Multi(m.iter().map(|d| spaces::to_stored(*distance, *datatype, d)).collect())
+                }
+                (VectorKind::Multi { distance, datatype, .. }, VectorValue::Dense(d)) => {
+                    VectorValue::Multi(vec![spaces::to_stored(*distance, *datatype, d)])
+                }
+                (VectorKind::Sparse { .. }, VectorValue::Sparse(s)) => VectorValue::Sparse(s.clone().sorted()),
+                _ => return Err(Error::invalid_field(format!("vector.{name}"), "vector kind does not match the shard's config")),
+            };
+            out.insert(name.clone(), stored);
+        }
+        Ok(out)
+    }
+}
+
+/// `set_payload` semantics: merge top-level keys, or into the object at `key`.
+fn set_payload(target: &mut Payload, payload: &Payload, key: Option<&str>) {
+    match key {
+        None => {
+            for (k, v) in payload {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+        Some(path) => crate::query::json_path::set_at_path(target, path, payload),
+    }
+}

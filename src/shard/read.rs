@@ -1,0 +1,487 @@
+//! Read operations over the merged view: query/search (exact), retrieve, scroll, count, facet,
+//! info.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
+use crate::api::requests::{WithPayload, PayloadSelector, WithVector};
+use crate::error::{Error, Result};
+use crate::query::filter::{Filter, PointContext};
+use crate::query::json_path;
+use crate::spaces::{self, DenseQuery};
+use crate::types::{Payload, PointId, SparseVector, VectorValue};
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPoint {
+    pub id: PointId,
+    pub version: u64,
+    pub score: f32,
+    pub payload: Option<Payload>,
+    pub vector: Option<Value>,
+}
+
+impl ScoredPoint {
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), self.id.to_json());
+        m.insert("version".into(), json!(self.version));
+        m.insert("score".into(), json!(self.score));
+        if let Some(p) = &self.payload {
+            m.insert("payload".into(), Value::Object(p.clone()));
+        }
+        if let Some(v) = &self.vector {
+            m.insert("vector".into(), v.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+/// A retrieved point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: PointId,
+    pub payload: Option<Payload>,
+    pub vector: Option<Value>,
+}
+
+impl Record {
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), self.id.to_json());
+        if let Some(p) = &self.payload {
+            m.insert("payload".into(), Value::Object(p.clone()));
+        }
+        if let Some(v) = &self.vector {
+            m.insert("vector".into(), v.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+/// What to score against.
+#[derive(Debug, Clone)]
+pub enum QueryVector {
+    Dense(Vec<f32>),
+    Multi(Vec<Vec<f32>>),
+    Sparse(SparseVector),
+}
+
+/// A nearest-neighbour search, already validated.
+#[derive(Debug, Clone)]
+pub struct SearchSpec {
+    pub using: String,
+    pub vector: QueryVector,
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    pub offset: usize,
+    pub score_threshold: Option<f32>,
+    pub with_payload: WithPayload,
+    pub with_vector: WithVector,
+}
+
+/// Filter context of one point.
+pub(crate) struct Ctx<'a> {
+    shard: &'a EdgeShard,
+    id: PointId,
+    loc: Loc,
+    payload: Arc<Payload>,
+}
+
+impl PointContext for Ctx<'_> {
+    fn id(&self) -> PointId {
+        self.id
+    }
+    fn payload(&self) -> &Payload {
+        &self.payload
+    }
+    fn has_vector(&self, name: &str) -> bool {
+        self.shard.has_vector_at(self.loc, name)
+    }
+}
+
+#[derive(PartialEq)]
+struct Hit {
+    score: f32,
+    id: PointId,
+    r: PointRef,
+}
+impl Eq for Hit {}
+impl Ord for Hit {
+    // "Greater" = worse, so the max-heap pops the worst hit first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.score.total_cmp(&self.score).then_with(|| self.id.cmp(&o.id))
+    }
+}
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl EdgeShard {
+    pub(crate) fn point_context(&self, id: PointId, loc: Loc) -> Result<Ctx<'_>> {
+        Ok(Ctx { shard: self, id, loc, payload: self.payload_at(loc)? })
+    }
+
+    fn matches(&self, filter: Option<&Filter>, id: PointId, r: &PointRef) -> Result<bool> {
+        match filter {
+            None => Ok(true),
+            Some(f) => {
+                let ctx = self.point_context(id, r.loc)?;
+                Ok(f.check(&ctx, &self.filter_ctx))
+            }
+        }
+    }
+
+    /// Exact nearest-neighbour search over all visible points.
+    pub fn search(&self, spec: &SearchSpec) -> Result<Vec<ScoredPoint>> {
+        self.check_open()?;
+        let kind = self.vector_kind(&spec.using, "using")?.clone();
+        let want = spec.limit.saturating_add(spec.offset);
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let scorer = Scorer::new(self, &kind, &spec.vector, &spec.using)?;
+        let mut heap: BinaryHeap<Hit> = BinaryHeap::new();
+        for (id, r) in &self.points {
+            if !self.matches(spec.filter.as_ref(), *id, r)? {
+                continue;
+            }
+            let Some(internal) = scorer.score(self, r.loc)? else { continue };
+            let public = scorer.postprocess(internal);
+            if let Some(t) = spec.score_threshold {
+                if !scorer.passes_threshold(public, t) {
+                    continue;
+                }
+            }
+            heap.push(Hit { score: internal, id: *id, r: *r });
+            if heap.len() > want {
+                heap.pop();
+            }
+        }
+        let mut hits = heap.into_sorted_vec();
+        // into_sorted_vec is ascending by Ord = best first.
+        let hits: Vec<Hit> = hits.drain(..).skip(spec.offset).collect();
+        hits.into_iter()
+            .map(|h| {
+                Ok(ScoredPoint {
+                    id: h.id,
+                    version: h.r.version,
+                    score: scorer.postprocess(h.score),
+                    payload: self.select_payload(h.r.loc, &spec.with_payload)?,
+                    vector: self.select_vectors(h.r.loc, &spec.with_vector)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Points by id, in request order, without duplicates; missing ids are skipped.
+    pub fn retrieve(&self, ids: &[PointId], with_payload: &WithPayload, with_vector: &WithVector) -> Result<Vec<Record>> {
+        self.check_open()?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for id in ids {
+            if !seen.insert(*id) {
+                continue;
+            }
+            if let Some(r) = self.points.get(id) {
+                out.push(self.record(*id, r, with_payload, with_vector)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn record(&self, id: PointId, r: &PointRef, with_payload: &WithPayload, with_vector: &WithVector) -> Result<Record> {
+        Ok(Record { id, payload: self.select_payload(r.loc, with_payload)?, vector: self.select_vectors(r.loc, with_vector)? })
+    }
+
+    /// Points ordered by id from `offset` (inclusive); returns the page and the next offset.
+    pub fn scroll(
+        &self,
+        offset: Option<PointId>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+    ) -> Result<(Vec<Record>, Option<PointId>)> {
+        self.check_open()?;
+        let iter: Box<dyn Iterator<Item = (&PointId, &PointRef)>> = match offset {
+            Some(o) => Box::new(self.points.range(o..)),
+            None => Box::new(self.points.iter()),
+        };
+        let mut out = Vec::new();
+        let mut next = None;
+        for (id, r) in iter {
+            if !self.matches(filter, *id, r)? {
+                continue;
+            }
+            if out.len() == limit {
+                next = Some(*id);
+                break;
+            }
+            out.push(self.record(*id, r, with_payload, with_vector)?);
+        }
+        Ok((out, next))
+    }
+
+    /// Exact number of points matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        self.check_open()?;
+        if filter.is_none() {
+            return Ok(self.points.len());
+        }
+        let mut n = 0;
+        for (id, r) in &self.points {
+            if self.matches(filter, *id, r)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Counts of distinct values of an indexed field among the points matching `filter`:
+    /// count descending, then value ascending; at most `limit` hits.
+    pub fn facet(&self, key: &str, limit: usize, filter: Option<&Filter>) -> Result<Vec<(Value, usize)>> {
+        self.check_open()?;
+        let ty = self.indexed_fields.get(key).and_then(schema_type).map(str::to_string);
+        let ty = match ty.as_deref() {
+            Some(t @ ("keyword" | "integer" | "bool" | "uuid")) => t.to_string(),
+            _ => {
+                return Err(Error::invalid_field(
+                    "key",
+                    format!("facet needs a keyword, integer, bool or uuid index on `{key}`; none found"),
+                ))
+            }
+        };
+        let path = json_path::parse(key).map_err(|e| Error::invalid_field("key", e))?;
+        let mut counts: HashMap<FacetKey, usize> = HashMap::new();
+        for (id, r) in &self.points {
+            if !self.matches(filter, *id, r)? {
+                continue;
+            }
+            let payload = self.payload_at(r.loc)?;
+            let mut distinct = HashSet::new();
+            for v in json_path::values(&payload, &path) {
+                if let Some(k) = FacetKey::from_value(&ty, v) {
+                    distinct.insert(k);
+                }
+            }
+            for k in distinct {
+                *counts.entry(k).or_default() += 1;
+            }
+        }
+        let mut hits: Vec<(FacetKey, usize)> = counts.into_iter().collect();
+        hits.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        hits.truncate(limit);
+        Ok(hits.into_iter().map(|(k, c)| (k.to_json(), c)).collect())
+    }
+
+    /// Shard statistics, as qdrant-edge's `info()`.
+    pub fn info(&self) -> Result<Value> {
+        self.check_open()?;
+        let mut schema = serde_json::Map::new();
+        for (key, s) in &self.indexed_fields {
+            let data_type = schema_type(s).unwrap_or("keyword").to_string();
+            let path = json_path::parse(key).map_err(Error::invalid)?;
+            let mut n = 0usize;
+            for r in self.points.values() {
+                let p = self.payload_at(r.loc)?;
+                if json_path::values(&p, &path).iter().any(|v| !v.is_null()) {
+                    n += 1;
+                }
+            }
+            let mut e = serde_json::Map::new();
+            e.insert("data_type".into(), json!(data_type));
+            if let Value::Object(params) = s {
+                e.insert("params".into(), Value::Object(params.clone()));
+            }
+            e.insert("points".into(), json!(n));
+            schema.insert(key.clone(), Value::Object(e));
+        }
+        let indexed: usize = self.segments.iter().map(|s| s.indexed_vector_count()).sum();
+        Ok(json!({
+            "segments_count": self.segments.len(),
+            "points_count": self.points.len(),
+            "indexed_vectors_count": indexed,
+            "payload_schema": schema,
+        }))
+    }
+
+    pub(crate) fn select_payload(&self, loc: Loc, with: &WithPayload) -> Result<Option<Payload>> {
+        let full = || self.payload_at(loc);
+        Ok(match with {
+            WithPayload::Enable(false) => None,
+            WithPayload::Enable(true) => Some((*full()?).clone()),
+            WithPayload::Include(keys) | WithPayload::Selector(PayloadSelector::Include(keys)) => {
+                Some(json_path::select_include(&full()?, keys))
+            }
+            WithPayload::Selector(PayloadSelector::Exclude(keys)) => Some(json_path::select_exclude(&full()?, keys)),
+        })
+    }
+
+    pub(crate) fn select_vectors(&self, loc: Loc, with: &WithVector) -> Result<Option<Value>> {
+        let names: Vec<&String> = match with {
+            WithVector::Enable(false) => return Ok(None),
+            WithVector::Enable(true) => self.vector_kinds.keys().collect(),
+            WithVector::Names(n) => {
+                for name in n {
+                    self.vector_kind(name, "with_vector")?;
+                }
+                n.iter().collect()
+            }
+        };
+        // A shard with only the default vector returns it bare, as Qdrant's REST API does.
+        if self.vector_kinds.len() == 1 && self.vector_kinds.contains_key("") && names.len() == 1 {
+            return Ok(self.vector_at(loc, "")?.map(|v| v.to_json()));
+        }
+        let mut m = serde_json::Map::new();
+        for name in names {
+            if let Some(v) = self.vector_at(loc, name)? {
+                m.insert(name.clone(), v.to_json());
+            }
+        }
+        Ok(Some(Value::Object(m)))
+    }
+}
+
+/// A facet value of a typed index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum FacetKey {
+    Keyword(String),
+    Int(i64),
+    Uuid(u128),
+    Bool(bool),
+}
+
+impl FacetKey {
+    fn from_value(ty: &str, v: &Value) -> Option<FacetKey> {
+        match (ty, v) {
+            ("keyword", Value::String(s)) => Some(FacetKey::Keyword(s.clone())),
+            ("integer", Value::Number(n)) => n.as_i64().map(FacetKey::Int),
+            ("bool", Value::Bool(b)) => Some(FacetKey::Bool(*b)),
+            ("uuid", Value::String(s)) => uuid::Uuid::parse_str(s).ok().map(|u| FacetKey::Uuid(u.as_u128())),
+            _ => None,
+        }
+    }
+    fn to_json(&self) -> Value {
+        match self {
+            FacetKey::Keyword(s) => json!(s),
+            FacetKey::Int(i) => json!(i),
+            FacetKey::Uuid(u) => json!(uuid::Uuid::from_u128(*u).hyphenated().to_string()),
+            FacetKey::Bool(b) => json!(b),
+        }
+    }
+}
+
+/// Prepared scoring for one query.
+enum Scorer {
+    Dense { q: DenseQuery, name: String },
+    Multi { q: Vec<DenseQuery>, name: String, distance: crate::types::Distance },
+    Sparse { q: SparseVector, name: String },
+}
+
+impl Scorer {
+    fn new(shard: &EdgeShard, kind: &VectorKind, v: &QueryVector, name: &str) -> Result<Scorer> {
+        let bad = |m: &str| Error::invalid_field("query", m.to_string());
+        Ok(match (kind, v) {
+            (VectorKind::Dense { size, distance, datatype }, QueryVector::Dense(q)) => {
+                if q.len() != *size {
+                    return Err(bad(&format!("vector dimension {} does not match `{name}` ({size})", q.len())));
+                }
+                Scorer::Dense { q: DenseQuery::new(*distance, *datatype, q), name: name.to_string() }
+            }
+            (VectorKind::Multi { size, distance, datatype }, QueryVector::Multi(qs)) => {
+                if qs.is_empty() || qs.iter().any(|q| q.len() != *size) {
+                    return Err(bad(&format!("multivector query must hold vectors of dimension {size}")));
+                }
+                Scorer::Multi {
+                    q: qs.iter().map(|q| DenseQuery::new(*distance, *datatype, q)).collect(),
+                    name: name.to_string(),
+                    distance: *distance,
+                }
+            }
+            (VectorKind::Multi { .. }, QueryVector::Dense(q)) => {
+                return Scorer::new(shard, kind, &QueryVector::Multi(vec![q.clone()]), name)
+            }
+            (VectorKind::Sparse { idf }, QueryVector::Sparse(q)) => {
+                let mut q = q.clone().sorted();
+                if *idf {
+                    q = shard.idf_weighted(name, q)?;
+                }
+                Scorer::Sparse { q, name: name.to_string() }
+            }
+            _ => return Err(bad(&format!("query vector kind does not match vector `{name}`"))),
+        })
+    }
+
+    /// Internal score (bigger is better), or `None` if the point lacks the vector.
+    fn score(&self, shard: &EdgeShard, loc: Loc) -> Result<Option<f32>> {
+        match self {
+            Scorer::Dense { q, name } => match loc {
+                Loc::Segment { seg, internal } => shard.segments[seg as usize].with_dense_row(name, internal, |row| q.score_row(row)),
+                Loc::Overlay(i) => Ok(match shard.overlay[i].vectors.get(name) {
+                    Some(VectorValue::Dense(v)) => Some(q.score_stored(v)),
+                    _ => None,
+                }),
+            },
+            Scorer::Multi { q, name, .. } => {
+                let Some(VectorValue::Multi(m)) = shard.vector_at(loc, name)? else { return Ok(None) };
+                Ok(Some(spaces::max_sim(q, &m)))
+            }
+            Scorer::Sparse { q, name } => {
+                let Some(VectorValue::Sparse(s)) = shard.vector_at(loc, name)? else { return Ok(None) };
+                Ok(spaces::sparse_dot(q, &s))
+            }
+        }
+    }
+
+    fn postprocess(&self, internal: f32) -> f32 {
+        match self {
+            Scorer::Dense { q, .. } => q.postprocess(internal),
+            Scorer::Multi { distance, .. } => spaces::postprocess(*distance, internal),
+            Scorer::Sparse { .. } => internal,
+        }
+    }
+
+    fn passes_threshold(&self, public: f32, t: f32) -> bool {
+        match self {
+            Scorer::Dense { q, .. } => spaces::passes_threshold(q.distance(), public, t),
+            Scorer::Multi { distance, .. } => spaces::passes_threshold(*distance, public, t),
+            Scorer::Sparse { .. } => public > t,
+        }
+    }
+}
+
+impl EdgeShard {
+    /// Rescale sparse query weights by IDF over the visible points.
+    fn idf_weighted(&self, name: &str, q: SparseVector) -> Result<SparseVector> {
+        let terms: HashSet<u32> = q.indices.iter().copied().collect();
+        let mut df: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut n = 0usize;
+        for r in self.points.values() {
+            if let Some(VectorValue::Sparse(s)) = self.vector_at(r.loc, name)? {
+                n += 1;
+                for i in &s.indices {
+                    if terms.contains(i) {
+                        *df.entry(*i).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let values = q
+            .indices
+            .iter()
+            .zip(&q.values)
+            .map(|(i, w)| {
+                let d = *df.get(i).unwrap_or(&0) as f32;
+                w * spaces::idf(n as f32, d)
+            })
+            .collect();
+        Ok(SparseVector { indices: q.indices, values })
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""wasi-demo contract test: the same commands natively and under wasmtime (WASI preview 1)
+must print identical JSON, and that JSON must equal the server answers recorded in the
+fixtures; bad input must exit non-zero with a JSON error on stderr."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.environ.get("QEW_CORPUS", os.path.join(ROOT, "target", "corpus"))
+SHARED = os.environ.get("QEW_SHARED", os.path.join(ROOT, "..", "shared"))
+RUNNER = os.path.join(ROOT, "scripts", "wasi-runner.py")
+
+
+def run_native(exe, shard, args):
+    p = subprocess.run([exe, shard] + args, capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_wasm(wasm, shard, args):
+    p = subprocess.run(
+        [sys.executable, RUNNER, "--dir", f"{shard}::/shard", wasm, "/shard"] + args,
+        capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wasm", required=True)
+    ap.add_argument("--native", required=True)
+    a = ap.parse_args()
+    passed = failed = 0
+
+    def check(cond, what):
+        nonlocal passed, failed
+        if cond:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL:", what)
+
+    for coll in ["basic", "multi"]:
+        shard = os.path.join(CORPUS, "fixtures", coll)
+        if not os.path.isdir(shard):
+            print(f"FAIL: missing {shard}; run tests/corpus/generate.py")
+            failed += 1
+            continue
+        answers = json.load(open(os.path.join(SHARED, "fixtures", coll, "partial1.expected.json")))["answers"]
+        picks = ["count_f0", "count_f1", "count_f5", "facet_color", "scroll_page", "query_f2_exact"]
+        for name in picks:
+            ans = answers[name]
+            cmd = {"points/count": "count", "facet": "facet", "points/scroll": "scroll", "points/query": "query"}[ans["request"]["path"]]
+            body = json.dumps(ans["request"]["body"])
+            rn = run_native(a.native, shard, [cmd, body])
+            rw = run_wasm(a.wasm, shard, [cmd, body])
+            check(rn[0] == 0 and rw[0] == 0, f"{coll}/{name}: exit codes {rn[0]} {rw[0]}: {rn[2]} {rw[2]}")
+            check(rn[1] == rw[1], f"{coll}/{name}: native and wasm output differ")
+            if rn[0] == 0:
+                got = json.loads(rn[1])
+                exp = ans["response"]
+                if cmd == "query":
+                    check([p["id"] for p in got["points"]] == [p["id"] for p in exp["points"]], f"{coll}/{name}: ids differ from server")
+                else:
+                    check(got == exp, f"{coll}/{name}: differs from server answer")
+        # bad input: exit 2 and a JSON error naming the field
+        for args, field in [(["count", '{"filter": {"must": [{"key": "n", "range": {"gt": "x"}}]}}'], "filter"),
+                            (["scroll", '{"limitt": 3}'], None),
+                            (["count", "{not json"], "body")]:
+            for runner in (run_native, run_wasm):
+                code, out, err = runner(a.native if runner is run_native else a.wasm, shard, args)
+                ok = code == 2 and out == ""
+                try:
+                    e = json.loads(err)["error"]
+                    ok = ok and e["code"] == "invalid_argument" and (field is None or e.get("field", "").startswith(field))
+                except Exception:
+                    ok = False
+                check(ok, f"{coll}: bad input {args} via {runner.__name__}: {code} {err!r}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
