@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod format;
+pub mod operations;
 pub mod query;
 pub mod spaces;
 pub mod storage;
