@@ -292,9 +292,12 @@ pub fn read_segment_slice(file: &FileSlice) -> Result<SegmentFile, Error> {
         if calc != le_u32(stored) {
             break;
         }
-        // `len <= framed_len`, which fits in memory because it was just read
-        let data_len = len as usize;
-        entries.push(Bytes::copy_from_slice(&framed[ENTRY_HEADER_LEN as usize..ENTRY_HEADER_LEN as usize + data_len]));
+        // `8 + len <= framed.len()`, which fits in memory because it was just read
+        let data = usize::try_from(len)
+            .ok()
+            .and_then(|l| framed.get(ENTRY_HEADER_LEN as usize..ENTRY_HEADER_LEN as usize + l))
+            .ok_or_else(|| Error::Internal(format!("WAL entry at {offset} outside its frame")))?;
+        entries.push(Bytes::copy_from_slice(data));
         crc = calc;
         offset += framed_len + CRC_LEN;
     }

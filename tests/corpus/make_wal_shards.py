@@ -3,9 +3,9 @@
 
 Run with the project's oracle venv:
 
-    /work/main/.venv/bin/python tests/corpus/make_wal_shards.py
+    /work/main/.venv/bin/python tests/corpus/make_wal_shards.py [--out CORPUS] [NAME...]
 
-It writes, under ``$QEW_CORPUS/wal/`` (default ``<crate>/target/corpus``):
+It writes, under ``CORPUS/wal/`` (``--out``, else ``$QEW_CORPUS``, else ``<crate>/target/corpus``):
 
 * ``<name>/``               a shard directory (its ``wal/`` is what tests/wal_real.rs reads)
 * ``<name>.expected.json``  what the script did, derived from the script itself: one record
@@ -24,6 +24,7 @@ Shards:
                    ``closed-0`` segment followed by an open one.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -54,8 +55,7 @@ from qdrant_edge import (
 )
 
 CRATE = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("QEW_CORPUS", CRATE / "target" / "corpus"))
-OUT = CORPUS / "wal"
+OUT = None  # set in main(): <corpus>/wal
 
 U1 = "550e8400-e29b-41d4-a716-446655440000"
 U2 = "12345678-1234-5678-1234-567812345678"
@@ -253,8 +253,15 @@ def build(name):
 
 
 def main():
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", help="corpus root (default $QEW_CORPUS or <crate>/target/corpus)")
+    ap.add_argument("names", nargs="*", choices=[[]] + list(SHARDS), help="shards to build (default all)")
+    args = ap.parse_args()
+    corpus = Path(args.out or os.environ.get("QEW_CORPUS") or CRATE / "target" / "corpus")
+    OUT = corpus / "wal"
     OUT.mkdir(parents=True, exist_ok=True)
-    names = sys.argv[1:] or list(SHARDS)
+    names = args.names or list(SHARDS)
     for name in names:
         pid = os.fork()
         if pid == 0:
