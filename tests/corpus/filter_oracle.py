@@ -152,6 +152,23 @@ def make_points():
         if i % 17 == 0:
             vectors = {"b": [1.0, 0.0]}
         points.append({"id": pid, "payload": payload, "vectors": vectors})
+    # hand-made edge cases
+    special = [
+        {"n": 2**62, "t": "Hello World again", "kw": ["red", "blue"]},
+        {"n": -(2**63), "t": ["hello", "world"], "tags": ["a", "a"]},
+        {"n": 18446744073709551615, "t": "world, hello! quick brown fox", "b": [True]},
+        {"dt": "2021-03-04T05:06:07.1234569Z", "f": 7, "g": {"lon": 10, "lat": 40}},
+        {"dt": ["2020-01-01T05:00:00Z", "garbage"], "g": {"lon": 0, "lat": 47}, "t": "hello-world"},
+        {"items": [{"name": "x", "qty": 2}, {"name": "y", "qty": 0}], "g": {"lon": 5, "lat": 47}},
+        {"items": [{"name": "x", "qty": 0}, {"name": "z", "qty": 5}], "g": {"lon": 7.5, "lat": 47.5}},
+        {"items": [], "tags": [], "kw": [], "n": [], "t": []},
+        {"items": [{}], "tags": [None], "kw": None, "n": None, "t": None},
+        {"obj": {"a": {"b": 2, "c": [2, 3]}, "arr": [[3], [1, 2]]}, "a.b": "dotted", "a": {"b": "dotted"}},
+        {"mixed": [1, "1", True, None, {"x": 1}, [1], 1.5], "f": [7.25, -1]},
+        {"uid": "11111111222233334444555555555555", "t": "The QUICK brown fox jumps"},
+    ]
+    for j, payload in enumerate(special):
+        points.append({"id": 1000 + j, "payload": payload, "vectors": {"a": [0.5, 0.5]}})
     return points
 
 
@@ -188,6 +205,8 @@ FILTERS = [
     {"must": [m("n", value=10)]},
     {"must": [m("n", value=-3)]},
     {"must": [m("n", value=2**62)]},
+    {"must": [m("n", value=-(2**63))]},
+    {"must": [fc("n", range={"gt": 1e18})]},
     {"must": [m("b", value=True)]},
     {"must": [m("b", value=False)]},
     {"must": [m("tags", value="a")]},
@@ -247,6 +266,8 @@ FILTERS = [
     {"must": [m("t", text_any="zzz fig")]},
     {"must": [m("t", text_any="")]},
     {"must": [m("t", phrase="hello world")]},
+    {"must": [m("t", phrase="world hello")]},
+    {"must": [m("t", text="hello world fox")]},
     {"must": [m("t", phrase="quick brown")]},
     {"must": [m("t", phrase="brown quick")]},
     {"must": [m("t", phrase="fig")]},
@@ -533,6 +554,13 @@ def run(name, points, indexes, skipped):
     try:
         shard = build_shard(tmp, points, indexes)
         fields = indexed_fields(tmp)
+        if name == "plain":
+            stored = {}
+            recs, _ = shard.scroll(q.ScrollRequest(limit=10000, with_payload=True))
+            for r in recs:
+                stored[r.id if isinstance(r.id, int) else str(r.id)] = r.payload
+            for p in points:
+                p["payload"] = stored[p["id"]]
         cases = []
         for f in FILTERS:
             try:
