@@ -44,6 +44,13 @@ pub struct JsonPath {
     pub rest: Vec<PathItem>,
 }
 
+/// The empty single-key path `""` (only useful as a placeholder).
+impl Default for JsonPath {
+    fn default() -> Self {
+        JsonPath::key("")
+    }
+}
+
 fn is_raw_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '-'
 }
