@@ -63,6 +63,7 @@ pub struct MinShould {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Condition {
     Field(FieldCondition),
     IsEmpty(JsonPath),

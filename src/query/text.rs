@@ -110,7 +110,7 @@ impl TextParams {
             return None;
         }
         let t = if self.lowercase { token.to_lowercase() } else { token.to_string() };
-        if self.stopwords.iter().any(|s| *s == t) {
+        if self.stopwords.contains(&t) {
             return None;
         }
         let n = t.chars().count();
