@@ -1,1 +1,392 @@
-//! Distance kernels and Qdrant's score conventions (being written)
+//! Distance kernels and Qdrant's score conventions (spec §13).
+//!
+//! Internal scores are "bigger is better" for every distance; public (postprocessed) scores are
+//! the similarity for Cosine/Dot and the distance for Euclid/Manhattan.
+//!
+//! | Distance  | stored row                    | internal `s(q, v)`                | public       |
+//! |-----------|-------------------------------|-----------------------------------|--------------|
+//! | Cosine    | f32/f16 L2-normalised; u8 raw | `Σ q·v` (u8: `Σqv / √(Σq²·Σv²)`)  | `s`          |
+//! | Dot       | raw                           | `Σ q·v`                           | `s`          |
+//! | Euclid    | raw                           | `-Σ (q−v)²`                       | `√|s|`       |
+//! | Manhattan | raw                           | `-Σ |q−v|`                        | `|s|`        |
+//!
+//! Stored rows are read from their raw little-endian bytes ([`RowRef`]): `f32` 4 bytes per
+//! element, `f16` 2 bytes, `u8` 1 byte. f32 and f16 kernels widen each element to f32 and sum
+//! in f32 left to right (Qdrant's scalar order); u8 kernels accumulate exactly in `i32`
+//! (wrapping, as Qdrant's release build) and convert the sum to f32 once.
+//!
+//! Queries are preprocessed ([`preprocess`]: Cosine normalisation for f32/f16 storage) and then
+//! converted to the storage datatype ([`QueryVector::new`]): f16 rounds to nearest, u8 uses
+//! Rust's saturating `as u8` (NaN → 0, negatives → 0, fractions truncated).
+
+use half::f16;
+
+use crate::error::Error;
+use crate::types::{Datatype, Distance, SparseVector};
+
+/// A stored dense row as raw little-endian bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef<'a> {
+    F32(&'a [u8]),
+    F16(&'a [u8]),
+    U8(&'a [u8]),
+}
+
+impl RowRef<'_> {
+    /// Number of elements.
+    pub fn dim(&self) -> usize {
+        match self {
+            RowRef::F32(b) => b.len() / 4,
+            RowRef::F16(b) => b.len() / 2,
+            RowRef::U8(b) => b.len(),
+        }
+    }
+
+    /// The row widened to f32.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            RowRef::F32(b) => f32_elems(b).collect(),
+            RowRef::F16(b) => f16_elems(b).collect(),
+            RowRef::U8(b) => b.iter().map(|&x| f32::from(x)).collect(),
+        }
+    }
+}
+
+fn f32_elems(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+fn f16_elems(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+}
+
+/// Whether a squared norm means "leave the vector as it is" (zero or already unit length).
+pub fn is_length_zero_or_normalized(norm_sq: f32) -> bool {
+    norm_sq < f32::EPSILON || (norm_sq - 1.0).abs() <= 1.0e-6
+}
+
+/// L2-normalise in place (f32 arithmetic), unless zero or already normalised.
+pub fn normalize(v: &mut [f32]) {
+    let norm_sq: f32 = v.iter().map(|x| x * x).sum();
+    if is_length_zero_or_normalized(norm_sq) {
+        return;
+    }
+    let len = norm_sq.sqrt();
+    for x in v.iter_mut() {
+        *x /= len;
+    }
+}
+
+/// Insert/query preprocessing: Cosine vectors stored as f32 or f16 are normalised; everything
+/// else is left unchanged (uint8 Cosine keeps raw values, the norm is computed when scoring).
+pub fn preprocess(distance: Distance, datatype: Datatype, v: &mut [f32]) {
+    if distance == Distance::Cosine && matches!(datatype, Datatype::Float32 | Datatype::Float16) {
+        normalize(v);
+    }
+}
+
+/// A query converted to the storage datatype of the vectors it is scored against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryVector {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    U8(Vec<u8>),
+}
+
+impl QueryVector {
+    /// Preprocess `query` for `distance` and convert it to `datatype`.
+    pub fn new(distance: Distance, datatype: Datatype, query: &[f32]) -> Result<QueryVector, Error> {
+        let mut q = query.to_vec();
+        preprocess(distance, datatype, &mut q);
+        Ok(match datatype {
+            Datatype::Float32 => QueryVector::F32(q),
+            Datatype::Float16 => QueryVector::F16(q.iter().map(|&x| f16::from_f32(x)).collect()),
+            // `as` saturates and maps NaN to 0
+            Datatype::Uint8 => QueryVector::U8(q.iter().map(|&x| x as u8).collect()),
+            other => return Err(Error::Unsupported(format!("vector datatype {other:?}"))),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            QueryVector::F32(v) => v.len(),
+            QueryVector::F16(v) => v.len(),
+            QueryVector::U8(v) => v.len(),
+        }
+    }
+
+    /// The converted query widened back to f32 (what the kernels actually see).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            QueryVector::F32(v) => v.clone(),
+            QueryVector::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            QueryVector::U8(v) => v.iter().map(|&x| f32::from(x)).collect(),
+        }
+    }
+}
+
+/// Internal score of a prepared query against a stored row. Errors if the datatypes or
+/// dimensions differ (a corrupt or mismatched row).
+pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result<f32, Error> {
+    if query.dim() != row.dim() || row_len_is_ragged(row) {
+        return Err(Error::Internal(format!(
+            "vector dimension mismatch: query {} vs stored row {} ({} bytes)",
+            query.dim(),
+            row.dim(),
+            row_bytes(row)
+        )));
+    }
+    Ok(match (query, row) {
+        (QueryVector::F32(q), RowRef::F32(b)) => float_kernel(distance, q.iter().copied().zip(f32_elems(b))),
+        (QueryVector::F16(q), RowRef::F16(b)) => float_kernel(distance, q.iter().map(|x| x.to_f32()).zip(f16_elems(b))),
+        (QueryVector::U8(q), RowRef::U8(b)) => byte_kernel(distance, q, b),
+        _ => return Err(Error::Internal("query and stored row datatypes differ".into())),
+    })
+}
+
+fn row_bytes(r: RowRef) -> usize {
+    match r {
+        RowRef::F32(b) | RowRef::F16(b) | RowRef::U8(b) => b.len(),
+    }
+}
+
+fn row_len_is_ragged(r: RowRef) -> bool {
+    match r {
+        RowRef::F32(b) => b.len() % 4 != 0,
+        RowRef::F16(b) => b.len() % 2 != 0,
+        RowRef::U8(_) => false,
+    }
+}
+
+/// Convenience: preprocess + convert `query` and score it against `row` of the given datatype.
+pub fn score(distance: Distance, datatype: Datatype, query: &[f32], row: RowRef) -> Result<f32, Error> {
+    score_row(distance, &QueryVector::new(distance, datatype, query)?, row)
+}
+
+fn float_kernel(distance: Distance, pairs: impl Iterator<Item = (f32, f32)>) -> f32 {
+    match distance {
+        // stored Cosine rows are normalised and so is the query: a plain dot product
+        Distance::Cosine | Distance::Dot => pairs.map(|(a, b)| a * b).sum(),
+        Distance::Euclid => -pairs.map(|(a, b)| (a - b).powi(2)).sum::<f32>(),
+        Distance::Manhattan => -pairs.map(|(a, b)| (a - b).abs()).sum::<f32>(),
+    }
+}
+
+fn byte_kernel(distance: Distance, q: &[u8], v: &[u8]) -> f32 {
+    let mut acc: i32 = 0;
+    match distance {
+        Distance::Dot => {
+            for (&a, &b) in q.iter().zip(v) {
+                acc = acc.wrapping_add(i32::from(a) * i32::from(b));
+            }
+            acc as f32
+        }
+        Distance::Cosine => {
+            let (mut n1, mut n2): (i32, i32) = (0, 0);
+            for (&a, &b) in q.iter().zip(v) {
+                acc = acc.wrapping_add(i32::from(a) * i32::from(b));
+                n1 = n1.wrapping_add(i32::from(a) * i32::from(a));
+                n2 = n2.wrapping_add(i32::from(b) * i32::from(b));
+            }
+            if n1 == 0 || n2 == 0 {
+                return 0.0;
+            }
+            acc as f32 / (n1 as f32 * n2 as f32).sqrt()
+        }
+        Distance::Euclid => {
+            for (&a, &b) in q.iter().zip(v) {
+                let d = i32::from(a) - i32::from(b);
+                acc = acc.wrapping_add(d * d);
+            }
+            -(acc as f32)
+        }
+        Distance::Manhattan => {
+            for (&a, &b) in q.iter().zip(v) {
+                acc = acc.wrapping_add((i32::from(a) - i32::from(b)).abs());
+            }
+            -(acc as f32)
+        }
+    }
+}
+
+/// Public score from an internal one.
+pub fn postprocess(distance: Distance, internal: f32) -> f32 {
+    match distance {
+        Distance::Cosine | Distance::Dot => internal,
+        Distance::Euclid => internal.abs().sqrt(),
+        Distance::Manhattan => internal.abs(),
+    }
+}
+
+/// Whether public score `a` ranks strictly before public score `b`.
+pub fn is_better(distance: Distance, a: f32, b: f32) -> bool {
+    match distance {
+        Distance::Cosine | Distance::Dot => a > b,
+        Distance::Euclid | Distance::Manhattan => a < b,
+    }
+}
+
+/// `score_threshold` on public scores: kept iff strictly better than the threshold.
+pub fn passes_threshold(distance: Distance, public_score: f32, threshold: f32) -> bool {
+    is_better(distance, public_score, threshold)
+}
+
+/// The internal-score threshold equivalent to a public one (for filtering before
+/// postprocessing): Euclid `-t²`, Manhattan `-t`, others unchanged. Kept iff `internal > result`.
+pub fn internal_threshold(distance: Distance, public_threshold: f32) -> f32 {
+    match distance {
+        Distance::Cosine | Distance::Dot => public_threshold,
+        Distance::Euclid => -(public_threshold * public_threshold),
+        Distance::Manhattan => -public_threshold,
+    }
+}
+
+/// Multivector `max_sim`: for each query vector the best internal score over the stored
+/// vectors, summed (f32, in query order). Postprocess the sum for the public score.
+pub fn max_sim(distance: Distance, query: &[QueryVector], rows: &[RowRef]) -> Result<f32, Error> {
+    let mut total = 0.0f32;
+    for q in query {
+        let mut best = f32::NEG_INFINITY;
+        for r in rows {
+            let s = score_row(distance, q, *r)?;
+            if s > best {
+                best = s;
+            }
+        }
+        total += best;
+    }
+    Ok(total)
+}
+
+/// Sparse dot product over the indices both vectors hold (missing weights count as 0). Both
+/// vectors must be sorted by index (see [`SparseVector::sorted`]).
+pub fn sparse_dot(a: &SparseVector, b: &SparseVector) -> f32 {
+    let (mut i, mut j) = (0, 0);
+    let mut sum = 0.0f32;
+    while let (Some(&ia), Some(&ib)) = (a.indices.get(i), b.indices.get(j)) {
+        match ia.cmp(&ib) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                if let (Some(x), Some(y)) = (a.values.get(i), b.values.get(j)) {
+                    sum += x * y;
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn f16_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn cosine_normalisation_rule() {
+        let mut v = [1.0, 1.0, 0.0, 0.5];
+        preprocess(Distance::Cosine, Datatype::Float32, &mut v);
+        assert!((v[0] - 0.6666667).abs() < 1e-6 && (v[3] - 0.33333334).abs() < 1e-6);
+        let mut z = [0.0, 0.0];
+        preprocess(Distance::Cosine, Datatype::Float32, &mut z);
+        assert_eq!(z, [0.0, 0.0]);
+        let mut u = [1.0, 0.0000001];
+        preprocess(Distance::Cosine, Datatype::Float32, &mut u);
+        assert_eq!(u, [1.0, 0.0000001], "already normalised within 1e-6");
+        let mut raw = [3.0, 4.0];
+        preprocess(Distance::Cosine, Datatype::Uint8, &mut raw);
+        assert_eq!(raw, [3.0, 4.0], "uint8 cosine is not normalised");
+        preprocess(Distance::Dot, Datatype::Float32, &mut raw);
+        assert_eq!(raw, [3.0, 4.0]);
+    }
+
+    #[test]
+    fn f32_kernels_and_postprocess() {
+        let row = f32_bytes(&[1.0, 2.0, 3.0]);
+        let q = [2.0, 0.0, -1.0];
+        let dot = score(Distance::Dot, Datatype::Float32, &q, RowRef::F32(&row)).unwrap();
+        assert_eq!(dot, -1.0);
+        let eu = score(Distance::Euclid, Datatype::Float32, &q, RowRef::F32(&row)).unwrap();
+        assert_eq!(eu, -(1.0 + 4.0 + 16.0));
+        assert!((postprocess(Distance::Euclid, eu) - 21f32.sqrt()).abs() < 1e-6);
+        let mh = score(Distance::Manhattan, Datatype::Float32, &q, RowRef::F32(&row)).unwrap();
+        assert_eq!(mh, -7.0);
+        assert_eq!(postprocess(Distance::Manhattan, mh), 7.0);
+        // cosine: stored row normalised, query normalised by `score`
+        let mut stored = [1.0, 2.0, 3.0];
+        normalize(&mut stored);
+        let cos = score(Distance::Cosine, Datatype::Float32, &q, RowRef::F32(&f32_bytes(&stored))).unwrap();
+        let expect = -1.0 / (14f32.sqrt() * 5f32.sqrt());
+        assert!((cos - expect).abs() < 1e-6, "{cos} vs {expect}");
+    }
+
+    #[test]
+    fn f16_query_is_rounded() {
+        let row = f16_bytes(&[0.1, 0.2]);
+        let s = score(Distance::Dot, Datatype::Float16, &[0.1, 0.2], RowRef::F16(&row)).unwrap();
+        let r = f16::from_f32(0.1).to_f32().powi(2) + f16::from_f32(0.2).to_f32().powi(2);
+        assert_eq!(s, r);
+        assert_ne!(s, 0.1f32 * 0.1 + 0.2 * 0.2);
+    }
+
+    #[test]
+    fn uint8_conversion_and_kernels() {
+        let q = QueryVector::new(Distance::Dot, Datatype::Uint8, &[-1.0, 0.9, 1.7, 300.0, f32::NAN]).unwrap();
+        assert_eq!(q, QueryVector::U8(vec![0, 0, 1, 255, 0]));
+        let row = [2u8, 3, 4, 5, 6];
+        assert_eq!(score_row(Distance::Dot, &q, RowRef::U8(&row)).unwrap(), (4 + 255 * 5) as f32);
+        assert_eq!(score_row(Distance::Euclid, &q, RowRef::U8(&row)).unwrap(), -((4 + 9 + 9 + 250 * 250 + 36) as f32));
+        assert_eq!(score_row(Distance::Manhattan, &q, RowRef::U8(&row)).unwrap(), -((2 + 3 + 3 + 250 + 6) as f32));
+        let cq = QueryVector::new(Distance::Cosine, Datatype::Uint8, &[3.0, 4.0]).unwrap();
+        let c = score_row(Distance::Cosine, &cq, RowRef::U8(&[4, 3])).unwrap();
+        assert!((c - 24.0 / 25.0).abs() < 1e-6);
+        assert_eq!(score_row(Distance::Cosine, &cq, RowRef::U8(&[0, 0])).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn mismatches_are_errors() {
+        let q = QueryVector::new(Distance::Dot, Datatype::Float32, &[1.0, 2.0]).unwrap();
+        assert!(score_row(Distance::Dot, &q, RowRef::F32(&[0u8; 12])).is_err());
+        assert!(score_row(Distance::Dot, &q, RowRef::F32(&[0u8; 9])).is_err());
+        assert!(score_row(Distance::Dot, &q, RowRef::F16(&[0u8; 4])).is_err());
+        assert!(QueryVector::new(Distance::Dot, Datatype::Turbo4, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn thresholds_and_order() {
+        assert!(passes_threshold(Distance::Cosine, 0.5, 0.4));
+        assert!(!passes_threshold(Distance::Dot, 0.4, 0.4));
+        assert!(passes_threshold(Distance::Euclid, 1.0, 1.5));
+        assert!(!passes_threshold(Distance::Manhattan, 1.5, 1.5));
+        assert_eq!(internal_threshold(Distance::Euclid, 3.0), -9.0);
+        assert!(is_better(Distance::Euclid, 0.1, 0.2));
+    }
+
+    #[test]
+    fn multivector_max_sim_manhattan() {
+        let q: Vec<QueryVector> =
+            [[0.0, 0.0], [1.0, 1.0]].iter().map(|v| QueryVector::new(Distance::Manhattan, Datatype::Float32, v).unwrap()).collect();
+        let r1 = f32_bytes(&[0.5, 0.0]);
+        let r2 = f32_bytes(&[1.0, 2.0]);
+        let s = max_sim(Distance::Manhattan, &q, &[RowRef::F32(&r1), RowRef::F32(&r2)]).unwrap();
+        // q0: best -0.5 (r1); q1: best -1.0 (r2: 0 + 1) vs r1: -1.5
+        assert_eq!(s, -1.5);
+        assert_eq!(postprocess(Distance::Manhattan, s), 1.5);
+    }
+
+    #[test]
+    fn sparse_dot_common_indices() {
+        let a = SparseVector { indices: vec![1, 3, 7], values: vec![1.0, 2.0, 3.0] };
+        let b = SparseVector { indices: vec![0, 3, 7, 9], values: vec![5.0, 0.5, -1.0, 4.0] };
+        assert_eq!(sparse_dot(&a, &b), 1.0 - 3.0);
+        assert_eq!(sparse_dot(&a, &SparseVector::default()), 0.0);
+    }
+}
