@@ -192,3 +192,11 @@ pub enum Distance {
     Dot,
     Manhattan,
 }
+
+/// A stored dense row as raw little-endian bytes of its datatype (zero-copy view for scoring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef<'a> {
+    F32(&'a [u8]),
+    F16(&'a [u8]),
+    U8(&'a [u8]),
+}

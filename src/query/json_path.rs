@@ -312,3 +312,200 @@ mod tests {
         assert_eq!(p("x[].b").strip_prefix(&p("a[]")), None);
     }
 }
+
+// ---- payload selection and editing by path (with_payload include/exclude, set/delete payload) ----
+
+/// Copy of `payload` holding only what `paths` reach, keeping the structure around them
+/// (`a.b` → `{"a":{"b":…}}`, `a[].b` → `{"a":[{"b":…},…]}`). Unparsable paths select nothing.
+pub fn select_include(payload: &Payload, paths: &[String]) -> Payload {
+    let mut out = Payload::new();
+    for p in paths {
+        let Some(path) = JsonPath::parse(p) else { continue };
+        let Some(v) = payload.get(&path.first_key) else { continue };
+        if let Some(picked) = pick(&path.rest, v) {
+            match out.get_mut(&path.first_key) {
+                Some(existing) => merge_into(existing, picked),
+                None => {
+                    out.insert(path.first_key.clone(), picked);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn pick(items: &[PathItem], v: &Value) -> Option<Value> {
+    let Some((head, tail)) = items.split_first() else { return Some(v.clone()) };
+    match (head, v) {
+        (PathItem::Key(k), Value::Object(m)) => {
+            let inner = pick(tail, m.get(k)?)?;
+            let mut o = serde_json::Map::new();
+            o.insert(k.clone(), inner);
+            Some(Value::Object(o))
+        }
+        (PathItem::Index(i), Value::Array(a)) => {
+            let inner = pick(tail, a.get(usize::try_from(*i).ok()?)?)?;
+            Some(Value::Array(vec![inner]))
+        }
+        (PathItem::Wildcard, Value::Array(a)) => Some(Value::Array(a.iter().filter_map(|e| pick(tail, e)).collect())),
+        _ => None,
+    }
+}
+
+/// Deep-merge `add` into `into` (objects merge key-wise, arrays element-wise).
+fn merge_into(into: &mut Value, add: Value) {
+    match (into, add) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(e) => merge_into(e, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (e, v) in a.iter_mut().zip(b) {
+                merge_into(e, v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Copy of `payload` without what `paths` reach.
+pub fn select_exclude(payload: &Payload, paths: &[String]) -> Payload {
+    let mut out = payload.clone();
+    for p in paths {
+        remove_path(&mut out, p);
+    }
+    out
+}
+
+/// Remove the values `path` reaches (for `a[].b`, `b` in every element of `a`).
+pub fn remove_path(payload: &mut Payload, path: &str) {
+    let Some(path) = JsonPath::parse(path) else { return };
+    if path.rest.is_empty() {
+        payload.shift_remove(&path.first_key);
+        return;
+    }
+    if let Some(v) = payload.get_mut(&path.first_key) {
+        remove_in(&path.rest, v);
+    }
+}
+
+fn remove_in(items: &[PathItem], v: &mut Value) {
+    let Some((head, tail)) = items.split_first() else { return };
+    match (head, v) {
+        (PathItem::Key(k), Value::Object(m)) => {
+            if tail.is_empty() {
+                m.shift_remove(k);
+            } else if let Some(next) = m.get_mut(k) {
+                remove_in(tail, next);
+            }
+        }
+        (PathItem::Index(i), Value::Array(a)) => {
+            let Ok(i) = usize::try_from(*i) else { return };
+            if tail.is_empty() {
+                if i < a.len() {
+                    a.remove(i);
+                }
+            } else if let Some(next) = a.get_mut(i) {
+                remove_in(tail, next);
+            }
+        }
+        (PathItem::Wildcard, Value::Array(a)) => {
+            if tail.is_empty() {
+                a.clear();
+            } else {
+                for e in a.iter_mut() {
+                    remove_in(tail, e);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `set_payload` with `key`: merge `values` into the object(s) `path` reaches, creating
+/// missing objects along plain key steps and replacing non-object values.
+pub fn set_at_path(payload: &mut Payload, path: &str, values: &Payload) {
+    let Some(path) = JsonPath::parse(path) else { return };
+    let slot = payload.entry(path.first_key.clone()).or_insert_with(|| Value::Object(Default::default()));
+    set_in(&path.rest, slot, values);
+}
+
+fn set_in(items: &[PathItem], v: &mut Value, values: &Payload) {
+    let Some((head, tail)) = items.split_first() else {
+        if !v.is_object() {
+            *v = Value::Object(Default::default());
+        }
+        if let Value::Object(m) = v {
+            for (k, x) in values {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+        return;
+    };
+    match head {
+        PathItem::Key(k) => {
+            if !v.is_object() {
+                *v = Value::Object(Default::default());
+            }
+            if let Value::Object(m) = v {
+                let next = m.entry(k.clone()).or_insert_with(|| Value::Object(Default::default()));
+                set_in(tail, next, values);
+            }
+        }
+        PathItem::Index(i) => {
+            if let (Value::Array(a), Ok(i)) = (v, usize::try_from(*i)) {
+                if let Some(next) = a.get_mut(i) {
+                    set_in(tail, next, values);
+                }
+            }
+        }
+        PathItem::Wildcard => {
+            if let Value::Array(a) = v {
+                for e in a.iter_mut() {
+                    set_in(tail, e, values);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod edit_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Payload {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn include_keeps_structure() {
+        let p = obj(json!({"a": {"b": 1, "c": 2}, "l": [{"x": 1, "y": 2}, {"x": 3}], "z": 0}));
+        assert_eq!(
+            Value::Object(select_include(&p, &["a.b".into(), "l[].x".into()])),
+            json!({"a": {"b": 1}, "l": [{"x": 1}, {"x": 3}]})
+        );
+        assert_eq!(Value::Object(select_include(&p, &["z".into(), "a".into()])), json!({"a": {"b": 1, "c": 2}, "z": 0}));
+    }
+
+    #[test]
+    fn exclude_and_remove() {
+        let p = obj(json!({"a": {"b": 1, "c": 2}, "l": [{"x": 1, "y": 2}, {"x": 3}]}));
+        assert_eq!(Value::Object(select_exclude(&p, &["a.b".into(), "l[].x".into()])), json!({"a": {"c": 2}, "l": [{"y": 2}, {}]}));
+    }
+
+    #[test]
+    fn set_at_nested_path() {
+        let mut p = obj(json!({"a": {"b": 1}, "n": 5}));
+        set_at_path(&mut p, "a", &obj(json!({"c": 2})));
+        set_at_path(&mut p, "x.y", &obj(json!({"z": true})));
+        set_at_path(&mut p, "n", &obj(json!({"k": 1})));
+        assert_eq!(Value::Object(p), json!({"a": {"b": 1, "c": 2}, "n": {"k": 1}, "x": {"y": {"z": true}}}));
+    }
+}

@@ -11,9 +11,9 @@ use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
 use crate::api::requests::{WithPayload, PayloadSelector, WithVector};
 use crate::error::{Error, Result};
 use crate::query::filter::{Filter, PointContext};
-use crate::query::json_path;
-use crate::spaces::{self, DenseQuery};
-use crate::types::{Payload, PointId, SparseVector, VectorValue};
+use crate::query::json_path::{self, JsonPath};
+use crate::spaces;
+use crate::types::{Datatype, Distance, Payload, PointId, RowRef, SparseVector, VectorValue};
 
 /// A search hit.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,7 +258,7 @@ impl EdgeShard {
                 ))
             }
         };
-        let path = json_path::parse(key).map_err(|e| Error::invalid_field("key", e))?;
+        let path = JsonPath::parse(key).ok_or_else(|| Error::invalid_field("key", format!("`{key}` is not a valid payload path")))?;
         let mut counts: HashMap<FacetKey, usize> = HashMap::new();
         for (id, r) in &self.points {
             if !self.matches(filter, *id, r)? {
@@ -266,7 +266,7 @@ impl EdgeShard {
             }
             let payload = self.payload_at(r.loc)?;
             let mut distinct = HashSet::new();
-            for v in json_path::values(&payload, &path) {
+            for v in facet_values(path.value_get(&payload)) {
                 if let Some(k) = FacetKey::from_value(&ty, v) {
                     distinct.insert(k);
                 }
@@ -287,11 +287,11 @@ impl EdgeShard {
         let mut schema = serde_json::Map::new();
         for (key, s) in &self.indexed_fields {
             let data_type = schema_type(s).unwrap_or("keyword").to_string();
-            let path = json_path::parse(key).map_err(Error::invalid)?;
+            let path = JsonPath::parse(key).ok_or_else(|| Error::invalid(format!("indexed field `{key}` is not a valid path")))?;
             let mut n = 0usize;
             for r in self.points.values() {
                 let p = self.payload_at(r.loc)?;
-                if json_path::values(&p, &path).iter().any(|v| !v.is_null()) {
+                if facet_values(path.value_get(&p)).iter().any(|v| !v.is_null()) {
                     n += 1;
                 }
             }
@@ -380,8 +380,8 @@ impl FacetKey {
 
 /// Prepared scoring for one query.
 enum Scorer {
-    Dense { q: DenseQuery, name: String },
-    Multi { q: Vec<DenseQuery>, name: String, distance: crate::types::Distance },
+    Dense { q: spaces::QueryVector, name: String, distance: Distance, datatype: Datatype },
+    Multi { q: Vec<spaces::QueryVector>, name: String, distance: Distance, datatype: Datatype },
     Sparse { q: SparseVector, name: String },
 }
 
@@ -393,16 +393,22 @@ impl Scorer {
                 if q.len() != *size {
                     return Err(bad(&format!("vector dimension {} does not match `{name}` ({size})", q.len())));
                 }
-                Scorer::Dense { q: DenseQuery::new(*distance, *datatype, q), name: name.to_string() }
+                Scorer::Dense {
+                    q: spaces::QueryVector::new(*distance, *datatype, q)?,
+                    name: name.to_string(),
+                    distance: *distance,
+                    datatype: *datatype,
+                }
             }
             (VectorKind::Multi { size, distance, datatype }, QueryVector::Multi(qs)) => {
                 if qs.is_empty() || qs.iter().any(|q| q.len() != *size) {
                     return Err(bad(&format!("multivector query must hold vectors of dimension {size}")));
                 }
                 Scorer::Multi {
-                    q: qs.iter().map(|q| DenseQuery::new(*distance, *datatype, q)).collect(),
+                    q: qs.iter().map(|q| spaces::QueryVector::new(*distance, *datatype, q)).collect::<Result<_>>()?,
                     name: name.to_string(),
                     distance: *distance,
+                    datatype: *datatype,
                 }
             }
             (VectorKind::Multi { .. }, QueryVector::Dense(q)) => {
@@ -422,39 +428,67 @@ impl Scorer {
     /// Internal score (bigger is better), or `None` if the point lacks the vector.
     fn score(&self, shard: &EdgeShard, loc: Loc) -> Result<Option<f32>> {
         match self {
-            Scorer::Dense { q, name } => match loc {
-                Loc::Segment { seg, internal } => shard.segments[seg as usize].with_dense_row(name, internal, |row| q.score_row(row)),
-                Loc::Overlay(i) => Ok(match shard.overlay[i].vectors.get(name) {
-                    Some(VectorValue::Dense(v)) => Some(q.score_stored(v)),
-                    _ => None,
-                }),
+            Scorer::Dense { q, name, distance, datatype } => match loc {
+                Loc::Segment { seg, internal } => shard.segments[seg as usize]
+                    .with_dense_row(name, internal, |row| spaces::score_row(*distance, q, row))?
+                    .transpose(),
+                Loc::Overlay(i) => match shard.overlay[i].vectors.get(name) {
+                    Some(VectorValue::Dense(v)) => {
+                        let bytes = spaces::row_bytes(*datatype, v);
+                        spaces::score_row(*distance, q, spaces::row_ref(*datatype, &bytes)).map(Some)
+                    }
+                    _ => Ok(None),
+                },
             },
-            Scorer::Multi { q, name, .. } => {
+            Scorer::Multi { q, name, distance, datatype } => {
                 let Some(VectorValue::Multi(m)) = shard.vector_at(loc, name)? else { return Ok(None) };
-                Ok(Some(spaces::max_sim(q, &m)))
+                let bytes: Vec<Vec<u8>> = m.iter().map(|v| spaces::row_bytes(*datatype, v)).collect();
+                let rows: Vec<RowRef<'_>> = bytes.iter().map(|b| spaces::row_ref(*datatype, b)).collect();
+                spaces::max_sim(*distance, q, &rows).map(Some)
             }
             Scorer::Sparse { q, name } => {
                 let Some(VectorValue::Sparse(s)) = shard.vector_at(loc, name)? else { return Ok(None) };
-                Ok(spaces::sparse_dot(q, &s))
+                if !overlaps(&q.indices, &s.indices) {
+                    return Ok(None);
+                }
+                Ok(Some(spaces::sparse_dot(q, &s)))
             }
+        }
+    }
+
+    fn distance(&self) -> Option<Distance> {
+        match self {
+            Scorer::Dense { distance, .. } | Scorer::Multi { distance, .. } => Some(*distance),
+            Scorer::Sparse { .. } => None,
         }
     }
 
     fn postprocess(&self, internal: f32) -> f32 {
-        match self {
-            Scorer::Dense { q, .. } => q.postprocess(internal),
-            Scorer::Multi { distance, .. } => spaces::postprocess(*distance, internal),
-            Scorer::Sparse { .. } => internal,
+        match self.distance() {
+            Some(d) => spaces::postprocess(d, internal),
+            None => internal,
         }
     }
 
     fn passes_threshold(&self, public: f32, t: f32) -> bool {
-        match self {
-            Scorer::Dense { q, .. } => spaces::passes_threshold(q.distance(), public, t),
-            Scorer::Multi { distance, .. } => spaces::passes_threshold(*distance, public, t),
-            Scorer::Sparse { .. } => public > t,
+        match self.distance() {
+            Some(d) => spaces::passes_threshold(d, public, t),
+            None => public > t,
         }
     }
+}
+
+/// Whether two sorted index lists share an element.
+fn overlaps(a: &[u32], b: &[u32]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            Ordering::Equal => return true,
+            Ordering::Less => i += 1,
+            Ordering::Greater => j += 1,
+        }
+    }
+    false
 }
 
 impl EdgeShard {
@@ -484,4 +518,16 @@ impl EdgeShard {
             .collect();
         Ok(SparseVector { indices: q.indices, values })
     }
+}
+
+/// Values a path reaches, with a final array flattened one level (how field indexes see them).
+fn facet_values(vals: Vec<&Value>) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for v in vals {
+        match v {
+            Value::Array(a) => out.extend(a.iter()),
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -24,12 +24,24 @@ use half::f16;
 use crate::error::Error;
 use crate::types::{Datatype, Distance, SparseVector};
 
-/// A stored dense row as raw little-endian bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowRef<'a> {
-    F32(&'a [u8]),
-    F16(&'a [u8]),
-    U8(&'a [u8]),
+pub use crate::types::RowRef;
+
+/// Encode stored-form f32 values as the raw row bytes of `datatype`.
+pub fn row_bytes(datatype: Datatype, v: &[f32]) -> Vec<u8> {
+    match datatype {
+        Datatype::Float16 => v.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()).collect(),
+        Datatype::Uint8 => v.iter().map(|&x| x as u8).collect(),
+        _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+/// A row reference over bytes made by [`row_bytes`].
+pub fn row_ref(datatype: Datatype, bytes: &[u8]) -> RowRef<'_> {
+    match datatype {
+        Datatype::Float16 => RowRef::F16(bytes),
+        Datatype::Uint8 => RowRef::U8(bytes),
+        _ => RowRef::F32(bytes),
+    }
 }
 
 impl RowRef<'_> {
@@ -389,4 +401,21 @@ mod tests {
         assert_eq!(sparse_dot(&a, &b), 1.0 - 3.0);
         assert_eq!(sparse_dot(&a, &SparseVector::default()), 0.0);
     }
+}
+
+/// A vector as it is stored: preprocessed for `distance` (Cosine normalisation) and rounded to
+/// `datatype` (f16 round-to-nearest, uint8 saturating truncation), widened back to f32.
+pub fn to_stored(distance: Distance, datatype: Datatype, v: &[f32]) -> Vec<f32> {
+    let mut out = v.to_vec();
+    preprocess(distance, datatype, &mut out);
+    match datatype {
+        Datatype::Float16 => out.iter().map(|&x| f16::from_f32(x).to_f32()).collect(),
+        Datatype::Uint8 => out.iter().map(|&x| f32::from(x as u8)).collect(),
+        _ => out,
+    }
+}
+
+/// Qdrant's IDF: `ln((n - df + 0.5) / (df + 0.5) + 1)`.
+pub fn idf(n: f32, df: f32) -> f32 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
 }
