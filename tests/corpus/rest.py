@@ -97,7 +97,8 @@ def _one_vector_out(v: Any) -> Any:
 
 def vector_out(v: Any) -> Any:
     if isinstance(v, dict):
-        return {name: _one_vector_out(x) for name, x in v.items()}
+        # sorted: qdrant_edge hands out a HashMap, whose order changes from run to run
+        return {name: _one_vector_out(v[name]) for name in sorted(v)}
     return _one_vector_out(v)
 
 
