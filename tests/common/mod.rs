@@ -1,0 +1,129 @@
+//! Helpers shared by integration tests: where the differential corpus lives, and cheap copies
+//! of shard directory trees (Qdrant preallocates files of tens of MiB that are almost all holes;
+//! copies skip all-zero 4 KiB blocks so they stay sparse, on disk and in a `MemoryStorage`).
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use qdrant_edge_wasm::storage::{OpenMode, Storage};
+
+/// Block granularity of the sparse copies.
+pub const BLOCK: usize = 4096;
+/// Read size (a multiple of BLOCK).
+const CHUNK: usize = 1 << 20;
+static ZEROS: [u8; BLOCK] = [0u8; BLOCK];
+
+/// The command that (re)generates the corpus.
+pub const GENERATOR: &str = "/work/main/.venv/bin/python tests/corpus/generate.py \
+    (any python with qdrant-edge-py 0.9.0 and numpy; `--out DIR` or QEW_CORPUS picks the directory)";
+
+/// `$QEW_CORPUS`, else `<crate root>/target/corpus`.
+pub fn corpus_dir() -> PathBuf {
+    match std::env::var_os("QEW_CORPUS") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("corpus"),
+    }
+}
+
+/// Calls `f(offset, bytes)` for every maximal run of 4 KiB blocks of the file at `path` that
+/// are not all zero (the last block may be short). Returns the file length.
+pub fn for_each_data_run(path: &Path, mut f: impl FnMut(u64, &[u8]) -> Result<(), String>) -> Result<u64, String> {
+    let mut file = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let len = file.metadata().map_err(|e| format!("stat {}: {e}", path.display()))?.len();
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos: u64 = 0;
+    while pos < len {
+        let want = usize::try_from((len - pos).min(CHUNK as u64)).map_err(|e| e.to_string())?;
+        file.read_exact(&mut buf[..want]).map_err(|e| format!("read {} at {pos}: {e}", path.display()))?;
+        let mut run_start: Option<usize> = None;
+        let mut i = 0;
+        while i < want {
+            let end = (i + BLOCK).min(want);
+            // slice equality is a memcmp, fast even in debug builds
+            let zero = buf[i..end] == ZEROS[..end - i];
+            match (zero, run_start) {
+                (false, None) => run_start = Some(i),
+                (true, Some(s)) => {
+                    f(pos + s as u64, &buf[s..i])?;
+                    run_start = None;
+                }
+                _ => {}
+            }
+            i = end;
+        }
+        if let Some(s) = run_start {
+            f(pos + s as u64, &buf[s..want])?;
+        }
+        pos += want as u64;
+    }
+    Ok(len)
+}
+
+/// Relative `/`-separated paths of every file and directory below `root`, sorted, directories
+/// before their contents.
+pub fn walk(root: &Path) -> Result<Vec<(String, bool)>, String> {
+    fn go(root: &Path, rel: &str, out: &mut Vec<(String, bool)>) -> Result<(), String> {
+        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .map_err(|e| format!("read_dir {}: {e}", dir.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("read_dir {}: {e}", dir.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().into_string().map_err(|n| format!("non-UTF-8 name {n:?}"))?;
+            let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let ty = e.file_type().map_err(|e| format!("stat {child}: {e}"))?;
+            if ty.is_dir() {
+                out.push((child.clone(), true));
+                go(root, &child, out)?;
+            } else if ty.is_file() {
+                out.push((child, false));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    go(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// Copy the tree at `src` into `dst` (a storage root), keeping zero blocks as holes.
+/// Returns the number of bytes actually written.
+pub fn copy_dir_to_storage(src: &Path, dst: &dyn Storage) -> Result<u64, String> {
+    let mut written = 0u64;
+    for (rel, is_dir) in walk(src)? {
+        if is_dir {
+            dst.create_dir_all(&rel).map_err(|e| format!("create_dir_all {rel}: {e}"))?;
+            continue;
+        }
+        let file = dst.open(&rel, OpenMode::Create).map_err(|e| format!("open {rel}: {e}"))?;
+        let len = for_each_data_run(&src.join(&rel), |off, data| {
+            written += data.len() as u64;
+            file.write_at(off, data).map_err(|e| format!("write {rel} at {off}: {e}"))
+        })?;
+        file.set_len(len).map_err(|e| format!("set_len {rel}: {e}"))?;
+    }
+    Ok(written)
+}
+
+/// Copy the tree at `src` to a new directory `dst` on disk, keeping zero blocks as holes.
+pub fn copy_dir_sparse(src: &Path, dst: &Path) -> Result<(), String> {
+    fs::create_dir_all(dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
+    for (rel, is_dir) in walk(src)? {
+        let to = dst.join(&rel);
+        if is_dir {
+            fs::create_dir_all(&to).map_err(|e| format!("mkdir {}: {e}", to.display()))?;
+            continue;
+        }
+        let mut out = File::create(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+        let len = for_each_data_run(&src.join(&rel), |off, data| {
+            out.seek(SeekFrom::Start(off)).map_err(|e| format!("seek {}: {e}", to.display()))?;
+            out.write_all(data).map_err(|e| format!("write {}: {e}", to.display()))
+        })?;
+        out.set_len(len).map_err(|e| format!("set_len {}: {e}", to.display()))?;
+    }
+    Ok(())
+}

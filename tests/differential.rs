@@ -1,0 +1,529 @@
+//! Differential test: our engine against Qdrant.
+//!
+//! The corpus (`tests/corpus/generate.py`, qdrant-edge-py 0.9.0) holds shard directories
+//! written by Qdrant Edge, two shards restored from real Qdrant 1.19 server snapshots, and
+//! `cases.json`: REST request bodies with the `result` Qdrant returned (see generate.py's
+//! docstring for every field). For each shard this test loads it twice, through `FsStorage`
+//! (rooted at a sparse temporary copy, so a load that replays the WAL and flushes never alters
+//! the corpus) and through `MemoryStorage` (filled from the shard directory, skipping zero
+//! blocks), runs every case with `api::dispatch` and compares:
+//!
+//! * query / search: same ids in the same order, except that runs of equal scores (1e-6
+//!   relative) may come in any order; when the generator flagged `ties_at_start` /
+//!   `ties_at_end` the first / last run may also hold other ids (the offset or the limit cut
+//!   through a tie, and which tied point survives is not specified). Scores within 1e-5
+//!   relative (1e-6 absolute); payloads and vectors equal, floats within 1e-5 relative.
+//! * everything else: the same JSON, numbers within the same tolerance, key order ignored.
+//!
+//! Server HNSW answers (`approximate`) are counted and not checked. A `server:` case whose
+//! `edge_expected` is set passes when we match either the server or qdrant-edge-py; the
+//! summary counts how often we matched only qdrant-edge-py.
+//!
+//! Environment: `QEW_CORPUS` (corpus dir), `QEW_CASES` (only cases whose name contains it),
+//! `QEW_BACKENDS` (`fs`, `memory` or `fs,memory`, the default).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use qdrant_edge_wasm::shard::EdgeShard;
+use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage, Storage};
+
+const COMMANDS: [&str; 7] = ["query", "search", "scroll", "count", "facet", "retrieve", "info"];
+const REPORT_MAX: usize = 20;
+const SHOW_CHARS: usize = 1200;
+
+// -------------------------------------------------------------------------------------------
+// comparison
+
+fn num_close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
+    a == b || (a - b).abs() <= abs.max(rel * a.abs().max(b.abs()))
+}
+
+/// First difference between two JSON values, numbers compared with tolerance.
+fn value_diff(e: &Value, g: &Value, path: &str) -> Option<String> {
+    match (e, g) {
+        (Value::Number(a), Value::Number(b)) => {
+            let same = match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ if (a.is_f64() || b.is_f64()) => match (a.as_f64(), b.as_f64()) {
+                    (Some(x), Some(y)) => num_close(x, y, 1e-5, 1e-6),
+                    _ => false,
+                },
+                _ => false,
+            };
+            (!same).then(|| format!("{path}: {a} != {b}"))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            if a.len() != b.len() || a.keys().any(|k| !b.contains_key(k)) {
+                let ka: Vec<_> = a.keys().collect();
+                let kb: Vec<_> = b.keys().collect();
+                return Some(format!("{path}: keys {ka:?} != {kb:?}"));
+            }
+            a.iter().find_map(|(k, v)| value_diff(v, &b[k], &format!("{path}.{k}")))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Some(format!("{path}: length {} != {}", a.len(), b.len()));
+            }
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| value_diff(x, y, &format!("{path}[{i}]")))
+        }
+        _ => (e != g).then(|| format!("{path}: {} != {}", short(e, 200), short(g, 200))),
+    }
+}
+
+fn score_of(p: &Value) -> Option<f64> {
+    p.get("score").and_then(Value::as_f64)
+}
+
+/// [start, end) ranges of equal scores (1e-6 relative).
+fn tie_runs(scores: &[f64]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < scores.len() {
+        let mut j = i + 1;
+        while j < scores.len() && num_close(scores[i], scores[j], 1e-6, 1e-9) {
+            j += 1;
+        }
+        runs.push((i, j));
+        i = j;
+    }
+    runs
+}
+
+fn without_score(p: &Value) -> Value {
+    let mut p = p.clone();
+    if let Some(o) = p.as_object_mut() {
+        o.remove("score");
+    }
+    p
+}
+
+/// Scored points: ids in order up to permutations inside equal-score runs.
+fn scored_diff(e: &Value, g: &Value, ties_start: bool, ties_end: bool, path: &str) -> Option<String> {
+    let (Some(e), Some(g)) = (e.as_array(), g.as_array()) else {
+        return Some(format!("{path}: expected an array of scored points, got {}", short(g, 200)));
+    };
+    if e.len() != g.len() {
+        return Some(format!("{path}: {} points expected, got {}", e.len(), g.len()));
+    }
+    let mut scores = Vec::with_capacity(e.len());
+    for (i, p) in e.iter().enumerate() {
+        match score_of(p) {
+            Some(s) => scores.push(s),
+            None => return Some(format!("{path}[{i}]: expected point has no score")),
+        }
+    }
+    let runs = tie_runs(&scores);
+    for (ri, &(a, b)) in runs.iter().enumerate() {
+        let lenient = (ri == 0 && ties_start) || (ri + 1 == runs.len() && ties_end);
+        for k in a..b {
+            let Some(gs) = score_of(&g[k]) else {
+                return Some(format!("{path}[{k}]: no score in {}", short(&g[k], 200)));
+            };
+            if !num_close(scores[k], gs, 1e-5, 1e-6) {
+                return Some(format!("{path}[{k}].score: {} != {gs} (id {} vs {})", scores[k], e[k]["id"], g[k]["id"]));
+            }
+        }
+        for k in a..b {
+            let id = &e[k]["id"];
+            match g[a..b].iter().find(|p| &p["id"] == id) {
+                Some(gp) => {
+                    if let Some(d) = value_diff(&without_score(&e[k]), &without_score(gp), &format!("{path}[{k}]")) {
+                        return Some(d);
+                    }
+                }
+                None if lenient => {}
+                None => {
+                    let got: Vec<&Value> = g[a..b].iter().map(|p| &p["id"]).collect();
+                    return Some(format!("{path}[{k}]: id {id} expected in tie run {a}..{b}, got ids {got:?}"));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn result_diff(case: &Case, expected: &Value, got: &Value) -> Option<String> {
+    let (ts, te) = (case.ties_at_start, case.ties_at_end);
+    match case.command.as_str() {
+        "query" => {
+            let keys_ok = got.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("points"));
+            if !keys_ok {
+                return Some(format!("query result must be {{\"points\": [...]}}, got {}", short(got, 200)));
+            }
+            scored_diff(&expected["points"], &got["points"], ts, te, "$.points")
+        }
+        "search" => scored_diff(expected, got, ts, te, "$"),
+        _ => value_diff(expected, got, "$"),
+    }
+}
+
+fn short(v: &Value, max: usize) -> String {
+    let s = v.to_string();
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} chars)", &s[..cut], s.len())
+}
+
+// -------------------------------------------------------------------------------------------
+// corpus
+
+struct Case {
+    name: String,
+    shard: String,
+    command: String,
+    body: Value,
+    expected: Value,
+    edge_expected: Option<Value>,
+    approximate: bool,
+    ties_at_start: bool,
+    ties_at_end: bool,
+}
+
+fn parse_case(i: usize, v: &Value) -> Result<Case, String> {
+    let s = |k: &str| {
+        v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("case #{i}: missing string `{k}`"))
+    };
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let command = s("command")?;
+    if !COMMANDS.contains(&command.as_str()) {
+        return Err(format!("case #{i}: unknown command `{command}`"));
+    }
+    Ok(Case {
+        name: s("name")?,
+        shard: s("shard")?,
+        command,
+        body: v.get("body").cloned().ok_or_else(|| format!("case #{i}: missing `body`"))?,
+        expected: v.get("expected").cloned().ok_or_else(|| format!("case #{i}: missing `expected`"))?,
+        edge_expected: v.get("edge_expected").cloned(),
+        approximate: flag("approximate"),
+        ties_at_start: flag("ties_at_start"),
+        ties_at_end: flag("ties_at_end"),
+    })
+}
+
+fn load_cases(dir: &Path) -> Vec<Case> {
+    let path = dir.join("cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "differential corpus missing: cannot read {} ({e}).\nGenerate it from the crate root with:\n    {}\n",
+            path.display(),
+            common::GENERATOR
+        )
+    });
+    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()));
+    let arr = json.as_array().unwrap_or_else(|| panic!("{}: expected a JSON array of cases", path.display()));
+    let cases: Vec<Case> = arr
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_case(i, v))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!cases.is_empty(), "{}: no cases; regenerate with {}", path.display(), common::GENERATOR);
+    cases
+}
+
+// -------------------------------------------------------------------------------------------
+// running
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    approximate: usize,
+    edge_only: usize,
+}
+
+struct Failure {
+    backend: &'static str,
+    name: String,
+    command: String,
+    body: String,
+    expected: String,
+    got: String,
+    reason: String,
+}
+
+struct Run {
+    tallies: BTreeMap<(&'static str, String), Tally>,
+    failures: Vec<Failure>,
+}
+
+impl Run {
+    fn tally(&mut self, backend: &'static str, command: &str) -> &mut Tally {
+        self.tallies.entry((backend, command.to_string())).or_default()
+    }
+
+    fn fail(&mut self, backend: &'static str, case: &Case, got: String, reason: String) {
+        self.tally(backend, &case.command).failed += 1;
+        self.failures.push(Failure {
+            backend,
+            name: case.name.clone(),
+            command: case.command.clone(),
+            body: short(&case.body, SHOW_CHARS),
+            expected: short(&case.expected, SHOW_CHARS),
+            got,
+            reason,
+        });
+    }
+}
+
+fn open_backend(backend: &'static str, shard_dir: &Path, tmp: &Path) -> Result<Arc<dyn Storage>, String> {
+    match backend {
+        "fs" => {
+            // a private sparse copy: loading may replay the WAL and write segments
+            let copy = tmp.join(shard_dir.file_name().unwrap_or_default());
+            if copy.exists() {
+                std::fs::remove_dir_all(&copy).map_err(|e| format!("clean {}: {e}", copy.display()))?;
+            }
+            common::copy_dir_sparse(shard_dir, &copy)?;
+            let fs = FsStorage::new(&copy).map_err(|e| format!("FsStorage::new: {e}"))?;
+            Ok(Arc::new(fs))
+        }
+        "memory" => {
+            let mem = MemoryStorage::new();
+            common::copy_dir_to_storage(shard_dir, &mem)?;
+            Ok(Arc::new(mem))
+        }
+        other => Err(format!("unknown backend {other}")),
+    }
+}
+
+fn run_shard(run: &mut Run, backend: &'static str, shard_rel: &str, cases: &[&Case], corpus: &Path, tmp: &Path) {
+    let shard_dir = corpus.join(shard_rel);
+    let loaded = open_backend(backend, &shard_dir, &tmp.join(backend))
+        .and_then(|storage| EdgeShard::load(storage, "").map_err(|e| format!("EdgeShard::load: {e}")));
+    let shard = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            for case in cases {
+                if case.approximate {
+                    run.tally(backend, &case.command).approximate += 1;
+                } else {
+                    run.fail(backend, case, "<shard not loaded>".into(), format!("{shard_rel}: {e}"));
+                }
+            }
+            return;
+        }
+    };
+    for case in cases {
+        if case.approximate {
+            run.tally(backend, &case.command).approximate += 1;
+            continue;
+        }
+        let got = match qdrant_edge_wasm::api::dispatch(&shard, &case.command, &case.body) {
+            Ok(v) => v,
+            Err(e) => {
+                run.fail(backend, case, format!("<error> {e}"), "dispatch returned an error".into());
+                continue;
+            }
+        };
+        match result_diff(case, &case.expected, &got) {
+            None => run.tally(backend, &case.command).passed += 1,
+            Some(reason) => {
+                let edge_ok = case.edge_expected.as_ref().is_some_and(|ee| result_diff(case, ee, &got).is_none());
+                if edge_ok {
+                    let t = run.tally(backend, &case.command);
+                    t.passed += 1;
+                    t.edge_only += 1;
+                } else {
+                    run.fail(backend, case, short(&got, SHOW_CHARS), reason);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn differential_corpus() {
+    let corpus = common::corpus_dir();
+    let mut cases = load_cases(&corpus);
+    if let Ok(filter) = std::env::var("QEW_CASES") {
+        cases.retain(|c| c.name.contains(&filter));
+        assert!(!cases.is_empty(), "QEW_CASES={filter} selects no case");
+    }
+    let backends: Vec<&'static str> = match std::env::var("QEW_BACKENDS").as_deref() {
+        Ok("fs") => vec!["fs"],
+        Ok("memory") => vec!["memory"],
+        Ok("fs,memory") | Ok("memory,fs") | Err(_) => vec!["fs", "memory"],
+        Ok(other) => panic!("QEW_BACKENDS={other}: expected fs, memory or fs,memory"),
+    };
+
+    // group by shard, keeping the corpus order
+    let mut order: Vec<String> = Vec::new();
+    let mut by_shard: BTreeMap<String, Vec<&Case>> = BTreeMap::new();
+    for c in &cases {
+        if !by_shard.contains_key(&c.shard) {
+            order.push(c.shard.clone());
+        }
+        by_shard.entry(c.shard.clone()).or_default().push(c);
+    }
+
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let mut run = Run { tallies: BTreeMap::new(), failures: Vec::new() };
+    for shard_rel in &order {
+        for &backend in &backends {
+            run_shard(&mut run, backend, shard_rel, &by_shard[shard_rel], &corpus, tmp.path());
+        }
+    }
+
+    // summary, one line per backend and command
+    let mut summary = String::new();
+    let _ = writeln!(summary, "differential corpus: {} cases from {}", cases.len(), corpus.display());
+    for &backend in &backends {
+        for cmd in COMMANDS {
+            let t = run.tallies.get(&(backend, cmd.to_string())).copied().unwrap_or_default();
+            if t.passed + t.failed + t.approximate == 0 {
+                continue;
+            }
+            let _ = writeln!(
+                summary,
+                "  [{backend:6}] {cmd:8} passed {:5}  failed {:5}  approximate, not checked {:3}  (matched qdrant-edge-py only: {})",
+                t.passed, t.failed, t.approximate, t.edge_only
+            );
+        }
+    }
+    println!("{summary}");
+
+    if !run.failures.is_empty() {
+        let mut report = format!("{} mismatches; the first {}:\n", run.failures.len(), run.failures.len().min(REPORT_MAX));
+        for f in run.failures.iter().take(REPORT_MAX) {
+            let _ = write!(
+                report,
+                "\n--- [{}] {} ({})\n  reason:   {}\n  body:     {}\n  expected: {}\n  got:      {}\n",
+                f.backend, f.name, f.command, f.reason, f.body, f.expected, f.got
+            );
+        }
+        let _ = write!(report, "\n{summary}");
+        panic!("{report}");
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// the comparator itself
+
+#[cfg(test)]
+mod comparator {
+    use super::*;
+    use serde_json::json;
+
+    fn case(command: &str, ties_start: bool, ties_end: bool) -> Case {
+        Case {
+            name: "t".into(),
+            shard: "s".into(),
+            command: command.into(),
+            body: json!({}),
+            expected: json!(null),
+            edge_expected: None,
+            approximate: false,
+            ties_at_start: ties_start,
+            ties_at_end: ties_end,
+        }
+    }
+
+    fn pts(v: &[(u64, f64)]) -> Value {
+        json!({"points": v.iter().map(|(id, s)| json!({"id": id, "version": 1, "score": s})).collect::<Vec<_>>()})
+    }
+
+    #[test]
+    fn tie_permutation_allowed_order_otherwise_strict() {
+        let c = case("query", false, false);
+        let e = pts(&[(1, 0.9), (2, 0.5), (3, 0.5), (4, 0.1)]);
+        assert!(result_diff(&c, &e, &pts(&[(1, 0.9), (3, 0.5), (2, 0.5), (4, 0.1)])).is_none());
+        assert!(result_diff(&c, &e, &pts(&[(2, 0.9), (1, 0.5), (3, 0.5), (4, 0.1)])).is_some());
+        assert!(result_diff(&c, &e, &pts(&[(1, 0.9), (2, 0.5), (3, 0.5)])).is_some());
+    }
+
+    #[test]
+    fn boundary_tie_needs_flag() {
+        let e = pts(&[(1, 0.9), (2, 0.5), (3, 0.5)]);
+        let g = pts(&[(1, 0.9), (2, 0.5), (7, 0.5)]);
+        assert!(result_diff(&case("query", false, false), &e, &g).is_some());
+        assert!(result_diff(&case("query", false, true), &e, &g).is_none());
+        // the flag does not excuse a different score
+        let g2 = pts(&[(1, 0.9), (2, 0.5), (7, 0.4)]);
+        assert!(result_diff(&case("query", false, true), &e, &g2).is_some());
+    }
+
+    #[test]
+    fn score_and_float_tolerance() {
+        let c = case("query", false, false);
+        assert!(result_diff(&c, &pts(&[(1, 0.48480785)]), &pts(&[(1, 0.4848078)])).is_none());
+        assert!(result_diff(&c, &pts(&[(1, 0.4848)]), &pts(&[(1, 0.4858)])).is_some());
+        let r = case("retrieve", false, false);
+        let e = json!([{"id": 1, "vector": [22.0, 0.5], "payload": {"n": 3, "big": 18446744073709551615u64}}]);
+        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5000001], "payload": {"n": 3, "big": 18446744073709551615u64}}])).is_none());
+        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3.5, "big": 18446744073709551615u64}}])).is_some());
+        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3, "big": 18446744073709551614u64}}])).is_some());
+        // ints are exact, strings and ids are not numbers
+        assert!(result_diff(&r, &json!([{"id": 1}]), &json!([{"id": "1"}])).is_some());
+        // a missing key is a difference
+        assert!(result_diff(&r, &json!([{"id": 1, "payload": {}}]), &json!([{"id": 1}])).is_some());
+    }
+}
+
+#[cfg(test)]
+mod sparse_copies {
+    use super::*;
+    use qdrant_edge_wasm::storage::OpenMode;
+    use std::io::Write;
+
+    /// A file with data blocks, zero blocks (holes), an unaligned tail, plus an empty file.
+    fn sample_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut big = vec![0u8; 5 * common::BLOCK + 123];
+        big[10] = 1; // block 0
+        big[3 * common::BLOCK + 7] = 2; // block 3
+        big[5 * common::BLOCK + 100] = 3; // tail
+        let files = vec![("a/b/big.bin".to_string(), big), ("a/empty".to_string(), Vec::new()), ("top".to_string(), vec![9u8; 10])];
+        for (rel, data) in &files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::File::create(&p).unwrap().write_all(data).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("emptydir")).unwrap();
+        files
+    }
+
+    #[test]
+    fn memory_copy_is_faithful_and_sparse() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = sample_tree(tmp.path());
+        let mem = MemoryStorage::new();
+        let written = common::copy_dir_to_storage(tmp.path(), &mem).unwrap();
+        // blocks 0 and 3 of big.bin, its tail, and `top`
+        assert_eq!(written, (2 * common::BLOCK + 123 + 10) as u64);
+        for (rel, data) in &files {
+            let f = mem.open(rel, OpenMode::Read).unwrap();
+            assert_eq!(f.len().unwrap(), data.len() as u64, "{rel}");
+            let mut buf = vec![0xAAu8; data.len()];
+            f.read_at(0, &mut buf).unwrap();
+            assert_eq!(&buf, data, "{rel}");
+        }
+        assert!(mem.is_dir("emptydir").unwrap());
+        assert!(mem.stored_bytes() < 5 * common::BLOCK as u64);
+    }
+
+    #[test]
+    fn disk_copy_is_faithful() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let files = sample_tree(src.path());
+        common::copy_dir_sparse(src.path(), &dst.path().join("copy")).unwrap();
+        for (rel, data) in &files {
+            assert_eq!(&std::fs::read(dst.path().join("copy").join(rel)).unwrap(), data, "{rel}");
+        }
+        assert!(dst.path().join("copy/emptydir").is_dir());
+    }
+}
