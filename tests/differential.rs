@@ -161,8 +161,20 @@ fn result_diff(case: &Case, expected: &Value, got: &Value) -> Option<String> {
             scored_diff(&expected["points"], &got["points"], ts, te, "$.points")
         }
         "search" => scored_diff(expected, got, ts, te, "$"),
+        "facet" => value_diff(&without_zero_hits(expected), got, "$"),
         _ => value_diff(expected, got, "$"),
     }
+}
+
+/// Known divergence: qdrant-edge 0.9.0's exact facet also lists values that only deleted points
+/// had (they linger in immutable field indexes), with count 0. We list values with count > 0.
+/// Only zero-count hits are dropped from the expectation; every counted hit must match.
+fn without_zero_hits(expected: &Value) -> Value {
+    let mut e = expected.clone();
+    if let Some(hits) = e.get_mut("hits").and_then(Value::as_array_mut) {
+        hits.retain(|h| h.get("count").and_then(Value::as_u64) != Some(0));
+    }
+    e
 }
 
 fn short(v: &Value, max: usize) -> String {
@@ -398,8 +410,8 @@ fn differential_corpus() {
     println!("{summary}");
 
     if !run.failures.is_empty() {
-        let mut report = format!("{} mismatches; the first {}:\n", run.failures.len(), run.failures.len().min(REPORT_MAX));
-        for f in run.failures.iter().take(REPORT_MAX) {
+        let mut report = format!("{} mismatches; the first {}:\n", run.failures.len(), run.failures.len().min(report_max()));
+        for f in run.failures.iter().take(report_max()) {
             let _ = write!(
                 report,
                 "\n--- [{}] {} ({})\n  reason:   {}\n  body:     {}\n  expected: {}\n  got:      {}\n",
@@ -526,4 +538,9 @@ mod sparse_copies {
         }
         assert!(dst.path().join("copy/emptydir").is_dir());
     }
+}
+
+/// How many mismatches the report shows (`QEW_REPORT_MAX`, default 20).
+fn report_max() -> usize {
+    std::env::var("QEW_REPORT_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(REPORT_MAX)
 }

@@ -15,6 +15,7 @@ pub mod chunked;
 pub mod dense;
 pub mod multivector;
 pub mod sparse;
+pub mod sparse_index;
 pub mod gridstore;
 pub mod payload_index;
 

@@ -347,7 +347,12 @@ fn pick(items: &[PathItem], v: &Value) -> Option<Value> {
             let inner = pick(tail, a.get(usize::try_from(*i).ok()?)?)?;
             Some(Value::Array(vec![inner]))
         }
-        (PathItem::Wildcard, Value::Array(a)) => Some(Value::Array(a.iter().filter_map(|e| pick(tail, e)).collect())),
+        // Every object element stays (as `{}` when the rest of the path is missing in it).
+        (PathItem::Wildcard, Value::Array(a)) => Some(Value::Array(
+            a.iter()
+                .filter_map(|e| pick(tail, e).or_else(|| e.is_object().then(|| Value::Object(Default::default()))))
+                .collect(),
+        )),
         _ => None,
     }
 }

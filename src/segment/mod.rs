@@ -7,17 +7,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::error::{Error, FormatError, Result};
-use crate::format::dense::{DenseVectorStorage, RowRef};
+use crate::error::{FormatError, Result};
+use crate::format::dense::DenseVectorStorage;
 use crate::format::gridstore::{read_payload, Gridstore};
 use crate::format::id_tracker::IdTracker;
 use crate::format::multivector::MultiVectorStorage;
 use crate::format::names;
 use crate::format::payload_index::PayloadIndexConfig;
-use crate::format::segment_meta::{read_segment_state, read_version_info, check_version, SegmentState};
+use crate::format::segment_meta::{Indexes, read_segment_state, read_version_info, check_version, SegmentState};
 use crate::format::sparse::SparseVectorStorage;
+use crate::format::sparse_index::{read_stats as read_sparse_stats, SparseIndexStats};
 use crate::storage::{join, Memory, Storage};
-use crate::types::{Payload, PointId, PointOffset, SparseVector, VectorValue};
+use crate::types::{Payload, PointId, PointOffset, RowRef, SparseVector, VectorValue};
 
 /// How a named vector is stored in a segment.
 pub enum VectorData {
@@ -38,6 +39,11 @@ pub struct Segment {
     pub payload_storage: Gridstore,
     pub vectors: BTreeMap<String, VectorData>,
     pub payload_index: PayloadIndexConfig,
+    /// Per vector name, the number of vectors its index holds (HNSW: `hnsw_config.json`;
+    /// immutable sparse: `inverted_index_config.json`; RAM sparse: live non-empty vectors).
+    pub indexed_counts: BTreeMap<String, usize>,
+    /// Statistics of immutable sparse indexes, per sparse vector name.
+    sparse_stats: BTreeMap<String, SparseIndexStats>,
     payload_memory: Memory,
     payload_cache: OnceLock<Vec<Option<Arc<Payload>>>>,
 }
@@ -86,6 +92,35 @@ impl Segment {
             }
             vectors.insert(name.clone(), VectorData::Sparse(SparseVectorStorage::open(storage, dir, name, cfg)?));
         }
+        let mut sparse_stats = BTreeMap::new();
+        for name in state.config.sparse_vector_data.keys() {
+            if let Some(st) = read_sparse_stats(storage, &join(dir, &names::vector_index_dir(name)))? {
+                sparse_stats.insert(name.clone(), st);
+            }
+        }
+        // Qdrant counts indexed vectors only in "indexed" segments: those with an HNSW index or
+        // any sparse vector (a sparse vector always has an inverted index).
+        let mut indexed_counts = BTreeMap::new();
+        let indexed_segment = !state.config.sparse_vector_data.is_empty()
+            || state.config.vector_data.values().any(|v| matches!(v.index, Indexes::Hnsw(_)));
+        if indexed_segment {
+            for (name, data) in &vectors {
+                if let Some(st) = sparse_stats.get(name) {
+                    indexed_counts.insert(name.clone(), st.vector_count);
+                } else if let Some(n) = read_hnsw_count(storage, dir, name, id_tracker.total_point_count() as usize)? {
+                    indexed_counts.insert(name.clone(), n);
+                } else if let VectorData::Sparse(s) = data {
+                    // A RAM inverted index is rebuilt at load from the live, non-empty vectors.
+                    let mut n = 0;
+                    for (_, i) in id_tracker.iter_live() {
+                        if !s.is_deleted(i) && s.get(i)?.is_some_and(|v| !v.indices.is_empty()) {
+                            n += 1;
+                        }
+                    }
+                    indexed_counts.insert(name.clone(), n);
+                }
+            }
+        }
         let id = dir.rsplit('/').next().unwrap_or(dir).to_string();
         Ok(Segment {
             id,
@@ -96,6 +131,8 @@ impl Segment {
             payload_storage,
             vectors,
             payload_index,
+            indexed_counts,
+            sparse_stats,
             payload_memory: plan.payload,
             payload_cache: OnceLock::new(),
         })
@@ -129,8 +166,8 @@ impl Segment {
     /// Whether point `i` has a value for vector `name`.
     pub fn has_vector(&self, name: &str, i: PointOffset) -> bool {
         match self.vectors.get(name) {
-            Some(VectorData::Dense(d)) => (i as usize) < d.len() && !d.is_deleted(i),
-            Some(VectorData::Multi(m)) => (i as usize) < m.len() && !m.is_deleted(i),
+            Some(VectorData::Dense(d)) => u64::from(i) < d.len() && !d.is_deleted(i),
+            Some(VectorData::Multi(m)) => u64::from(i) < m.len() && !m.is_deleted(i),
             Some(VectorData::Sparse(s)) => s.get(i).ok().flatten().is_some(),
             None => false,
         }
@@ -149,7 +186,7 @@ impl Segment {
     /// Raw row access for scoring dense vectors without copies.
     pub fn with_dense_row<R>(&self, name: &str, i: PointOffset, f: impl FnOnce(RowRef<'_>) -> R) -> Result<Option<R>> {
         match self.vectors.get(name) {
-            Some(VectorData::Dense(d)) => d.with_row(i, f),
+            Some(VectorData::Dense(d)) => d.with_row(i, |row| f(convert_row(row))),
             _ => Ok(None),
         }
     }
@@ -175,21 +212,63 @@ impl Segment {
             .filter_map(move |(ext, i)| self.id_tracker.version(i).map(|v| (ext, i, v)))
     }
 
-    /// Number of vectors an HNSW/sparse index would hold (Qdrant's `indexed_vectors_count`):
-    /// zero for appendable segments.
+    /// Vectors held by this segment's vector indexes (Qdrant's `indexed_vectors_count`): zero
+    /// for plain indexes.
     pub fn indexed_vector_count(&self) -> usize {
-        if self.appendable {
-            return 0;
-        }
-        self.vectors
-            .values()
-            .map(|v| match v {
-                VectorData::Dense(d) => (0..d.len() as u32).filter(|&i| !d.is_deleted(i)).count(),
-                VectorData::Multi(m) => (0..m.len() as u32).filter(|&i| !m.is_deleted(i)).count(),
-                VectorData::Sparse(s) => s.stored_count(),
-            })
-            .sum()
+        self.indexed_counts.values().sum()
     }
+
+    /// Sparse IDF statistics of this segment's index for `name`: adds each term's document
+    /// frequency to `df` (whose keys are the query's terms) and returns the number of indexed
+    /// documents. Like Qdrant's inverted indexes, an optimized segment reports its index files
+    /// (every vector it was built with, points deleted since included); an appendable segment
+    /// counts its live points' non-empty vectors, as its RAM index is rebuilt at load.
+    pub fn sparse_idf_stats(&self, name: &str, df: &mut BTreeMap<u32, usize>) -> Result<usize> {
+        if let Some(st) = self.sparse_stats.get(name) {
+            for (t, c) in df.iter_mut() {
+                *c += st.df.get(t).copied().unwrap_or(0);
+            }
+            return Ok(st.vector_count);
+        }
+        let Some(VectorData::Sparse(s)) = self.vectors.get(name) else { return Ok(0) };
+        let mut n = 0;
+        for (_, i) in self.id_tracker.iter_live() {
+            if s.is_deleted(i) {
+                continue;
+            }
+            let Some(v) = s.get(i)? else { continue };
+            if v.indices.is_empty() {
+                continue;
+            }
+            n += 1;
+            for t in &v.indices {
+                if let Some(c) = df.get_mut(t) {
+                    *c += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn convert_row(r: crate::format::dense::RowRef<'_>) -> RowRef<'_> {
+    use crate::format::dense::RowRef as D;
+    match r {
+        D::F32(b) => RowRef::F32(b),
+        D::F16(b) => RowRef::F16(b),
+        D::U8(b) => RowRef::U8(b),
+    }
+}
+
+/// `indexed_vector_count` of an HNSW index (falls back to the point count, as Qdrant does).
+fn read_hnsw_count(storage: &dyn Storage, dir: &str, name: &str, points: usize) -> Result<Option<usize>> {
+    let path = join(&join(dir, &names::vector_index_dir(name)), "hnsw_config.json");
+    if !storage.is_file(&path)? {
+        return Ok(None);
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&storage.read_all(&path)?).map_err(|e| FormatError::corrupt(&path, format!("invalid JSON: {e}")))?;
+    Ok(Some(v.get("indexed_vector_count").and_then(|c| c.as_u64()).map_or(points, |c| c as usize)))
 }
 
 /// Names of the segment directories to load, per the shard rules: non-hidden directories with a
@@ -211,8 +290,4 @@ pub fn list_segment_dirs(storage: &dyn Storage, shard_root: &str) -> Result<Vec<
         out.push(dir);
     }
     Ok(out)
-}
-
-pub(crate) fn missing(what: &str) -> Error {
-    Error::NotFound(what.to_string())
 }

@@ -11,13 +11,13 @@ pub mod read;
 
 pub use read::{ScoredPoint, Record};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::names;
-use crate::format::segment_meta::{read_edge_config, EdgeConfig};
+use crate::format::segment_meta::{read_edge_config, EdgeConfig, Modifier};
 use crate::format::wal::read_wal;
 use crate::operations::decode_entry;
 use crate::query::filter::FilterContext;
@@ -127,8 +127,7 @@ impl EdgeShard {
 
         // WAL replay.
         let wal_dir = join(root, names::WAL_DIR);
-        if storage.is_dir(&wal_dir)? {
-            let wal = read_wal(&*storage, &wal_dir)?;
+        if let Some(wal) = read_wal(&*storage, &wal_dir)? {
             for entry in &wal.entries {
                 let (op, _clock) = decode_entry(entry, &wal_dir)?;
                 shard.apply_replayed(entry.index, &op)?;
@@ -136,6 +135,11 @@ impl EdgeShard {
             shard.next_op = shard.next_op.max(wal.next_index);
         }
         Ok(shard)
+    }
+
+    /// The shard's `edge_config.json`, if it has one (server snapshots have none).
+    pub fn edge_config(&self) -> Option<&EdgeConfig> {
+        self.edge_config.as_ref()
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -223,28 +227,28 @@ fn collect_vector_kinds(segments: &[Segment], edge: Option<&EdgeConfig>) -> Resu
         for (name, cfg) in &s.state.config.vector_data {
             let datatype = cfg.datatype.unwrap_or_default();
             let k = if cfg.multivector_config.is_some() {
-                VectorKind::Multi { size: cfg.size, distance: cfg.distance, datatype }
+                VectorKind::Multi { size: cfg.size as usize, distance: cfg.distance, datatype }
             } else {
-                VectorKind::Dense { size: cfg.size, distance: cfg.distance, datatype }
+                VectorKind::Dense { size: cfg.size as usize, distance: cfg.distance, datatype }
             };
             kinds.entry(name.clone()).or_insert(k);
         }
         for (name, cfg) in &s.state.config.sparse_vector_data {
-            kinds.entry(name.clone()).or_insert(VectorKind::Sparse { idf: cfg.is_idf() });
+            kinds.entry(name.clone()).or_insert(VectorKind::Sparse { idf: cfg.modifier == Some(Modifier::Idf) });
         }
     }
     if let Some(e) = edge {
         for (name, p) in &e.vectors {
             let datatype = p.datatype.unwrap_or_default();
             let k = if p.multivector_config.is_some() {
-                VectorKind::Multi { size: p.size, distance: p.distance, datatype }
+                VectorKind::Multi { size: p.size as usize, distance: p.distance, datatype }
             } else {
-                VectorKind::Dense { size: p.size, distance: p.distance, datatype }
+                VectorKind::Dense { size: p.size as usize, distance: p.distance, datatype }
             };
             kinds.entry(name.clone()).or_insert(k);
         }
         for (name, p) in &e.sparse_vectors {
-            kinds.entry(name.clone()).or_insert(VectorKind::Sparse { idf: p.is_idf() });
+            kinds.entry(name.clone()).or_insert(VectorKind::Sparse { idf: p.modifier == Some(Modifier::Idf) });
         }
     }
     Ok(kinds)
@@ -258,5 +262,3 @@ pub(crate) fn schema_type(schema: &serde_json::Value) -> Option<&str> {
         _ => None,
     }
 }
-
-pub(crate) type PointMap = HashMap<PointId, PointRef>;

@@ -26,7 +26,7 @@ impl EdgeShard {
                 let filter = parse_filter(condition)?;
                 for p in points {
                     let exists = self.points.get(&p.id).copied();
-                    let go = match (update_mode, exists) {
+                    let go = match (update_mode.unwrap_or(UpdateMode::Upsert), exists) {
                         (UpdateMode::InsertOnly, Some(_)) => false,
                         (UpdateMode::UpdateOnly, None) => false,
                         (_, None) => true,

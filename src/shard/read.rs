@@ -104,11 +104,15 @@ impl PointContext for Ctx<'_> {
     }
 }
 
-#[derive(PartialEq)]
 struct Hit {
     score: f32,
     id: PointId,
     r: PointRef,
+}
+impl PartialEq for Hit {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
 }
 impl Eq for Hit {}
 impl Ord for Hit {
@@ -313,15 +317,15 @@ impl EdgeShard {
     }
 
     pub(crate) fn select_payload(&self, loc: Loc, with: &WithPayload) -> Result<Option<Payload>> {
-        let full = || self.payload_at(loc);
-        Ok(match with {
-            WithPayload::Enable(false) => None,
-            WithPayload::Enable(true) => Some((*full()?).clone()),
-            WithPayload::Include(keys) | WithPayload::Selector(PayloadSelector::Include(keys)) => {
-                Some(json_path::select_include(&full()?, keys))
-            }
-            WithPayload::Selector(PayloadSelector::Exclude(keys)) => Some(json_path::select_exclude(&full()?, keys)),
-        })
+        if matches!(with, WithPayload::Enable(false)) {
+            return Ok(None);
+        }
+        let full = self.payload_at(loc)?;
+        Ok(Some(match with {
+            WithPayload::Enable(_) => (*full).clone(),
+            WithPayload::Include(keys) | WithPayload::Selector(PayloadSelector::Include(keys)) => json_path::select_include(&full, keys),
+            WithPayload::Selector(PayloadSelector::Exclude(keys)) => json_path::select_exclude(&full, keys),
+        }))
     }
 
     pub(crate) fn select_vectors(&self, loc: Loc, with: &WithVector) -> Result<Option<Value>> {
@@ -434,7 +438,7 @@ impl Scorer {
                     .transpose(),
                 Loc::Overlay(i) => match shard.overlay[i].vectors.get(name) {
                     Some(VectorValue::Dense(v)) => {
-                        let bytes = spaces::row_bytes(*datatype, v);
+                        let bytes = spaces::encode_row(*datatype, v);
                         spaces::score_row(*distance, q, spaces::row_ref(*datatype, &bytes)).map(Some)
                     }
                     _ => Ok(None),
@@ -442,7 +446,7 @@ impl Scorer {
             },
             Scorer::Multi { q, name, distance, datatype } => {
                 let Some(VectorValue::Multi(m)) = shard.vector_at(loc, name)? else { return Ok(None) };
-                let bytes: Vec<Vec<u8>> = m.iter().map(|v| spaces::row_bytes(*datatype, v)).collect();
+                let bytes: Vec<Vec<u8>> = m.iter().map(|v| spaces::encode_row(*datatype, v)).collect();
                 let rows: Vec<RowRef<'_>> = bytes.iter().map(|b| spaces::row_ref(*datatype, b)).collect();
                 spaces::max_sim(*distance, q, &rows).map(Some)
             }
@@ -494,15 +498,22 @@ fn overlaps(a: &[u32], b: &[u32]) -> bool {
 impl EdgeShard {
     /// Rescale sparse query weights by IDF over the visible points.
     fn idf_weighted(&self, name: &str, q: SparseVector) -> Result<SparseVector> {
-        let terms: HashSet<u32> = q.indices.iter().copied().collect();
-        let mut df: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut df: BTreeMap<u32, usize> = q.indices.iter().map(|&i| (i, 0)).collect();
         let mut n = 0usize;
+        for seg in &self.segments {
+            n += seg.sparse_idf_stats(name, &mut df)?;
+        }
+        // Points replayed from the WAL are indexed by the appendable segment's RAM index.
         for r in self.points.values() {
-            if let Some(VectorValue::Sparse(s)) = self.vector_at(r.loc, name)? {
-                n += 1;
-                for i in &s.indices {
-                    if terms.contains(i) {
-                        *df.entry(*i).or_default() += 1;
+            if let Loc::Overlay(i) = r.loc {
+                if let Some(VectorValue::Sparse(s)) = self.overlay[i].vectors.get(name) {
+                    if !s.indices.is_empty() {
+                        n += 1;
+                        for t in &s.indices {
+                            if let Some(c) = df.get_mut(t) {
+                                *c += 1;
+                            }
+                        }
                     }
                 }
             }

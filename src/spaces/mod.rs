@@ -27,7 +27,7 @@ use crate::types::{Datatype, Distance, SparseVector};
 pub use crate::types::RowRef;
 
 /// Encode stored-form f32 values as the raw row bytes of `datatype`.
-pub fn row_bytes(datatype: Datatype, v: &[f32]) -> Vec<u8> {
+pub fn encode_row(datatype: Datatype, v: &[f32]) -> Vec<u8> {
     match datatype {
         Datatype::Float16 => v.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()).collect(),
         Datatype::Uint8 => v.iter().map(|&x| x as u8).collect(),
@@ -35,7 +35,7 @@ pub fn row_bytes(datatype: Datatype, v: &[f32]) -> Vec<u8> {
     }
 }
 
-/// A row reference over bytes made by [`row_bytes`].
+/// A row reference over bytes made by [`encode_row`].
 pub fn row_ref(datatype: Datatype, bytes: &[u8]) -> RowRef<'_> {
     match datatype {
         Datatype::Float16 => RowRef::F16(bytes),

@@ -13,7 +13,7 @@ points lacking vector "b"), once without payload indexes and once with indexes o
     }
 
 Filters are written as REST JSON and converted to qdrant_edge objects here.
-Usage: filter_oracle.py [out_dir]   (default $QEW_CORPUS or <crate>/target/corpus)
+Usage: filter_oracle.py [--out] [out_dir]   (default $QEW_CORPUS or <crate>/target/corpus)
 """
 import json
 import os
@@ -583,7 +583,8 @@ def run(name, points, indexes, skipped):
 
 
 def main():
-    out_root = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("QEW_CORPUS", os.path.join(CRATE, "target", "corpus"))
+    args = [a for a in sys.argv[1:] if a != "--out"]
+    out_root = args[0] if args else os.environ.get("QEW_CORPUS", os.path.join(CRATE, "target", "corpus"))
     points = make_points()
     skipped = []
     runs = [run("plain", points, [], skipped), run("indexed", points, INDEXES, skipped),
