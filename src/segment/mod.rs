@@ -39,8 +39,9 @@ pub struct Segment {
     pub payload_storage: Gridstore,
     pub vectors: BTreeMap<String, VectorData>,
     pub payload_index: PayloadIndexConfig,
-    /// Per vector name, the number of vectors its index holds (HNSW: `hnsw_config.json`;
-    /// immutable sparse: `inverted_index_config.json`; RAM sparse: live non-empty vectors).
+    /// Per vector name, the number of vectors its on-disk index holds (HNSW:
+    /// `hnsw_config.json`; immutable sparse: `inverted_index_config.json`). RAM sparse indexes
+    /// keep nothing on disk; see [`Segment::sparse_idf_stats`].
     pub indexed_counts: BTreeMap<String, usize>,
     /// Statistics of immutable sparse indexes, per sparse vector name.
     sparse_stats: BTreeMap<String, SparseIndexStats>,
@@ -98,25 +99,14 @@ impl Segment {
                 sparse_stats.insert(name.clone(), st);
             }
         }
-        // Qdrant counts indexed vectors only in "indexed" segments: those with an HNSW index or
-        // any sparse vector (a sparse vector always has an inverted index).
         let mut indexed_counts = BTreeMap::new();
         let indexed_segment = !state.config.sparse_vector_data.is_empty()
             || state.config.vector_data.values().any(|v| matches!(v.index, Indexes::Hnsw(_)));
         if indexed_segment {
-            for (name, data) in &vectors {
+            for name in vectors.keys() {
                 if let Some(st) = sparse_stats.get(name) {
                     indexed_counts.insert(name.clone(), st.vector_count);
                 } else if let Some(n) = read_hnsw_count(storage, dir, name, id_tracker.total_point_count() as usize)? {
-                    indexed_counts.insert(name.clone(), n);
-                } else if let VectorData::Sparse(s) = data {
-                    // A RAM inverted index is rebuilt at load from the live, non-empty vectors.
-                    let mut n = 0;
-                    for (_, i) in id_tracker.iter_live() {
-                        if !s.is_deleted(i) && s.get(i)?.is_some_and(|v| !v.indices.is_empty()) {
-                            n += 1;
-                        }
-                    }
                     indexed_counts.insert(name.clone(), n);
                 }
             }
@@ -212,18 +202,30 @@ impl Segment {
             .filter_map(move |(ext, i)| self.id_tracker.version(i).map(|v| (ext, i, v)))
     }
 
-    /// Vectors held by this segment's vector indexes (Qdrant's `indexed_vectors_count`): zero
-    /// for plain indexes.
+    /// Vectors held by this segment's on-disk vector indexes.
     pub fn indexed_vector_count(&self) -> usize {
         self.indexed_counts.values().sum()
+    }
+
+    /// Whether Qdrant counts this segment's indexed vectors: it has an HNSW index or any
+    /// sparse vector (a sparse vector always has an inverted index).
+    pub fn is_indexed(&self) -> bool {
+        !self.state.config.sparse_vector_data.is_empty()
+            || self.state.config.vector_data.values().any(|v| matches!(v.index, Indexes::Hnsw(_)))
+    }
+
+    /// Names of sparse vectors whose index lives in RAM (rebuilt at load).
+    pub fn ram_sparse_names(&self) -> impl Iterator<Item = &String> {
+        self.state.config.sparse_vector_data.keys().filter(|n| !self.sparse_stats.contains_key(*n))
     }
 
     /// Sparse IDF statistics of this segment's index for `name`: adds each term's document
     /// frequency to `df` (whose keys are the query's terms) and returns the number of indexed
     /// documents. Like Qdrant's inverted indexes, an optimized segment reports its index files
     /// (every vector it was built with, points deleted since included); an appendable segment
-    /// counts its live points' non-empty vectors, as its RAM index is rebuilt at load.
-    pub fn sparse_idf_stats(&self, name: &str, df: &mut BTreeMap<u32, usize>) -> Result<usize> {
+    /// counts its live points' non-empty vectors, as its RAM index is rebuilt at load, except
+    /// `superseded` ones (rewritten in place by WAL replay; the caller counts the new copy).
+    pub fn sparse_idf_stats(&self, name: &str, df: &mut BTreeMap<u32, usize>, superseded: impl Fn(PointId) -> bool) -> Result<usize> {
         if let Some(st) = self.sparse_stats.get(name) {
             for (t, c) in df.iter_mut() {
                 *c += st.df.get(t).copied().unwrap_or(0);
@@ -232,8 +234,8 @@ impl Segment {
         }
         let Some(VectorData::Sparse(s)) = self.vectors.get(name) else { return Ok(0) };
         let mut n = 0;
-        for (_, i) in self.id_tracker.iter_live() {
-            if s.is_deleted(i) {
+        for (ext, i) in self.id_tracker.iter_live() {
+            if s.is_deleted(i) || superseded(ext) {
                 continue;
             }
             let Some(v) = s.get(i)? else { continue };

@@ -65,6 +65,8 @@ pub struct EdgeShard {
     pub(crate) indexed_fields: BTreeMap<String, serde_json::Value>,
     pub(crate) filter_ctx: FilterContext,
     pub(crate) edge_config: Option<EdgeConfig>,
+    /// Sparse vectors WAL replay added to the appendable segment's RAM index, per name.
+    pub(crate) ram_sparse_added: BTreeMap<String, usize>,
     /// Operation number the next update gets.
     pub(crate) next_op: u64,
     closed: AtomicBool,
@@ -121,6 +123,7 @@ impl EdgeShard {
             filter_ctx: FilterContext::new(indexed_fields.clone()),
             indexed_fields,
             edge_config,
+            ram_sparse_added: BTreeMap::new(),
             next_op: max_seg_version + 1,
             closed: AtomicBool::new(false),
         };

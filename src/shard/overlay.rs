@@ -182,8 +182,10 @@ impl EdgeShard {
         }
         let vectors = self.preprocess_vectors(&p.vectors)?;
         let payload = Arc::new(p.payload.clone().unwrap_or_default());
+        let prev = self.points.get(&p.id).copied();
         self.overlay.push(OverlayPoint { vectors, payload });
         let idx = self.overlay.len() - 1;
+        self.note_ram_sparse(prev, idx)?;
         self.points.insert(p.id, PointRef { loc: Loc::Overlay(idx), version: op });
         Ok(())
     }
@@ -212,7 +214,37 @@ impl EdgeShard {
             }
         };
         f(&mut self.overlay[idx])?;
+        self.note_ram_sparse(Some(cur), idx)?;
         self.points.insert(id, PointRef { loc: Loc::Overlay(idx), version: op });
+        Ok(())
+    }
+
+    /// Keep the appendable segment's RAM sparse index count as Qdrant does: a sparse vector
+    /// added for a point that the appendable segment did not hold with that vector adds one;
+    /// nothing is ever subtracted until the next load.
+    fn note_ram_sparse(&mut self, prev: Option<PointRef>, new_idx: usize) -> Result<()> {
+        let names: Vec<String> = self
+            .overlay[new_idx]
+            .vectors
+            .iter()
+            .filter(|(_, v)| matches!(v, VectorValue::Sparse(s) if !s.indices.is_empty()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let had = match prev.map(|r| r.loc) {
+                Some(Loc::Overlay(i)) if i != new_idx => {
+                    matches!(self.overlay[i].vectors.get(&name), Some(VectorValue::Sparse(s)) if !s.indices.is_empty())
+                }
+                Some(Loc::Overlay(_)) => true,
+                Some(loc @ Loc::Segment { seg, .. }) if self.segments[seg as usize].appendable => {
+                    matches!(self.vector_at(loc, &name)?, Some(VectorValue::Sparse(s)) if !s.indices.is_empty())
+                }
+                _ => false,
+            };
+            if !had {
+                *self.ram_sparse_added.entry(name).or_default() += 1;
+            }
+        }
         Ok(())
     }
 

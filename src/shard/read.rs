@@ -307,7 +307,15 @@ impl EdgeShard {
             e.insert("points".into(), json!(n));
             schema.insert(key.clone(), Value::Object(e));
         }
-        let indexed: usize = self.segments.iter().map(|s| s.indexed_vector_count()).sum();
+        let mut indexed: usize = self.segments.iter().filter(|s| s.is_indexed()).map(|s| s.indexed_vector_count()).sum();
+        // RAM sparse indexes: the live vectors at load, plus what WAL replay added.
+        for seg in self.segments.iter().filter(|s| s.is_indexed()) {
+            for name in seg.ram_sparse_names() {
+                let mut none = BTreeMap::new();
+                indexed += seg.sparse_idf_stats(name, &mut none, |_| false)?;
+                indexed += self.ram_sparse_added.get(name).copied().unwrap_or(0);
+            }
+        }
         Ok(json!({
             "segments_count": self.segments.len(),
             "points_count": self.points.len(),
@@ -496,12 +504,16 @@ fn overlaps(a: &[u32], b: &[u32]) -> bool {
 }
 
 impl EdgeShard {
+    fn is_overlay(&self, id: PointId) -> bool {
+        matches!(self.points.get(&id), Some(PointRef { loc: Loc::Overlay(_), .. }))
+    }
+
     /// Rescale sparse query weights by IDF over the visible points.
     fn idf_weighted(&self, name: &str, q: SparseVector) -> Result<SparseVector> {
         let mut df: BTreeMap<u32, usize> = q.indices.iter().map(|&i| (i, 0)).collect();
         let mut n = 0usize;
         for seg in &self.segments {
-            n += seg.sparse_idf_stats(name, &mut df)?;
+            n += seg.sparse_idf_stats(name, &mut df, |id| self.is_overlay(id))?;
         }
         // Points replayed from the WAL are indexed by the appendable segment's RAM index.
         for r in self.points.values() {
