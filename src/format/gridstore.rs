@@ -486,7 +486,7 @@ pub(crate) mod tests {
                 let _ = read_payload(&gs, 0);
             }
         }
-        assert_eq!(decompress_lz4(&[0xff, 0xff, 0xff, 0xff, 0]).unwrap_err().contains("impossible"), true);
+        assert!(decompress_lz4(&[0xff, 0xff, 0xff, 0xff, 0]).unwrap_err().contains("impossible"));
         // tracker truncated to less than its header
         put(&st, "p/tracker.dat", &[1, 0]);
         assert_eq!(Gridstore::open(&st, "p").unwrap_err().kind(), ErrorKind::Corrupted);

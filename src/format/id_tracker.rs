@@ -131,7 +131,12 @@ impl IdTracker {
             if external.len() <= i as usize {
                 external.resize(i as usize + 1, None);
             }
-            external[i as usize] = Some(ext);
+            if let Some(other) = external[i as usize].replace(ext) {
+                // one row claimed by two external ids: the later claim wins
+                if other != ext {
+                    live.remove(&other);
+                }
+            }
         }
         IdTracker { kind, live, external, versions, total }
     }
@@ -204,6 +209,7 @@ impl IdTracker {
             return Err(FormatError::corrupt(&mpath, format!("{count} entries cannot fit in {} bytes", b.len())).into());
         }
         let mut pairs = Vec::with_capacity(count as usize);
+        let mut seen = vec![false; count as usize];
         for n in 0..count {
             let kind = r.u8()?;
             let ext = match kind {
@@ -217,6 +223,9 @@ impl IdTracker {
             let i = r.u32()?;
             if u64::from(i) >= count {
                 return Err(FormatError::corrupt(&mpath, format!("entry {n}: internal id {i} ≥ count {count}")).into());
+            }
+            if std::mem::replace(&mut seen[i as usize], true) {
+                return Err(FormatError::corrupt(&mpath, format!("entry {n}: internal id {i} mapped twice")).into());
             }
             pairs.push((ext, i));
         }
@@ -463,6 +472,10 @@ mod tests {
         assert_eq!(t.iter_live().collect::<Vec<_>>(), vec![(PointId::Num(4), 0), (PointId::Num(9), 3), (u, 2)]);
         assert_eq!(t.total_point_count(), 4);
         assert_eq!(t.version(3), Some(6));
+        // two entries claiming the same row
+        let dup = immutable_bytes(&[(PointId::Num(4), 0), (PointId::Num(5), 0)]);
+        put(&st, "s/id_tracker.mappings", &dup);
+        assert_eq!(IdTracker::open(&st, "s", false).unwrap_err().kind(), ErrorKind::Corrupted);
         // truncations: always an error, never a panic
         for cut in 0..m.len() {
             put(&st, "s/id_tracker.mappings", &m[..cut]);

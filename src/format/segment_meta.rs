@@ -507,7 +507,7 @@ mod tests {
         assert!(matches!(&d.quantization_config, Some(QuantizationConfig::Scalar { scalar }) if scalar.quantile == Some(0.99)));
         assert_eq!(s.config.vector_data["h"].datatype(), Datatype::Float16);
         assert!(s.config.vector_data["m"].multivector_config.is_some());
-        assert!(s.config.vector_data["m"].is_appendable() == false); // InRamMmap
+        assert!(!s.config.vector_data["m"].is_appendable()); // InRamMmap
         assert!(matches!(&s.config.vector_data["u"].quantization_config, Some(QuantizationConfig::Binary { .. })));
         let sp = &s.config.sparse_vector_data["s"];
         assert_eq!(sp.index.index_type, SparseIndexType::ImmutableRam);
