@@ -8,6 +8,8 @@ pub mod requests;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::query::filter::parse_datetime;
+use crate::shard::query::{Direction, QueryNode, StageQuery, DEFAULT_RRF_K};
 use crate::shard::read::{QueryVector, SearchSpec};
 use crate::shard::EdgeShard;
 use requests::*;
@@ -58,10 +60,26 @@ pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value>
         }
         "scroll" => {
             let req: ScrollRequest = parse(body)?;
-            if req.order_by.is_some() {
-                return Err(Error::Unsupported("scroll with `order_by` is not supported yet".into()));
-            }
             let filter = parse_filter_opt(&req.filter, "filter")?;
+            if let Some(o) = &req.order_by {
+                if req.offset.is_some() {
+                    return Err(Error::invalid_field("offset", "offset is not supported when ordering by a field"));
+                }
+                let StageQuery::OrderBy { key, direction, start_from } = order_by_stage(o, "order_by")? else { unreachable!() };
+                let points = shard.scroll_ordered(
+                    &key,
+                    direction,
+                    start_from,
+                    req.limit.unwrap_or(10),
+                    filter.as_ref(),
+                    &req.with_payload.clone().unwrap_or(WithPayload::Enable(true)),
+                    &req.with_vector.clone().unwrap_or_default(),
+                )?;
+                return Ok(json!({
+                    "points": points.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+                    "next_page_offset": Value::Null,
+                }));
+            }
             let (points, next) = shard.scroll(
                 req.offset,
                 req.limit.unwrap_or(10),
@@ -99,51 +117,94 @@ pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value>
 }
 
 fn run_query(shard: &EdgeShard, req: &QueryRequest, prefix: &str) -> Result<Vec<Value>> {
-    if req.prefetch.is_some() {
-        return Err(Error::Unsupported("query with `prefetch` is not supported yet".into()));
-    }
     if req.lookup_from.is_some() {
         return Err(Error::Unsupported("`lookup_from` needs other collections; an edge shard has none".into()));
     }
-    let using = req.using.clone().unwrap_or_default();
-    let filter = parse_filter_opt(&req.filter, &format!("{prefix}filter"))?;
-    let with_payload = req.with_payload.clone().unwrap_or_default();
-    let with_vector = req.with_vector.clone().unwrap_or_default();
-    let Some(QueryInput::Nearest(input)) = &req.query else {
-        // No query: points by id order, score 1.0, like Qdrant's query without `query`.
-        let (recs, _) = shard.scroll(None, req.limit().saturating_add(req.offset.unwrap_or(0)), filter.as_ref(), &with_payload, &with_vector)?;
-        return Ok(recs
-            .into_iter()
-            .skip(req.offset.unwrap_or(0))
-            .map(|r| {
-                let mut v = r.to_json();
-                if let Value::Object(m) = &mut v {
-                    let payload = m.remove("payload");
-                    let vector = m.remove("vector");
-                    m.insert("version".into(), json!(0));
-                    m.insert("score".into(), json!(1.0));
-                    if let Some(p) = payload {
-                        m.insert("payload".into(), p);
-                    }
-                    if let Some(vv) = vector {
-                        m.insert("vector".into(), vv);
-                    }
-                }
-                v
-            })
-            .collect());
+    let offset = req.offset.unwrap_or(0);
+    let root = build_stage(
+        shard,
+        Stage {
+            prefetch: req.prefetch.as_ref().map(|p| p.to_vec()).unwrap_or_default(),
+            query: req.query.as_ref(),
+            using: req.using.as_deref(),
+            filter: &req.filter,
+            score_threshold: req.score_threshold,
+            limit: req.limit().saturating_add(offset),
+        },
+        prefix,
+    )?;
+    let points = shard.query(
+        &root,
+        offset,
+        &req.with_payload.clone().unwrap_or_default(),
+        &req.with_vector.clone().unwrap_or_default(),
+    )?;
+    Ok(points.iter().map(|p| p.to_json()).collect())
+}
+
+/// The parts of a query request or prefetch that make a stage.
+struct Stage<'a> {
+    prefetch: Vec<Prefetch>,
+    query: Option<&'a QueryInput>,
+    using: Option<&'a str>,
+    filter: &'a Option<Value>,
+    score_threshold: Option<f32>,
+    limit: usize,
+}
+
+fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNode> {
+    let mut prefetch = Vec::new();
+    for (i, p) in st.prefetch.iter().enumerate() {
+        if p.lookup_from.is_some() {
+            return Err(Error::Unsupported("`lookup_from` needs other collections; an edge shard has none".into()));
+        }
+        prefetch.push(build_stage(
+            shard,
+            Stage {
+                prefetch: p.prefetch.as_ref().map(|x| x.to_vec()).unwrap_or_default(),
+                query: p.query.as_ref(),
+                using: p.using.as_deref(),
+                filter: &p.filter,
+                score_threshold: p.score_threshold,
+                limit: p.limit.unwrap_or(10),
+            },
+            &format!("{prefix}prefetch[{i}]."),
+        )?);
+    }
+    let using = st.using.unwrap_or_default().to_string();
+    let query = match st.query {
+        None => None,
+        Some(QueryInput::Nearest(input)) => {
+            Some(StageQuery::Nearest { vector: query_vector(shard, &using, input, &format!("{prefix}query"))?, using })
+        }
+        Some(QueryInput::Rrf { k, weights }) => Some(StageQuery::Rrf { k: k.unwrap_or(DEFAULT_RRF_K), weights: weights.clone() }),
+        Some(QueryInput::Dbsf) => Some(StageQuery::Dbsf),
+        Some(QueryInput::OrderBy(o)) => Some(order_by_stage(o, &format!("{prefix}query.order_by"))?),
     };
-    let spec = SearchSpec {
-        vector: query_vector(shard, &using, input, &format!("{prefix}query"))?,
-        using,
-        filter,
-        limit: req.limit(),
-        offset: req.offset.unwrap_or(0),
-        score_threshold: req.score_threshold,
-        with_payload,
-        with_vector,
+    Ok(QueryNode {
+        prefetch,
+        query,
+        filter: parse_filter_opt(st.filter, &format!("{prefix}filter"))?,
+        score_threshold: st.score_threshold,
+        limit: st.limit,
+    })
+}
+
+fn order_by_stage(o: &OrderBy, field: &str) -> Result<StageQuery> {
+    let direction = match o.direction.as_deref() {
+        None | Some("asc") => Direction::Asc,
+        Some("desc") => Direction::Desc,
+        Some(other) => return Err(Error::invalid_field(format!("{field}.direction"), format!("unknown direction `{other}`"))),
     };
-    Ok(shard.search(&spec)?.iter().map(|h| h.to_json()).collect())
+    let start_from = match &o.start_from {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => Some(
+            parse_datetime(s).ok_or_else(|| Error::invalid_field(format!("{field}.start_from"), format!("`{s}` is not a datetime")))? as f64,
+        ),
+        Some(_) => return Err(Error::invalid_field(format!("{field}.start_from"), "must be a number or a datetime string")),
+    };
+    Ok(StageQuery::OrderBy { key: o.key.clone(), direction, start_from })
 }
 
 fn check_finite(v: &[f32], field: &str) -> Result<()> {

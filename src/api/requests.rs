@@ -140,6 +140,109 @@ pub enum VectorInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryInput {
     Nearest(VectorInput),
+    /// `{"fusion":"rrf"}` or `{"rrf":{"k"?, "weights"?}}`
+    Rrf { k: Option<u32>, weights: Option<Vec<f32>> },
+    /// `{"fusion":"dbsf"}`
+    Dbsf,
+    /// `{"order_by": "key" | {"key", "direction"?, "start_from"?}}`
+    OrderBy(OrderBy),
+}
+
+/// `order_by` of scroll and query requests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderBy {
+    pub key: String,
+    pub direction: Option<String>,
+    pub start_from: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for OrderBy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            key: String,
+            #[serde(default)]
+            direction: Option<Direction>,
+            #[serde(default)]
+            start_from: Option<Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Direction {
+            Asc,
+            Desc,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Key(String),
+            Full(Full),
+        }
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        let form: Form = serde_json::from_value(v)
+            .map_err(|_| D::Error::custom("order_by must be a key or {\"key\", \"direction\": \"asc\"|\"desc\", \"start_from\"}"))?;
+        Ok(match form {
+            Form::Key(key) => OrderBy { key, direction: None, start_from: None },
+            Form::Full(f) => OrderBy {
+                key: f.key,
+                direction: f.direction.map(|d| match d {
+                    Direction::Asc => "asc".to_string(),
+                    Direction::Desc => "desc".to_string(),
+                }),
+                start_from: f.start_from,
+            },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RrfParams {
+    #[serde(default)]
+    k: Option<u32>,
+    #[serde(default)]
+    weights: Option<Vec<f32>>,
+}
+
+/// One prefetch stage of a query request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prefetch {
+    #[serde(default)]
+    pub prefetch: Option<OneOrMany<Prefetch>>,
+    #[serde(default)]
+    pub query: Option<QueryInput>,
+    #[serde(default)]
+    pub using: Option<String>,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default)]
+    pub params: Option<SearchParams>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub lookup_from: Option<Value>,
+}
+
+/// A single object or a list of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(Box<T>),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![(**x).clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for QueryInput {
@@ -154,13 +257,23 @@ impl<'de> Deserialize<'de> for QueryInput {
             if m.len() != 1 {
                 return Err(D::Error::custom("query must be a vector, a point id or an object with one query kind"));
             }
-            let (k, inner) = m.iter().next().expect("one entry");
+            let Some((k, inner)) = m.iter().next() else { return Err(D::Error::custom("empty query object")) };
             return match k.as_str() {
                 "nearest" => {
                     let vi: VectorInput = serde_json::from_value(inner.clone()).map_err(D::Error::custom)?;
                     Ok(QueryInput::Nearest(vi))
                 }
-                "recommend" | "discover" | "context" | "order_by" | "fusion" | "rrf" | "formula" | "sample" | "mmr" => {
+                "fusion" => match inner.as_str() {
+                    Some("rrf") => Ok(QueryInput::Rrf { k: None, weights: None }),
+                    Some("dbsf") => Ok(QueryInput::Dbsf),
+                    _ => Err(D::Error::custom("fusion must be \"rrf\" or \"dbsf\"")),
+                },
+                "rrf" => {
+                    let p: RrfParams = serde_json::from_value(inner.clone()).map_err(D::Error::custom)?;
+                    Ok(QueryInput::Rrf { k: p.k, weights: p.weights })
+                }
+                "order_by" => Ok(QueryInput::OrderBy(serde_json::from_value(inner.clone()).map_err(D::Error::custom)?)),
+                "recommend" | "discover" | "context" | "formula" | "sample" | "mmr" => {
                     Err(D::Error::custom(format!("query kind `{k}` is not supported yet by this engine")))
                 }
                 other => Err(D::Error::custom(format!("unknown query kind `{other}`"))),
@@ -175,6 +288,9 @@ impl Serialize for QueryInput {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
             QueryInput::Nearest(v) => v.serialize(s),
+            QueryInput::Rrf { k, weights } => serde_json::json!({"rrf": {"k": k, "weights": weights}}).serialize(s),
+            QueryInput::Dbsf => serde_json::json!({"fusion": "dbsf"}).serialize(s),
+            QueryInput::OrderBy(o) => serde_json::json!({"order_by": o}).serialize(s),
         }
     }
 }
@@ -190,7 +306,7 @@ pub struct QueryRequest {
     #[serde(default)]
     pub shard_key: Option<Value>,
     #[serde(default)]
-    pub prefetch: Option<Value>,
+    pub prefetch: Option<OneOrMany<Prefetch>>,
     #[serde(default)]
     pub query: Option<QueryInput>,
     #[serde(default)]
@@ -274,7 +390,7 @@ pub struct ScrollRequest {
     #[serde(default)]
     pub with_vector: Option<WithVector>,
     #[serde(default)]
-    pub order_by: Option<Value>,
+    pub order_by: Option<OrderBy>,
 }
 
 /// `POST /points/count`.

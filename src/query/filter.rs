@@ -607,6 +607,11 @@ fn list_json(v: &[Condition]) -> Value {
 }
 
 impl Filter {
+    /// A filter that matches when every one of `filters` matches.
+    pub fn all_of(filters: Vec<Filter>) -> Filter {
+        Filter { should: None, min_should: None, must: Some(filters.into_iter().map(Condition::Filter).collect()), must_not: None }
+    }
+
     /// The REST JSON of this filter (lists always as arrays; absent clauses omitted).
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();

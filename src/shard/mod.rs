@@ -7,6 +7,7 @@
 //! number. Replayed changes live in an in-memory overlay until the write path persists them.
 
 mod overlay;
+pub mod query;
 pub mod read;
 
 pub use read::{ScoredPoint, Record};

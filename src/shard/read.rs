@@ -23,6 +23,18 @@ pub struct ScoredPoint {
     pub score: f32,
     pub payload: Option<Payload>,
     pub vector: Option<Value>,
+    /// The value a point was ordered by (`order_by` queries).
+    pub order_value: Option<Value>,
+}
+
+/// A point selected by a query stage, before payload and vectors are attached.
+#[derive(Debug, Clone)]
+pub(crate) struct QueryHit {
+    pub id: PointId,
+    pub r: PointRef,
+    /// Public score.
+    pub score: f32,
+    pub order_value: Option<Value>,
 }
 
 impl ScoredPoint {
@@ -37,6 +49,9 @@ impl ScoredPoint {
         if let Some(v) = &self.vector {
             m.insert("vector".into(), v.clone());
         }
+        if let Some(o) = &self.order_value {
+            m.insert("order_value".into(), o.clone());
+        }
         Value::Object(m)
     }
 }
@@ -47,6 +62,8 @@ pub struct Record {
     pub id: PointId,
     pub payload: Option<Payload>,
     pub vector: Option<Value>,
+    /// The value a point was ordered by (scroll with `order_by`).
+    pub order_value: Option<Value>,
 }
 
 impl Record {
@@ -58,6 +75,9 @@ impl Record {
         }
         if let Some(v) = &self.vector {
             m.insert("vector".into(), v.clone());
+        }
+        if let Some(o) = &self.order_value {
+            m.insert("order_value".into(), o.clone());
         }
         Value::Object(m)
     }
@@ -144,41 +164,85 @@ impl EdgeShard {
 
     /// Exact nearest-neighbour search over all visible points.
     pub fn search(&self, spec: &SearchSpec) -> Result<Vec<ScoredPoint>> {
+        let hits = self.search_hits(
+            &spec.using,
+            &spec.vector,
+            spec.filter.as_ref(),
+            spec.limit.saturating_add(spec.offset),
+            spec.score_threshold,
+            None,
+        )?;
+        let hits: Vec<QueryHit> = hits.into_iter().skip(spec.offset).collect();
+        self.materialize(&hits, &spec.with_payload, &spec.with_vector)
+    }
+
+    /// The best `want` points by vector similarity (public scores, best first), among all
+    /// visible points or only `candidates`.
+    pub(crate) fn search_hits(
+        &self,
+        using: &str,
+        vector: &QueryVector,
+        filter: Option<&Filter>,
+        want: usize,
+        score_threshold: Option<f32>,
+        candidates: Option<&HashSet<PointId>>,
+    ) -> Result<Vec<QueryHit>> {
         self.check_open()?;
-        let kind = self.vector_kind(&spec.using, "using")?.clone();
-        let want = spec.limit.saturating_add(spec.offset);
+        let kind = self.vector_kind(using, "using")?.clone();
+        let scorer = Scorer::new(self, &kind, vector, using)?;
         if want == 0 {
             return Ok(Vec::new());
         }
-        let scorer = Scorer::new(self, &kind, &spec.vector, &spec.using)?;
         let mut heap: BinaryHeap<Hit> = BinaryHeap::new();
-        for (id, r) in &self.points {
-            if !self.matches(spec.filter.as_ref(), *id, r)? {
-                continue;
+        let mut consider = |id: &PointId, r: &PointRef| -> Result<()> {
+            if !self.matches(filter, *id, r)? {
+                return Ok(());
             }
-            let Some(internal) = scorer.score(self, r.loc)? else { continue };
-            let public = scorer.postprocess(internal);
-            if let Some(t) = spec.score_threshold {
-                if !scorer.passes_threshold(public, t) {
-                    continue;
+            let Some(internal) = scorer.score(self, r.loc)? else { return Ok(()) };
+            if let Some(t) = score_threshold {
+                if !scorer.passes_threshold(scorer.postprocess(internal), t) {
+                    return Ok(());
                 }
             }
             heap.push(Hit { score: internal, id: *id, r: *r });
             if heap.len() > want {
                 heap.pop();
             }
+            Ok(())
+        };
+        match candidates {
+            None => {
+                for (id, r) in &self.points {
+                    consider(id, r)?;
+                }
+            }
+            Some(c) => {
+                for id in c {
+                    if let Some(r) = self.points.get(id) {
+                        consider(id, r)?;
+                    }
+                }
+            }
         }
-        let mut hits = heap.into_sorted_vec();
-        // into_sorted_vec is ascending by Ord = best first.
-        let hits: Vec<Hit> = hits.drain(..).skip(spec.offset).collect();
-        hits.into_iter()
+        // into_sorted_vec is ascending by Ord, and Ord puts the best hit first.
+        Ok(heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|h| QueryHit { id: h.id, r: h.r, score: scorer.postprocess(h.score), order_value: None })
+            .collect())
+    }
+
+    /// Turn hits into REST scored points with the requested payload and vectors.
+    pub(crate) fn materialize(&self, hits: &[QueryHit], with_payload: &WithPayload, with_vector: &WithVector) -> Result<Vec<ScoredPoint>> {
+        hits.iter()
             .map(|h| {
                 Ok(ScoredPoint {
                     id: h.id,
                     version: h.r.version,
-                    score: scorer.postprocess(h.score),
-                    payload: self.select_payload(h.r.loc, &spec.with_payload)?,
-                    vector: self.select_vectors(h.r.loc, &spec.with_vector)?,
+                    score: h.score,
+                    payload: self.select_payload(h.r.loc, with_payload)?,
+                    vector: self.select_vectors(h.r.loc, with_vector)?,
+                    order_value: h.order_value.clone(),
                 })
             })
             .collect()
@@ -201,7 +265,12 @@ impl EdgeShard {
     }
 
     fn record(&self, id: PointId, r: &PointRef, with_payload: &WithPayload, with_vector: &WithVector) -> Result<Record> {
-        Ok(Record { id, payload: self.select_payload(r.loc, with_payload)?, vector: self.select_vectors(r.loc, with_vector)? })
+        Ok(Record {
+            id,
+            payload: self.select_payload(r.loc, with_payload)?,
+            vector: self.select_vectors(r.loc, with_vector)?,
+            order_value: None,
+        })
     }
 
     /// Points ordered by id from `offset` (inclusive); returns the page and the next offset.
@@ -231,6 +300,29 @@ impl EdgeShard {
             out.push(self.record(*id, r, with_payload, with_vector)?);
         }
         Ok((out, next))
+    }
+
+    /// Points ordered by an indexed numeric or datetime field (scroll with `order_by`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scroll_ordered(
+        &self,
+        key: &str,
+        direction: super::query::Direction,
+        start_from: Option<f64>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+    ) -> Result<Vec<Record>> {
+        self.check_open()?;
+        let hits = self.order_by_hits(key, direction, start_from, filter, limit, None)?;
+        hits.into_iter()
+            .map(|h| {
+                let mut r = self.record(h.id, &h.r, with_payload, with_vector)?;
+                r.order_value = h.order_value;
+                Ok(r)
+            })
+            .collect()
     }
 
     /// Exact number of points matching `filter`.

@@ -274,10 +274,10 @@ def scoring_query_in(q: Any, using: str | None) -> Any:
         if "indices" in q:
             return qe.Query.Nearest(vector_in(q), using=using)
         if "fusion" in q:
-            return {"rrf": qe.Fusion.Rrf(k=60), "dbsf": qe.Fusion.Dbsf()}[q["fusion"]]
+            return {"rrf": qe.Fusion.Rrf(k=2), "dbsf": qe.Fusion.Dbsf()}[q["fusion"]]
         if "rrf" in q:
             r = q["rrf"] or {}
-            return qe.Fusion.Rrf(k=int(r.get("k", 60)), weights=r.get("weights"))
+            return qe.Fusion.Rrf(k=int(r.get("k", 2)), weights=r.get("weights"))
         if "order_by" in q:
             return order_by_in(q["order_by"])
         raise Unsupported(f"query object {sorted(q)}")
