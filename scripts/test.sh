@@ -33,5 +33,6 @@ for t in wasm32-wasip1 wasm32-wasip2; do
 done
 
 echo "== wasi-demo under wasmtime vs native"
+cargo build --release -p wasi-demo
 cargo build --release -p wasi-demo --target wasm32-wasip1
 "$PY" tests/cli_wasi.py --wasm target/wasm32-wasip1/release/wasi-demo.wasm --native target/release/wasi-demo
