@@ -22,7 +22,8 @@ fn main() {
     let storage = FsStorage::new(&args[0]).expect("open shard dir");
     let shard = EdgeShard::load(Arc::new(storage), "").expect("load shard");
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let queries: Vec<Value> = serde_json::from_slice(&std::fs::read(&args[1]).expect("read queries")).expect("parse queries");
+    let queries: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(&args[1]).expect("read queries")).expect("parse queries");
     // Warm-up: one pass over a few queries.
     for q in queries.iter().take(5) {
         dispatch(&shard, "query", q).expect("query");

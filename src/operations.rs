@@ -98,28 +98,61 @@ pub enum UpdateOperation {
     UpsertPoints(Vec<PointStruct>),
     /// Upsert where existing points are only replaced if they match `condition`.
     /// `update_mode: None` (absent in the record) means [`UpdateMode::Upsert`].
-    UpsertConditional { points: Vec<PointStruct>, condition: Value, update_mode: Option<UpdateMode> },
+    UpsertConditional {
+        points: Vec<PointStruct>,
+        condition: Value,
+        update_mode: Option<UpdateMode>,
+    },
     DeletePoints(Vec<PointId>),
     DeleteByFilter(Value),
     /// Replace the points in the id range `[from_id, to_id]` by `points` (shard transfers).
-    SyncPoints { from_id: Option<PointId>, to_id: Option<PointId>, points: Vec<PointStruct> },
+    SyncPoints {
+        from_id: Option<PointId>,
+        to_id: Option<PointId>,
+        points: Vec<PointStruct>,
+    },
     /// Set the given named vectors of existing points (others untouched); with `update_filter`
     /// only points matching it are updated.
-    UpdateVectors { points: Vec<(PointId, NamedVectors)>, update_filter: Option<Value> },
-    DeleteVectors { selector: PointsSelector, names: Vec<String> },
+    UpdateVectors {
+        points: Vec<(PointId, NamedVectors)>,
+        update_filter: Option<Value>,
+    },
+    DeleteVectors {
+        selector: PointsSelector,
+        names: Vec<String>,
+    },
     /// Merge `payload` into the points' payloads (at `key` if given).
-    SetPayload { payload: Payload, selector: PointsSelector, key: Option<String> },
+    SetPayload {
+        payload: Payload,
+        selector: PointsSelector,
+        key: Option<String>,
+    },
     /// Replace the points' payloads by `payload`. Qdrant 1.19 / edge 0.9 ignore `key` when
     /// applying this operation; it is kept for round-trips.
-    OverwritePayload { payload: Payload, selector: PointsSelector, key: Option<String> },
-    DeletePayload { keys: Vec<String>, selector: PointsSelector },
+    OverwritePayload {
+        payload: Payload,
+        selector: PointsSelector,
+        key: Option<String>,
+    },
+    DeletePayload {
+        keys: Vec<String>,
+        selector: PointsSelector,
+    },
     ClearPayload(PointsSelector),
-    CreateIndex { field_name: String, field_schema: Option<Value> },
+    CreateIndex {
+        field_name: String,
+        field_schema: Option<Value>,
+    },
     DeleteIndex(String),
     /// `config`: `{"dense": {size, distance, multivector_config?, datatype?}}` or
     /// `{"sparse": {modifier?, datatype?}}`.
-    CreateVectorName { name: String, config: Value },
-    DeleteVectorName { name: String },
+    CreateVectorName {
+        name: String,
+        config: Value,
+    },
+    DeleteVectorName {
+        name: String,
+    },
 }
 
 impl UpdateOperation {
@@ -178,7 +211,11 @@ impl UpdateOperation {
             | OverwritePayload { selector, .. }
             | DeletePayload { selector, .. }
             | ClearPayload(selector) => sel(selector),
-            DeleteByFilter(_) | CreateIndex { .. } | DeleteIndex(_) | CreateVectorName { .. } | DeleteVectorName { .. } => None,
+            DeleteByFilter(_)
+            | CreateIndex { .. }
+            | DeleteIndex(_)
+            | CreateVectorName { .. }
+            | DeleteVectorName { .. } => None,
         }
     }
 
@@ -524,7 +561,8 @@ fn batch(v: &Value, path: &str) -> R<Vec<PointStruct>> {
         Value::Array(items) => {
             check(items.len(), &vpath)?;
             // Single (list of dense) unless the first row is itself a list of lists
-            let is_multi = matches!(items.first(), Some(Value::Array(row)) if matches!(row.first(), Some(Value::Array(_))));
+            let is_multi =
+                matches!(items.first(), Some(Value::Array(row)) if matches!(row.first(), Some(Value::Array(_))));
             for (i, (row, item)) in rows.iter_mut().zip(items).enumerate() {
                 let p = format!("{vpath}[{i}]");
                 let a = arr(item, &p)?;
@@ -597,9 +635,7 @@ fn parse_op(key: &str, v: &Value) -> R<UpdateOperation> {
             let points = insert_points(req(m, "points_op", path)?, &format!("{path}.points_op"))?;
             let condition = filter(req(m, "condition", path)?, &format!("{path}.condition"))?;
             let update_mode = opt(m, "update_mode")
-                .map(|u| {
-                    UpdateMode::deserialize(u).map_err(|e| format!("{path}.update_mode: {e}"))
-                })
+                .map(|u| UpdateMode::deserialize(u).map_err(|e| format!("{path}.update_mode: {e}")))
                 .transpose()?;
             Op::UpsertConditional { points, condition, update_mode }
         }
@@ -638,7 +674,10 @@ fn parse_op(key: &str, v: &Value) -> R<UpdateOperation> {
         }
         "delete_vectors" => {
             let (ids, names) = pair(v, path)?;
-            let ids = point_ids(req(obj(ids, &format!("{path}[0]"))?, "points", &format!("{path}[0]"))?, &format!("{path}[0].points"))?;
+            let ids = point_ids(
+                req(obj(ids, &format!("{path}[0]"))?, "points", &format!("{path}[0]"))?,
+                &format!("{path}[0].points"),
+            )?;
             Op::DeleteVectors { selector: PointsSelector::Ids(ids), names: strings(names, &format!("{path}[1]"))? }
         }
         "delete_vectors_by_filter" => {
@@ -748,7 +787,8 @@ mod tests {
         let op = parse(json!({"upsert_points": {"batch": {"ids": [1, 2], "vectors": [[1.0, 0.0], [0.0, 1.0]]}}}));
         let UpdateOperation::UpsertPoints(p) = op else { panic!() };
         assert_eq!(p[1].vectors[""], VectorValue::Dense(vec![0.0, 1.0]));
-        let op = parse(json!({"upsert_points": {"batch": {"ids": [3], "vectors": [[[1.0], [2.0]]], "payloads": null}}}));
+        let op =
+            parse(json!({"upsert_points": {"batch": {"ids": [3], "vectors": [[[1.0], [2.0]]], "payloads": null}}}));
         let UpdateOperation::UpsertPoints(p) = op else { panic!() };
         assert_eq!(p[0].vectors[""], VectorValue::Multi(vec![vec![1.0], vec![2.0]]));
         // empty named map: points without vectors
@@ -756,8 +796,10 @@ mod tests {
         let UpdateOperation::UpsertPoints(p) = op else { panic!() };
         assert!(p.iter().all(|p| p.vectors.is_empty()) && p.len() == 2);
         // mismatched lengths are rejected
-        assert!(perr(json!({"upsert_points": {"batch": {"ids": [1, 2], "vectors": [[1.0]]}}})).contains("1 entries for 2 ids"));
-        assert!(perr(json!({"upsert_points": {"batch": {"ids": [1], "vectors": [[1.0]], "payloads": []}}})).contains("payloads"));
+        assert!(perr(json!({"upsert_points": {"batch": {"ids": [1, 2], "vectors": [[1.0]]}}}))
+            .contains("1 entries for 2 ids"));
+        assert!(perr(json!({"upsert_points": {"batch": {"ids": [1], "vectors": [[1.0]], "payloads": []}}}))
+            .contains("payloads"));
         // both forms at once
         assert!(perr(json!({"upsert_points": {"points": [], "batch": {}}})).contains("exactly one"));
     }
@@ -766,7 +808,10 @@ mod tests {
     fn every_other_kind() {
         let f = json!({"must": [{"key": "city", "match": {"value": "Berlin"}}]});
         let cases: Vec<(Value, &str)> = vec![
-            (json!({"upsert_points_conditional": {"points_op": {"points": [{"id": 1, "vector": [1.0]}]}, "condition": f, "update_mode": "insert_only"}}), "upsert_points_conditional"),
+            (
+                json!({"upsert_points_conditional": {"points_op": {"points": [{"id": 1, "vector": [1.0]}]}, "condition": f, "update_mode": "insert_only"}}),
+                "upsert_points_conditional",
+            ),
             (json!({"delete_points": {"ids": [7, U]}}), "delete_points"),
             (json!({"delete_points_by_filter": f}), "delete_points_by_filter"),
             (json!({"sync_points": {"from_id": 1, "to_id": null, "points": []}}), "sync_points"),
@@ -774,16 +819,25 @@ mod tests {
             (json!({"update_vectors": {"points": [{"id": 7, "vector": [1.0]}], "update_filter": f}}), "update_vectors"),
             (json!({"delete_vectors": [{"points": [7]}, ["sp"]]}), "delete_vectors"),
             (json!({"delete_vectors_by_filter": [f, ["sp", "mv"]]}), "delete_vectors_by_filter"),
-            (json!({"set_payload": {"payload": {"x": 1.5}, "points": [7], "filter": null, "key": "nested"}}), "set_payload"),
+            (
+                json!({"set_payload": {"payload": {"x": 1.5}, "points": [7], "filter": null, "key": "nested"}}),
+                "set_payload",
+            ),
             (json!({"set_payload": {"payload": {"x": 1.5}, "points": null, "filter": f, "key": null}}), "set_payload"),
-            (json!({"overwrite_payload": {"payload": {"city": "Paris"}, "points": [7], "filter": null, "key": null}}), "overwrite_payload"),
+            (
+                json!({"overwrite_payload": {"payload": {"city": "Paris"}, "points": [7], "filter": null, "key": null}}),
+                "overwrite_payload",
+            ),
             (json!({"delete_payload": {"keys": ["city"], "points": [7], "filter": null}}), "delete_payload"),
             (json!({"clear_payload": {"points": [7]}}), "clear_payload"),
             (json!({"clear_payload_by_filter": f}), "clear_payload_by_filter"),
             (json!({"create_index": {"field_name": "city", "field_schema": "keyword"}}), "create_index"),
             (json!({"create_index": {"field_name": "t", "field_schema": null}}), "create_index"),
             (json!({"delete_index": "city"}), "delete_index"),
-            (json!({"create_vector_name": {"vector_name": "newv", "config": {"dense": {"size": 4, "distance": "Dot"}}}}), "create_vector_name"),
+            (
+                json!({"create_vector_name": {"vector_name": "newv", "config": {"dense": {"size": 4, "distance": "Dot"}}}}),
+                "create_vector_name",
+            ),
             (json!({"delete_vector_name": {"vector_name": "newv"}}), "delete_vector_name"),
         ];
         for (v, kind) in cases {
@@ -792,10 +846,14 @@ mod tests {
             // re-encoding gives an equivalent record
             assert_eq!(parse(op.to_json()), op, "{v}");
         }
-        let op = parse(json!({"set_payload": {"payload": {"x": 1}, "points": [1], "filter": {"must": []}, "key": null}}));
+        let op =
+            parse(json!({"set_payload": {"payload": {"x": 1}, "points": [1], "filter": {"must": []}, "key": null}}));
         assert!(matches!(op, UpdateOperation::SetPayload { selector: PointsSelector::Ids(_), .. }));
         let op = parse(json!({"delete_payload": {"keys": ["a"]}}));
-        assert_eq!(op, UpdateOperation::DeletePayload { keys: vec!["a".into()], selector: PointsSelector::Ids(vec![]) });
+        assert_eq!(
+            op,
+            UpdateOperation::DeletePayload { keys: vec!["a".into()], selector: PointsSelector::Ids(vec![]) }
+        );
         let op = parse(json!({"upsert_points_conditional": {"points_op": {"points": []}, "condition": {}}}));
         assert!(matches!(op, UpdateOperation::UpsertConditional { update_mode: None, .. }));
     }
@@ -816,7 +874,10 @@ mod tests {
         assert!(perr(json!({"delete_points": {"ids": [-1]}})).contains("delete_points.ids[0]"));
         assert!(perr(json!({"delete_points": {"ids": ["not-a-uuid"]}})).contains("not-a-uuid"));
         assert!(perr(json!({"upsert_points": {"points": [{"id": 1}]}})).contains("missing field `vector`"));
-        assert!(perr(json!({"upsert_points": {"points": [{"id": 1, "vector": {"s": {"indices": [1, 2], "values": [1.0]}}}]}})).contains("2 indices but 1 values"));
+        assert!(perr(
+            json!({"upsert_points": {"points": [{"id": 1, "vector": {"s": {"indices": [1, 2], "values": [1.0]}}}]}})
+        )
+        .contains("2 indices but 1 values"));
         assert!(perr(json!({"upsert_points": {"points": [{"id": 1, "vector": {"s": {"indices": [4294967296u64], "values": [1.0]}}}]}})).contains("u32"));
         assert!(perr(json!({"upsert_points": {"points": [{"id": 1, "vector": [1e300]}]}})).contains("finite"));
         assert!(perr(json!({"upsert_points": {"points": [{"id": 1, "vector": [[1.0], 2.0]}]}})).contains("vector[1]"));
@@ -842,7 +903,10 @@ mod tests {
         b.push(0xFF);
         let e = WalEntry { index: 3, data: Bytes::from(b.clone()) };
         let (op, tag) = decode_entry(&e, "wal/open-1").unwrap();
-        assert_eq!(op, UpdateOperation::DeletePoints(vec![PointId::Uuid(uuid::Uuid::parse_str(U).unwrap()), PointId::Num(7)]));
+        assert_eq!(
+            op,
+            UpdateOperation::DeletePoints(vec![PointId::Uuid(uuid::Uuid::parse_str(U).unwrap()), PointId::Num(7)])
+        );
         assert_eq!(tag, None);
         // the same op written by us decodes the same
         let e2 = WalEntry { index: 4, data: Bytes::from(encode_record(&op, None)) };

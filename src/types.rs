@@ -109,7 +109,9 @@ impl<'de> Deserialize<'de> for PointId {
                 u64::try_from(v).map(PointId::Num).map_err(|_| E::custom(format!("point id must be unsigned, got {v}")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PointId, E> {
-                uuid::Uuid::parse_str(v).map(PointId::Uuid).map_err(|_| E::custom(format!("point id `{v}` is not a UUID")))
+                uuid::Uuid::parse_str(v)
+                    .map(PointId::Uuid)
+                    .map_err(|_| E::custom(format!("point id `{v}` is not a UUID")))
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<PointId, E> {
                 uuid::Uuid::from_slice(v).map(PointId::Uuid).map_err(|_| E::custom("UUID bytes must be 16 long"))

@@ -15,8 +15,14 @@ use qdrant_edge_wasm::{Error, ErrorKind};
 use serde_json::json;
 
 fn corpus() -> PathBuf {
-    let p = std::env::var("QEW_CORPUS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/corpus"));
-    assert!(p.join("fixtures/multi/segments").is_dir(), "corpus missing at {}: run `python tests/corpus/generate.py`", p.display());
+    let p = std::env::var("QEW_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/corpus"));
+    assert!(
+        p.join("fixtures/multi/segments").is_dir(),
+        "corpus missing at {}: run `python tests/corpus/generate.py`",
+        p.display()
+    );
     p
 }
 
@@ -28,7 +34,12 @@ fn multi_in_memory() -> MemoryStorage {
 }
 
 fn segment_dirs(s: &MemoryStorage) -> Vec<String> {
-    s.list_dir("segments").unwrap().into_iter().filter(|e| e.kind == EntryKind::Dir).map(|e| format!("segments/{}", e.name)).collect()
+    s.list_dir("segments")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Dir)
+        .map(|e| format!("segments/{}", e.name))
+        .collect()
 }
 
 fn write(s: &MemoryStorage, path: &str, data: &[u8]) {
@@ -148,7 +159,13 @@ fn truncated_and_flipped_files_never_panic() {
                 Err(e) => {
                     errors += 1;
                     // Typed, and pointing at a file.
-                    assert!(matches!(e.kind(), ErrorKind::Corrupted | ErrorKind::Unsupported | ErrorKind::Io | ErrorKind::NotFound), "{e}");
+                    assert!(
+                        matches!(
+                            e.kind(),
+                            ErrorKind::Corrupted | ErrorKind::Unsupported | ErrorKind::Io | ErrorKind::NotFound
+                        ),
+                        "{e}"
+                    );
                 }
             }
         }

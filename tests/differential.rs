@@ -131,11 +131,11 @@ fn scored_diff(e: &Value, g: &Value, ties_start: bool, ties_end: bool, path: &st
                 return Some(format!("{path}[{k}].score: {} != {gs} (id {} vs {})", scores[k], e[k]["id"], g[k]["id"]));
             }
         }
-        for k in a..b {
-            let id = &e[k]["id"];
+        for (k, ek) in e.iter().enumerate().take(b).skip(a) {
+            let id = &ek["id"];
             match g[a..b].iter().find(|p| &p["id"] == id) {
                 Some(gp) => {
-                    if let Some(d) = value_diff(&without_score(&e[k]), &without_score(gp), &format!("{path}[{k}]")) {
+                    if let Some(d) = value_diff(&without_score(ek), &without_score(gp), &format!("{path}[{k}]")) {
                         return Some(d);
                     }
                 }
@@ -410,7 +410,8 @@ fn differential_corpus() {
     println!("{summary}");
 
     if !run.failures.is_empty() {
-        let mut report = format!("{} mismatches; the first {}:\n", run.failures.len(), run.failures.len().min(report_max()));
+        let mut report =
+            format!("{} mismatches; the first {}:\n", run.failures.len(), run.failures.len().min(report_max()));
         for f in run.failures.iter().take(report_max()) {
             let _ = write!(
                 report,
@@ -476,9 +477,24 @@ mod comparator {
         assert!(result_diff(&c, &pts(&[(1, 0.4848)]), &pts(&[(1, 0.4858)])).is_some());
         let r = case("retrieve", false, false);
         let e = json!([{"id": 1, "vector": [22.0, 0.5], "payload": {"n": 3, "big": 18446744073709551615u64}}]);
-        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5000001], "payload": {"n": 3, "big": 18446744073709551615u64}}])).is_none());
-        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3.5, "big": 18446744073709551615u64}}])).is_some());
-        assert!(result_diff(&r, &e, &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3, "big": 18446744073709551614u64}}])).is_some());
+        assert!(result_diff(
+            &r,
+            &e,
+            &json!([{"id": 1, "vector": [22, 0.5000001], "payload": {"n": 3, "big": 18446744073709551615u64}}])
+        )
+        .is_none());
+        assert!(result_diff(
+            &r,
+            &e,
+            &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3.5, "big": 18446744073709551615u64}}])
+        )
+        .is_some());
+        assert!(result_diff(
+            &r,
+            &e,
+            &json!([{"id": 1, "vector": [22, 0.5], "payload": {"n": 3, "big": 18446744073709551614u64}}])
+        )
+        .is_some());
         // ints are exact, strings and ids are not numbers
         assert!(result_diff(&r, &json!([{"id": 1}]), &json!([{"id": "1"}])).is_some());
         // a missing key is a difference
@@ -498,7 +514,11 @@ mod sparse_copies {
         big[10] = 1; // block 0
         big[3 * common::BLOCK + 7] = 2; // block 3
         big[5 * common::BLOCK + 100] = 3; // tail
-        let files = vec![("a/b/big.bin".to_string(), big), ("a/empty".to_string(), Vec::new()), ("top".to_string(), vec![9u8; 10])];
+        let files = vec![
+            ("a/b/big.bin".to_string(), big),
+            ("a/empty".to_string(), Vec::new()),
+            ("top".to_string(), vec![9u8; 10]),
+        ];
         for (rel, data) in &files {
             let p = dir.join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();

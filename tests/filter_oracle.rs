@@ -55,7 +55,12 @@ fn points(doc: &Value) -> Vec<P> {
         .map(|p| P {
             id: PointId::from_json(&p["id"]).expect("point id"),
             payload: p["payload"].as_object().cloned().unwrap_or_default(),
-            vectors: p["vectors"].as_array().expect("vectors").iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+            vectors: p["vectors"]
+                .as_array()
+                .expect("vectors")
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect(),
         })
         .collect()
 }
@@ -85,7 +90,7 @@ fn filters_match_qdrant_edge() {
     for run in runs {
         let name = run["name"].as_str().unwrap_or("?");
         let fields = run["indexed_fields"].as_object().cloned().unwrap_or_default();
-        let ctx = FilterContext::new(fields.into_iter());
+        let ctx = FilterContext::new(fields);
         assert!(ctx.unsupported().is_empty(), "{name}: {:?}", ctx.unsupported());
         for case in run["cases"].as_array().expect("cases") {
             total += 1;

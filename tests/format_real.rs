@@ -39,7 +39,11 @@ fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("QEW_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
-    assert!(dir.join("basic/partial1.expected.json").is_file(), "server fixtures not found at {} (set QEW_FIXTURES)", dir.display());
+    assert!(
+        dir.join("basic/partial1.expected.json").is_file(),
+        "server fixtures not found at {} (set QEW_FIXTURES)",
+        dir.display()
+    );
     dir
 }
 
@@ -109,8 +113,16 @@ fn load_segment<S: Storage + ?Sized>(st: &S, dir: &str, memory: Memory) -> Resul
         let version = tracker.version(i).expect("live points have versions");
         points.insert(ext, Point { version, payload: read_payload(&payloads, i)?, vectors });
     }
-    let indexed = pidx.indexed_fields.keys().map(|k| (k.clone(), pidx.field_type(k).unwrap_or("?").to_string())).collect();
-    Ok(SegmentDump { tracker_kind: tracker.kind(), total: tracker.total_point_count(), live: tracker.live_count(), appendable, points, indexed })
+    let indexed =
+        pidx.indexed_fields.keys().map(|k| (k.clone(), pidx.field_type(k).unwrap_or("?").to_string())).collect();
+    Ok(SegmentDump {
+        tracker_kind: tracker.kind(),
+        total: tracker.total_point_count(),
+        live: tracker.live_count(),
+        appendable,
+        points,
+        indexed,
+    })
 }
 
 fn segment_dirs<S: Storage + ?Sized>(st: &S) -> Vec<String> {
@@ -143,7 +155,8 @@ fn assert_vector_eq(id: PointId, name: &str, ours: &VectorValue, theirs: &serde_
             assert_eq!(m, &t, "point {id} multivector {name}");
         }
         VectorValue::Sparse(s) => {
-            let idx: Vec<u32> = theirs["indices"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let idx: Vec<u32> =
+                theirs["indices"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
             assert_eq!(s.indices, idx, "point {id} sparse {name} indices");
             assert_eq!(s.values, f32s(&theirs["values"]), "point {id} sparse {name} values");
         }
@@ -182,7 +195,12 @@ fn check_collection(name: &str) -> BTreeMap<String, SegmentDump> {
         let p = merged[id];
         assert!(serde_json::Value::Object(p.payload.clone()) == e["payload"], "{name} point {id}: payload differs");
         let ev = e["vector"].as_object().unwrap();
-        assert_eq!(p.vectors.len(), ev.len(), "{name} point {id}: vector names {:?}", p.vectors.keys().collect::<Vec<_>>());
+        assert_eq!(
+            p.vectors.len(),
+            ev.len(),
+            "{name} point {id}: vector names {:?}",
+            p.vectors.keys().collect::<Vec<_>>()
+        );
         for (vn, v) in &p.vectors {
             assert_vector_eq(*id, vn, v, &ev[vn]);
         }
@@ -210,7 +228,14 @@ fn basic_matches_the_server() {
     assert_eq!(opt.live + app.live - 4001, opt.points.keys().filter(|k| app.points.contains_key(k)).count());
     let mut fields: Vec<_> = opt.indexed.clone();
     fields.sort();
-    assert_eq!(fields, [("color".to_string(), "keyword".to_string()), ("n".into(), "integer".into()), ("price".into(), "float".into())]);
+    assert_eq!(
+        fields,
+        [
+            ("color".to_string(), "keyword".to_string()),
+            ("n".into(), "integer".into()),
+            ("price".into(), "float".into())
+        ]
+    );
 }
 
 #[test]
@@ -311,7 +336,10 @@ fn corruption_battery(collection: &str, appendable: bool, flips: u64, masks: &[(
         if path.contains("/payload_index/") && !path.ends_with("payload_index/config.json") {
             continue; // field index files are not read by this layer
         }
-        if path.contains("/vector_storage-dense/quantized") || path.ends_with("bitmask.dat") || path.ends_with("gaps.dat") {
+        if path.contains("/vector_storage-dense/quantized")
+            || path.ends_with("bitmask.dat")
+            || path.ends_with("gaps.dat")
+        {
             continue; // acceleration / allocation files, not read
         }
         // truncations: to 0, to a few bytes, to half, to one byte short
@@ -338,7 +366,8 @@ fn corruption_battery(collection: &str, appendable: bool, flips: u64, masks: &[(
         if span == 0 {
             continue;
         }
-        let mut positions: Vec<u64> = (0..flips).map(|k| k * span / flips).chain([1, 8, span - 1]).filter(|&p| p < span).collect();
+        let mut positions: Vec<u64> =
+            (0..flips).map(|k| k * span / flips).chain([1, 8, span - 1]).filter(|&p| p < span).collect();
         positions.sort_unstable();
         positions.dedup();
         for pos in positions {
@@ -358,13 +387,19 @@ fn corruption_battery(collection: &str, appendable: bool, flips: u64, masks: &[(
     ] {
         let path = join(&dir, file);
         let st = truncated(&pristine, &path, cut);
-        assert!(decode_no_panic(&st, &dir, &format!("truncating {path}"), Memory::Cold).is_err(), "truncating {path} to {cut} went unnoticed");
+        assert!(
+            decode_no_panic(&st, &dir, &format!("truncating {path}"), Memory::Cold).is_err(),
+            "truncating {path} to {cut} went unnoticed"
+        );
     }
     let tracker_file = if appendable { "mutable_id_tracker.mappings" } else { "id_tracker.mappings" };
     let path = join(&dir, tracker_file);
     let st = pristine.deep_clone();
     st.open(&path, OpenMode::ReadWrite).unwrap().write_at(if appendable { 0 } else { 8 }, &[0x09]).unwrap();
-    assert!(decode_no_panic(&st, &dir, "bad id kind", Memory::Pinned).is_err(), "an unknown id record kind in {path} went unnoticed");
+    assert!(
+        decode_no_panic(&st, &dir, "bad id kind", Memory::Pinned).is_err(),
+        "an unknown id record kind in {path} went unnoticed"
+    );
     assert!(errors > 0);
     // the pristine copy was never touched
     assert!(load_segment(&pristine, &dir, Memory::Cold).unwrap().points == baseline.points);
@@ -385,4 +420,3 @@ fn corrupted_copies_of_multi_appendable_segment_error_not_panic() {
 fn corrupted_copies_of_multi_optimized_segment_error_not_panic() {
     corruption_battery("multi", false, 3, &[(0xff, Memory::Cold), (0x01, Memory::Pinned)]);
 }
-

@@ -31,7 +31,10 @@ fn fs_backend_conforms() {
     use qdrant_edge_wasm::storage::FsStorage;
     let dirs: std::cell::RefCell<Vec<tempfile::TempDir>> = Default::default();
     let passed = conformance::run_all(|| {
-        let d = tempfile::tempdir_in(std::env::var("CONFORMANCE_TMP").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
+        let d = tempfile::tempdir_in(
+            std::env::var("CONFORMANCE_TMP").unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        )
+        .unwrap();
         let s = FsStorage::new(d.path()).unwrap();
         dirs.borrow_mut().push(d);
         s

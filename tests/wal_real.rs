@@ -61,7 +61,8 @@ fn check_op(i: usize, op: &UpdateOperation, exp: &Value) {
     match op {
         UpdateOperation::UpsertPoints(points) | UpdateOperation::UpsertConditional { points, .. } => {
             if let Some(names) = exp.get("vector_names") {
-                let got: Vec<Vec<&str>> = points.iter().map(|p| p.vectors.keys().map(String::as_str).collect()).collect();
+                let got: Vec<Vec<&str>> =
+                    points.iter().map(|p| p.vectors.keys().map(String::as_str).collect()).collect();
                 let want: Vec<Vec<&str>> = names
                     .as_array()
                     .unwrap()
@@ -89,7 +90,8 @@ fn check_op(i: usize, op: &UpdateOperation, exp: &Value) {
                 assert!(condition.get("must").is_some(), "{ctx}");
             }
         }
-        UpdateOperation::SetPayload { payload, selector, key } | UpdateOperation::OverwritePayload { payload, selector, key } => {
+        UpdateOperation::SetPayload { payload, selector, key }
+        | UpdateOperation::OverwritePayload { payload, selector, key } => {
             assert_eq!(&Value::Object(payload.clone()), &exp["payload"], "{ctx}");
             assert_eq!(key.as_deref(), exp["key"].as_str(), "{ctx}");
             assert_eq!(matches!(selector, PointsSelector::Filter(_)), has_filter, "{ctx}");
@@ -270,7 +272,8 @@ fn rollover_shard_has_a_closed_segment() {
         assert_eq!(payload["i"], i as u64);
         assert_eq!(payload["blob"].as_str().unwrap().len(), 3 * 1024 * 1024);
     }
-    let closed_data: Vec<bytes::Bytes> = w.entries[..closed[0].entry_count as usize].iter().map(|e| e.data.clone()).collect();
+    let closed_data: Vec<bytes::Bytes> =
+        w.entries[..closed[0].entry_count as usize].iter().map(|e| e.data.clone()).collect();
     check_framing(&fs, "wal/closed-0", &closed_data);
 }
 

@@ -65,7 +65,9 @@ pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value>
                 if req.offset.is_some() {
                     return Err(Error::invalid_field("offset", "offset is not supported when ordering by a field"));
                 }
-                let StageQuery::OrderBy { key, direction, start_from } = order_by_stage(o, "order_by")? else { unreachable!() };
+                let StageQuery::OrderBy { key, direction, start_from } = order_by_stage(o, "order_by")? else {
+                    unreachable!()
+                };
                 let points = shard.scroll_ordered(
                     &key,
                     direction,
@@ -177,7 +179,9 @@ fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNo
         Some(QueryInput::Nearest(input)) => {
             Some(StageQuery::Nearest { vector: query_vector(shard, &using, input, &format!("{prefix}query"))?, using })
         }
-        Some(QueryInput::Rrf { k, weights }) => Some(StageQuery::Rrf { k: k.unwrap_or(DEFAULT_RRF_K), weights: weights.clone() }),
+        Some(QueryInput::Rrf { k, weights }) => {
+            Some(StageQuery::Rrf { k: k.unwrap_or(DEFAULT_RRF_K), weights: weights.clone() })
+        }
         Some(QueryInput::Dbsf) => Some(StageQuery::Dbsf),
         Some(QueryInput::OrderBy(o)) => Some(order_by_stage(o, &format!("{prefix}query.order_by"))?),
     };
@@ -194,15 +198,21 @@ fn order_by_stage(o: &OrderBy, field: &str) -> Result<StageQuery> {
     let direction = match o.direction.as_deref() {
         None | Some("asc") => Direction::Asc,
         Some("desc") => Direction::Desc,
-        Some(other) => return Err(Error::invalid_field(format!("{field}.direction"), format!("unknown direction `{other}`"))),
+        Some(other) => {
+            return Err(Error::invalid_field(format!("{field}.direction"), format!("unknown direction `{other}`")))
+        }
     };
     let start_from = match &o.start_from {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => Some(
-            parse_datetime(s).ok_or_else(|| Error::invalid_field(format!("{field}.start_from"), format!("`{s}` is not a datetime")))? as f64,
-        ),
-        Some(_) => return Err(Error::invalid_field(format!("{field}.start_from"), "must be a number or a datetime string")),
+        Some(Value::String(s)) => {
+            Some(parse_datetime(s).ok_or_else(|| {
+                Error::invalid_field(format!("{field}.start_from"), format!("`{s}` is not a datetime"))
+            })? as f64)
+        }
+        Some(_) => {
+            return Err(Error::invalid_field(format!("{field}.start_from"), "must be a number or a datetime string"))
+        }
     };
     Ok(StageQuery::OrderBy { key: o.key.clone(), direction, start_from })
 }

@@ -21,7 +21,8 @@ use crate::types::{PointId, SparseVector};
 
 /// Parse a request body, reporting the JSON path of the first offending field.
 pub fn parse<T: DeserializeOwned>(body: &Value) -> Result<T> {
-    let r: std::result::Result<T, serde_path_to_error::Error<serde_json::Error>> = serde_path_to_error::deserialize(body);
+    let r: std::result::Result<T, serde_path_to_error::Error<serde_json::Error>> =
+        serde_path_to_error::deserialize(body);
     r.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -141,7 +142,10 @@ pub enum VectorInput {
 pub enum QueryInput {
     Nearest(VectorInput),
     /// `{"fusion":"rrf"}` or `{"rrf":{"k"?, "weights"?}}`
-    Rrf { k: Option<u32>, weights: Option<Vec<f32>> },
+    Rrf {
+        k: Option<u32>,
+        weights: Option<Vec<f32>>,
+    },
     /// `{"fusion":"dbsf"}`
     Dbsf,
     /// `{"order_by": "key" | {"key", "direction"?, "start_from"?}}`
@@ -181,8 +185,9 @@ impl<'de> Deserialize<'de> for OrderBy {
         }
         use serde::de::Error as _;
         let v = Value::deserialize(d)?;
-        let form: Form = serde_json::from_value(v)
-            .map_err(|_| D::Error::custom("order_by must be a key or {\"key\", \"direction\": \"asc\"|\"desc\", \"start_from\"}"))?;
+        let form: Form = serde_json::from_value(v).map_err(|_| {
+            D::Error::custom("order_by must be a key or {\"key\", \"direction\": \"asc\"|\"desc\", \"start_from\"}")
+        })?;
         Ok(match form {
             Form::Key(key) => OrderBy { key, direction: None, start_from: None },
             Form::Full(f) => OrderBy {

@@ -44,26 +44,22 @@ pub const MAX_DEPTH: usize = 128;
 /// [`decode_to_json`].
 pub fn decode_value(bytes: &[u8], file: &str) -> Result<CborValue, FormatError> {
     let mut rest: &[u8] = bytes;
-    let value: CborValue = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH)
-        .map_err(|e| {
-            let msg = match e {
-                ciborium::de::Error::Io(e) => format!("CBOR truncated: {e}"),
-                ciborium::de::Error::Syntax(off) => format!("CBOR syntax error at byte {off}"),
-                ciborium::de::Error::Semantic(off, m) => match off {
-                    Some(off) => format!("CBOR error at byte {off}: {m}"),
-                    None => format!("CBOR error: {m}"),
-                },
-                ciborium::de::Error::RecursionLimitExceeded => {
-                    format!("CBOR nested deeper than {MAX_DEPTH} levels")
-                }
-            };
-            FormatError::corrupt(file, msg)
-        })?;
+    let value: CborValue = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_DEPTH).map_err(|e| {
+        let msg = match e {
+            ciborium::de::Error::Io(e) => format!("CBOR truncated: {e}"),
+            ciborium::de::Error::Syntax(off) => format!("CBOR syntax error at byte {off}"),
+            ciborium::de::Error::Semantic(off, m) => match off {
+                Some(off) => format!("CBOR error at byte {off}: {m}"),
+                None => format!("CBOR error: {m}"),
+            },
+            ciborium::de::Error::RecursionLimitExceeded => {
+                format!("CBOR nested deeper than {MAX_DEPTH} levels")
+            }
+        };
+        FormatError::corrupt(file, msg)
+    })?;
     if !rest.is_empty() {
-        return Err(FormatError::corrupt(
-            file,
-            format!("{} trailing bytes after the CBOR item", rest.len()),
-        ));
+        return Err(FormatError::corrupt(file, format!("{} trailing bytes after the CBOR item", rest.len())));
     }
     Ok(value)
 }
@@ -105,10 +101,7 @@ fn to_json(value: &CborValue, file: &str, depth: usize) -> Result<Json, FormatEr
         CborValue::Bytes(b) => match <[u8; 16]>::try_from(b.as_slice()) {
             Ok(raw) => Json::String(uuid::Uuid::from_bytes(raw).hyphenated().to_string()),
             Err(_) => {
-                return Err(err(format!(
-                    "CBOR byte string of {} bytes where only 16-byte UUIDs are expected",
-                    b.len()
-                )))
+                return Err(err(format!("CBOR byte string of {} bytes where only 16-byte UUIDs are expected", b.len())))
             }
         },
         CborValue::Tag(tag, _) => return Err(err(format!("unexpected CBOR tag {tag}"))),
@@ -310,8 +303,14 @@ mod tests {
 
     #[test]
     fn integers_and_ranges() {
-        assert_eq!(decode_to_json(&[0x1B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], F).unwrap(), json!(u64::MAX));
-        assert_eq!(decode_to_json(&[0x3B, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], F).unwrap(), json!(i64::MIN));
+        assert_eq!(
+            decode_to_json(&[0x1B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], F).unwrap(),
+            json!(u64::MAX)
+        );
+        assert_eq!(
+            decode_to_json(&[0x3B, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], F).unwrap(),
+            json!(i64::MIN)
+        );
         // -2^64 does not fit
         assert!(decode_to_json(&[0x3B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], F).is_err());
         assert_eq!(decode_to_json(&[0x38, 0x63], F).unwrap(), json!(-100));

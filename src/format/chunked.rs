@@ -62,7 +62,11 @@ impl ChunkedVectors {
         }
         if let Some(d) = expected_dim {
             if d != config.dim {
-                return Err(FormatError::corrupt(&cfg_path, format!("dim is {}, the segment config says {d}", config.dim)).into());
+                return Err(FormatError::corrupt(
+                    &cfg_path,
+                    format!("dim is {}, the segment config says {d}", config.dim),
+                )
+                .into());
             }
         }
         let record_size = config
@@ -77,7 +81,10 @@ impl ChunkedVectors {
         if chunk_bytes > config.chunk_size_bytes {
             return Err(FormatError::corrupt(
                 &cfg_path,
-                format!("chunk_size_bytes {} is smaller than chunk_size_vectors × record size = {chunk_bytes}", config.chunk_size_bytes),
+                format!(
+                    "chunk_size_bytes {} is smaller than chunk_size_vectors × record size = {chunk_bytes}",
+                    config.chunk_size_bytes
+                ),
             )
             .into());
         }
@@ -190,12 +197,22 @@ pub(crate) mod tests {
     }
 
     /// Write a chunked dir of `u32` records (`dim` each) with `per_chunk` records per chunk.
-    pub(crate) fn write_chunked(st: &MemoryStorage, dir: &str, dim: u64, elem: u64, per_chunk: u64, records: &[Vec<u8>]) {
+    pub(crate) fn write_chunked(
+        st: &MemoryStorage,
+        dir: &str,
+        dim: u64,
+        elem: u64,
+        per_chunk: u64,
+        records: &[Vec<u8>],
+    ) {
         put(
             st,
             &format!("{dir}/config.json"),
-            format!(r#"{{"chunk_size_bytes":{},"chunk_size_vectors":{per_chunk},"dim":{dim},"populate":true}}"#, per_chunk * dim * elem)
-                .as_bytes(),
+            format!(
+                r#"{{"chunk_size_bytes":{},"chunk_size_vectors":{per_chunk},"dim":{dim},"populate":true}}"#,
+                per_chunk * dim * elem
+            )
+            .as_bytes(),
         );
         put(st, &format!("{dir}/status.dat"), &(records.len() as u64).to_le_bytes());
         for (c, group) in records.chunks(per_chunk as usize).enumerate() {
@@ -218,7 +235,10 @@ pub(crate) mod tests {
             }
             assert!(c.record(7).unwrap().is_none());
         }
-        assert_eq!(ChunkedVectors::open(&st, "v", 1, Some(3), Memory::Pinned).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(
+            ChunkedVectors::open(&st, "v", 1, Some(3), Memory::Pinned).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
     }
 
     #[test]

@@ -76,7 +76,11 @@ impl RowRef<'_> {
 pub(crate) fn check_supported(dir: &str, cfg: &VectorDataConfig) -> Result<usize, Error> {
     match cfg.storage_type {
         VectorStorageType::GraphInline => {
-            return Err(FormatError::unsupported(dir, "storage type GraphInline (vectors inlined in the HNSW graph) is not supported").into())
+            return Err(FormatError::unsupported(
+                dir,
+                "storage type GraphInline (vectors inlined in the HNSW graph) is not supported",
+            )
+            .into())
         }
         VectorStorageType::Memory => {
             return Err(FormatError::unsupported(dir, "legacy storage type Memory (RocksDB) is not supported").into())
@@ -84,7 +88,9 @@ pub(crate) fn check_supported(dir: &str, cfg: &VectorDataConfig) -> Result<usize
         _ => {}
     }
     let dt = cfg.datatype();
-    dt.size().ok_or_else(|| FormatError::unsupported(dir, format!("vector datatype {dt:?} (TurboQuant) is not supported")).into())
+    dt.size().ok_or_else(|| {
+        FormatError::unsupported(dir, format!("vector datatype {dt:?} (TurboQuant) is not supported")).into()
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +136,13 @@ impl DenseVectorStorage {
             .and_then(|r| usize::try_from(r).ok())
             .filter(|&r| r > 0)
             .ok_or_else(|| FormatError::corrupt(&dir, format!("invalid vector size {}", cfg.size)))?;
-        let empty = DenseVectorStorage { dim: cfg.size, datatype: cfg.datatype(), row_size, rows: Rows::Empty, deleted: Flags::empty() };
+        let empty = DenseVectorStorage {
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            row_size,
+            rows: Rows::Empty,
+            deleted: Flags::empty(),
+        };
         if cfg.storage_type == VectorStorageType::Empty || !storage.is_dir(&dir)? {
             return Ok(empty);
         }
@@ -142,7 +154,11 @@ impl DenseVectorStorage {
             let path = join(&dir, "matrix.dat");
             let slice = storage.open_slice(&path)?;
             if slice.len() < 4 {
-                return Err(FormatError::corrupt(&path, format!("{} bytes, shorter than the `data` header", slice.len())).into());
+                return Err(FormatError::corrupt(
+                    &path,
+                    format!("{} bytes, shorter than the `data` header", slice.len()),
+                )
+                .into());
             }
             let magic = slice.read_range(0, 4)?;
             if &magic[..] != b"data" {
@@ -228,8 +244,11 @@ mod tests {
     #[test]
     fn chunked_f32_with_deleted() {
         let st = MemoryStorage::new();
-        let c = cfg(r#"{"size":2,"distance":"Dot","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null}"#);
-        let recs: Vec<Vec<u8>> = (0..3).map(|i| [i as f32, -0.5f32].iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+        let c = cfg(
+            r#"{"size":2,"distance":"Dot","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null}"#,
+        );
+        let recs: Vec<Vec<u8>> =
+            (0..3).map(|i| [i as f32, -0.5f32].iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
         write_chunked(&st, "seg/vector_storage-v/vectors", 2, 4, 2, &recs);
         let mut status = 3u64.to_le_bytes().to_vec();
         status.extend_from_slice(&0u64.to_le_bytes());
@@ -253,7 +272,9 @@ mod tests {
     #[test]
     fn matrix_f16_u8() {
         let st = MemoryStorage::new();
-        let c16 = cfg(r#"{"size":3,"distance":"Euclid","storage_type":"InRamMmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"float16"}"#);
+        let c16 = cfg(
+            r#"{"size":3,"distance":"Euclid","storage_type":"InRamMmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"float16"}"#,
+        );
         let mut m = b"data".to_vec();
         for x in [1.5f32, -2.0, 0.25, 3.0, 4.0, 5.0] {
             m.extend_from_slice(&half::f16::from_f32(x).to_le_bytes());
@@ -267,19 +288,30 @@ mod tests {
             assert_eq!(s.get(0).unwrap(), Some(vec![1.5, -2.0, 0.25]));
             assert_eq!(s.get(1).unwrap(), None);
         }
-        let cu8 = cfg(r#"{"size":3,"distance":"Dot","storage_type":"Mmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"uint8"}"#);
+        let cu8 = cfg(
+            r#"{"size":3,"distance":"Dot","storage_type":"Mmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"uint8"}"#,
+        );
         put(&st, "u/vector_storage-b/matrix.dat", b"data\x01\x02\xff");
         put(&st, "u/vector_storage-b/deleted.dat", b"drop\0\0\0\0");
         let s = DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap();
         assert_eq!(s.get(0).unwrap(), Some(vec![1.0, 2.0, 255.0]));
         // corruption
         put(&st, "u/vector_storage-b/matrix.dat", b"dat");
-        assert_eq!(DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(
+            DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
         put(&st, "u/vector_storage-b/matrix.dat", b"DATA\x01\x02\x03");
-        assert_eq!(DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(
+            DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
         put(&st, "u/vector_storage-b/matrix.dat", b"data\x01\x02\x03");
         st.remove_file("u/vector_storage-b/deleted.dat").unwrap();
-        assert_eq!(DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            DenseVectorStorage::open(&st, "u", "b", &cu8, Memory::Cold).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 
     #[test]
@@ -293,7 +325,9 @@ mod tests {
             let e = DenseVectorStorage::open(&st, "s", "v", &cfg(j), Memory::Pinned).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{j}");
         }
-        let c = cfg(r#"{"size":3,"distance":"Dot","storage_type":"Empty","index":{"type":"plain","options":{}},"quantization_config":null}"#);
+        let c = cfg(
+            r#"{"size":3,"distance":"Dot","storage_type":"Empty","index":{"type":"plain","options":{}},"quantization_config":null}"#,
+        );
         assert!(DenseVectorStorage::open(&st, "s", "v", &c, Memory::Pinned).unwrap().is_empty());
     }
 }

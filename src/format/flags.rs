@@ -56,7 +56,10 @@ pub struct Flags {
 enum Repr {
     Bits(Bytes),
     /// Positions listed are `!default`; all other positions are `default`.
-    Roaring { containers: BTreeMap<u16, Container>, listed_value: bool },
+    Roaring {
+        containers: BTreeMap<u16, Container>,
+        listed_value: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +114,11 @@ impl Flags {
             Repr::Roaring { containers, listed_value } => {
                 let Ok(i32_) = u32::try_from(i) else { return !listed_value };
                 let listed = containers.get(&((i32_ >> 16) as u16)).is_some_and(|c| c.contains(i32_ as u16));
-                if listed { *listed_value } else { !listed_value }
+                if listed {
+                    *listed_value
+                } else {
+                    !listed_value
+                }
             }
         }
     }
@@ -154,7 +161,10 @@ pub fn read_drop_file<S: Storage + ?Sized>(storage: &S, path: &str) -> Result<Fl
 
 pub fn parse_drop_file(b: Bytes, path: &str) -> Result<Flags, FormatError> {
     if b.len() < 8 {
-        return Err(FormatError::corrupt(path, format!("deleted flags file is {} bytes, shorter than its 8-byte header", b.len())));
+        return Err(FormatError::corrupt(
+            path,
+            format!("deleted flags file is {} bytes, shorter than its 8-byte header", b.len()),
+        ));
     }
     if &b[..4] != b"drop" {
         return Err(FormatError::corrupt(path, "deleted flags file does not start with `drop`"));
@@ -171,7 +181,9 @@ pub const COMPACT_FLAGS_FILE: &str = "compact_flags.dat";
 pub fn read_flags_dir<S: Storage + ?Sized>(storage: &S, dir: &str) -> Result<Flags, Error> {
     match storage.entry_kind(dir)? {
         None => return Ok(Flags::empty()),
-        Some(EntryKind::File) => return Err(FormatError::corrupt(dir, "expected a flags directory, found a file").into()),
+        Some(EntryKind::File) => {
+            return Err(FormatError::corrupt(dir, "expected a flags directory, found a file").into())
+        }
         Some(EntryKind::Dir) => {}
     }
     let status_path = join(dir, STATUS_FILE);
@@ -179,7 +191,11 @@ pub fn read_flags_dir<S: Storage + ?Sized>(storage: &S, dir: &str) -> Result<Fla
     let has_dynamic = storage.exists(&status_path)? || storage.exists(&join(dir, FLAGS_FILE))?;
     let has_compact = storage.exists(&compact_path)?;
     if has_dynamic && has_compact {
-        return Err(FormatError::corrupt(dir, "flags directory holds both dynamic (status.dat) and compact (compact_flags.dat) flags").into());
+        return Err(FormatError::corrupt(
+            dir,
+            "flags directory holds both dynamic (status.dat) and compact (compact_flags.dat) flags",
+        )
+        .into());
     }
     if has_compact {
         let b = storage.read_all(&compact_path)?;
@@ -234,14 +250,20 @@ pub fn parse_qbmk(b: &[u8], file: &str) -> Result<Flags, FormatError> {
     let payload_len = r.u64()?;
     let avail = (b.len() - QBMK_HEADER) as u64;
     if payload_len != avail {
-        return Err(FormatError::corrupt(file, format!("payload length {payload_len} but {avail} bytes follow the header")));
+        return Err(FormatError::corrupt(
+            file,
+            format!("payload length {payload_len} but {avail} bytes follow the header"),
+        ));
     }
     let payload = &b[QBMK_HEADER..];
     match encoding {
         0 => {
             let expect = logical_len.div_ceil(64) * 8;
             if payload_len != expect {
-                return Err(FormatError::corrupt(file, format!("dense payload is {payload_len} bytes, expected {expect} for {logical_len} bits")));
+                return Err(FormatError::corrupt(
+                    file,
+                    format!("dense payload is {payload_len} bytes, expected {expect} for {logical_len} bits"),
+                ));
             }
             Ok(Flags::from_bits(Bytes::copy_from_slice(payload), logical_len))
         }

@@ -126,7 +126,9 @@ impl Gridstore {
                 continue;
             }
             if let Some(n) = e.name.strip_prefix(prefix).and_then(|r| r.strip_suffix(".dat")) {
-                let id: u32 = n.parse().map_err(|_| FormatError::corrupt(join(dir, &e.name), "page file name has no decimal id"))?;
+                let id: u32 = n
+                    .parse()
+                    .map_err(|_| FormatError::corrupt(join(dir, &e.name), "page file name has no decimal id"))?;
                 ids.push(id);
             }
         }
@@ -142,7 +144,12 @@ impl Gridstore {
         let block = config.block_size_bytes.unwrap_or(0);
         let region = config.region_size_blocks.unwrap_or(0);
         let region_bytes = block.checked_mul(region).unwrap_or(0);
-        if block == 0 || region == 0 || region > 65535 || region_bytes == 0 || config.page_size_bytes % region_bytes != 0 {
+        if block == 0
+            || region == 0
+            || region > 65535
+            || region_bytes == 0
+            || config.page_size_bytes % region_bytes != 0
+        {
             return Err(FormatError::corrupt(
                 &cfg_path,
                 "block_size_bytes and region_size_blocks must be positive, region ≤ 65535, page size a multiple of block × region",
@@ -159,7 +166,8 @@ impl Gridstore {
         for k in 0..n {
             slots.push(slot(&mut r, k, false)?);
         }
-        let mut gs = Gridstore { dir: dir.to_string(), config, unit: block, slots, extra: BTreeMap::new(), pages: Vec::new() };
+        let mut gs =
+            Gridstore { dir: dir.to_string(), config, unit: block, slots, extra: BTreeMap::new(), pages: Vec::new() };
         gs.apply_journal(storage)?;
         gs.pages = Self::list_pages(storage, dir, "page_")?;
         Ok(gs)
@@ -201,7 +209,11 @@ impl Gridstore {
 
     fn open_log<S: Storage + ?Sized>(storage: &S, dir: &str, config: BlobstoreConfig) -> Result<Gridstore, Error> {
         if storage.exists(&join(dir, COMPACTED_TRACKER_FILE))? {
-            return Err(FormatError::unsupported(join(dir, COMPACTED_TRACKER_FILE), "compacted (zstd) Logstore tracker is not supported").into());
+            return Err(FormatError::unsupported(
+                join(dir, COMPACTED_TRACKER_FILE),
+                "compacted (zstd) Logstore tracker is not supported",
+            )
+            .into());
         }
         let tpath = join(dir, LOG_TRACKER_FILE);
         let tracker = match storage.read_all(&tpath) {
@@ -253,7 +265,9 @@ impl Gridstore {
         let mut start = u64::from(p.offset) * self.unit;
         let mut page = p.page_id as usize;
         let mut left = u64::from(p.length);
-        let bad = |m: String| -> Error { FormatError::corrupt(join(&self.dir, TRACKER_FILE), format!("key {key}: {m}")).into() };
+        let bad = |m: String| -> Error {
+            FormatError::corrupt(join(&self.dir, TRACKER_FILE), format!("key {key}: {m}")).into()
+        };
         if self.config.mode == Mode::AppendOnly {
             // Logstore: the value lies inside one page file (a page may exceed its soft capacity)
             let slice = self.pages.get(page).ok_or_else(|| bad(format!("page {page} does not exist")))?;
@@ -286,7 +300,11 @@ impl Gridstore {
         match self.config.compression {
             Compression::None => Ok(Some(raw)),
             Compression::LZ4 => decompress_lz4(&raw).map(Some).map_err(|m| {
-                FormatError::corrupt(join(&self.dir, &format!("page_{}.dat", self.pointer(key).map_or(0, |p| p.page_id))), format!("key {key}: {m}")).into()
+                FormatError::corrupt(
+                    join(&self.dir, &format!("page_{}.dat", self.pointer(key).map_or(0, |p| p.page_id))),
+                    format!("key {key}: {m}"),
+                )
+                .into()
             }),
         }
     }
@@ -315,7 +333,11 @@ pub fn read_payload(gs: &Gridstore, internal: u32) -> Result<Payload, Error> {
     let file = || join(gs.dir(), TRACKER_FILE);
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(other) => Err(FormatError::corrupt(file(), format!("payload of key {internal} is not a JSON object but {}", json_kind(&other))).into()),
+        Ok(other) => Err(FormatError::corrupt(
+            file(),
+            format!("payload of key {internal} is not a JSON object but {}", json_kind(&other)),
+        )
+        .into()),
         Err(e) => Err(FormatError::corrupt(file(), format!("payload of key {internal} is not valid JSON: {e}")).into()),
     }
 }
@@ -338,7 +360,8 @@ pub(crate) mod tests {
     use crate::format::chunked::tests::put;
     use crate::storage::{MemoryStorage, OpenMode};
 
-    pub(crate) const GRID_CFG: &str = r#"{"mode":"mutable","page_size_bytes":1024,"block_size_bytes":16,"region_size_blocks":8,"compression":"LZ4"}"#;
+    pub(crate) const GRID_CFG: &str =
+        r#"{"mode":"mutable","page_size_bytes":1024,"block_size_bytes":16,"region_size_blocks":8,"compression":"LZ4"}"#;
 
     fn slot_bytes(p: Option<(u32, u32, u32)>) -> Vec<u8> {
         let (d, (a, b, c)) = match p {

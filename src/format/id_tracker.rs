@@ -115,7 +115,13 @@ impl IdTracker {
     }
 
     /// Build from candidate (ext, internal) mappings: keep those not deleted and with a version.
-    fn finish(kind: TrackerKind, pairs: impl Iterator<Item = (PointId, u32)>, deleted: impl Fn(u32) -> bool, versions: Vec<u64>, total: u64) -> IdTracker {
+    fn finish(
+        kind: TrackerKind,
+        pairs: impl Iterator<Item = (PointId, u32)>,
+        deleted: impl Fn(u32) -> bool,
+        versions: Vec<u64>,
+        total: u64,
+    ) -> IdTracker {
         let mut live = BTreeMap::new();
         let mut external = Vec::new();
         for (ext, i) in pairs {
@@ -158,7 +164,11 @@ impl IdTracker {
                 3 => 9,
                 4 => 17,
                 other => {
-                    return Err(FormatError::corrupt(&mpath, format!("unknown record type {other:#04x} at offset {pos}")).into());
+                    return Err(FormatError::corrupt(
+                        &mpath,
+                        format!("unknown record type {other:#04x} at offset {pos}"),
+                    )
+                    .into());
                 }
             };
             if log.len() - pos < size {
@@ -195,7 +205,8 @@ impl IdTracker {
     }
 
     fn load_versions_deleted<S: Storage + ?Sized>(storage: &S, dir: &str) -> Result<(Vec<u64>, Flags), Error> {
-        let versions = read_opt(storage, &join(dir, IMMUTABLE_VERSIONS))?.map(|b| parse_versions(&b)).unwrap_or_default();
+        let versions =
+            read_opt(storage, &join(dir, IMMUTABLE_VERSIONS))?.map(|b| parse_versions(&b)).unwrap_or_default();
         let deleted = read_bit_file(storage, &join(dir, IMMUTABLE_DELETED))?.unwrap_or_else(Flags::empty);
         Ok((versions, deleted))
     }
@@ -230,7 +241,11 @@ impl IdTracker {
             pairs.push((ext, i));
         }
         if !r.is_empty() {
-            return Err(FormatError::corrupt(&mpath, format!("{} trailing bytes after {count} entries", r.remaining())).into());
+            return Err(FormatError::corrupt(
+                &mpath,
+                format!("{} trailing bytes after {count} entries", r.remaining()),
+            )
+            .into());
         }
         let (mut versions, deleted) = Self::load_versions_deleted(storage, dir)?;
         versions.truncate(count as usize);
@@ -253,7 +268,9 @@ impl IdTracker {
         let total = r.u64()?;
         r.u64()?;
         if total > (r.remaining() / 16) as u64 {
-            return Err(FormatError::corrupt(&ipath, format!("{total} entries cannot fit in {} bytes", i2e.len())).into());
+            return Err(
+                FormatError::corrupt(&ipath, format!("{total} entries cannot fit in {} bytes", i2e.len())).into()
+            );
         }
         let upath = join(dir, DISK_IS_UUID);
         let is_uuid = parse_qbmk(&storage.read_all(&upath)?, &upath)?;
@@ -263,7 +280,10 @@ impl IdTracker {
             i2e_ids.push(if is_uuid.get(i) {
                 PointId::Uuid(uuid::Uuid::from_u128(raw))
             } else {
-                PointId::Num(u64::try_from(raw).map_err(|_| FormatError::corrupt(&ipath, format!("numeric id of internal {i} exceeds u64")))?)
+                PointId::Num(
+                    u64::try_from(raw)
+                        .map_err(|_| FormatError::corrupt(&ipath, format!("numeric id of internal {i} exceeds u64")))?,
+                )
             });
         }
 
@@ -401,7 +421,10 @@ mod tests {
         assert_eq!(t.kind(), TrackerKind::Mutable);
         let u = PointId::Uuid(uuid::Uuid::parse_str(U).unwrap());
         let live: Vec<_> = t.iter_live().collect();
-        assert_eq!(live, vec![(PointId::Num(1), 3), (PointId::Num(2), 2), (PointId::Num(4), 0), (PointId::Num(5), 4), (u, 1)]);
+        assert_eq!(
+            live,
+            vec![(PointId::Num(1), 3), (PointId::Num(2), 2), (PointId::Num(4), 0), (PointId::Num(5), 4), (u, 1)]
+        );
         assert_eq!(t.internal_id(PointId::Num(3)), None);
         assert_eq!(t.external_id(5), None);
         assert_eq!(t.external_id(1), Some(u));

@@ -52,7 +52,8 @@ impl<'a> Reader<'a> {
     pub fn usize64(&mut self) -> Result<usize, FormatError> {
         let at = self.pos;
         let v = self.u64()?;
-        usize::try_from(v).map_err(|_| FormatError::corrupt(self.file, format!("length {v} at offset {at} does not fit in memory")))
+        usize::try_from(v)
+            .map_err(|_| FormatError::corrupt(self.file, format!("length {v} at offset {at} does not fit in memory")))
     }
 }
 

@@ -8,16 +8,16 @@
 pub mod le;
 pub mod names;
 
-pub mod segment_meta;
-pub mod id_tracker;
-pub mod flags;
 pub mod chunked;
 pub mod dense;
+pub mod flags;
+pub mod gridstore;
+pub mod id_tracker;
 pub mod multivector;
+pub mod payload_index;
+pub mod segment_meta;
 pub mod sparse;
 pub mod sparse_index;
-pub mod gridstore;
-pub mod payload_index;
 
 pub mod cbor;
 pub mod wal;

@@ -55,7 +55,13 @@ impl MultiVectorStorage {
         if cfg.size == 0 {
             return Err(FormatError::corrupt(&dir, "vector size 0").into());
         }
-        let mut s = MultiVectorStorage { dir: dir.clone(), dim: cfg.size, datatype: cfg.datatype(), parts: None, deleted: Flags::empty() };
+        let mut s = MultiVectorStorage {
+            dir: dir.clone(),
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            parts: None,
+            deleted: Flags::empty(),
+        };
         if cfg.storage_type == VectorStorageType::Empty || !storage.is_dir(&dir)? {
             return Ok(s);
         }
@@ -141,7 +147,8 @@ mod tests {
             r#"{"size":2,"distance":"Cosine","storage_type":"InRamMmap","index":{"type":"plain","options":{}},"quantization_config":null,"multivector_config":{"comparator":"max_sim"}}"#,
         )
         .unwrap();
-        let inner: Vec<Vec<u8>> = (0..5).map(|i| [i as f32, 1.0f32].iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+        let inner: Vec<Vec<u8>> =
+            (0..5).map(|i| [i as f32, 1.0f32].iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
         write_chunked(&st, "s/vector_storage-m/vectors", 2, 4, 4, &inner);
         write_chunked(&st, "s/vector_storage-m/offsets", 1, 12, 100, &[off(0, 2), off(2, 3), off(5, 0)]);
         for mem in [Memory::Pinned, Memory::Cold] {

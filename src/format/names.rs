@@ -12,10 +12,18 @@ pub const SEGMENT_FORMAT_VERSION: &str = "0.6.0";
 
 /// `vector_storage` for the default vector `""`, else `vector_storage-<name>`.
 pub fn vector_storage_dir(name: &str) -> String {
-    if name.is_empty() { "vector_storage".to_string() } else { format!("vector_storage-{name}") }
+    if name.is_empty() {
+        "vector_storage".to_string()
+    } else {
+        format!("vector_storage-{name}")
+    }
 }
 
 /// `vector_index` for the default vector `""`, else `vector_index-<name>`.
 pub fn vector_index_dir(name: &str) -> String {
-    if name.is_empty() { "vector_index".to_string() } else { format!("vector_index-{name}") }
+    if name.is_empty() {
+        "vector_index".to_string()
+    } else {
+        format!("vector_index-{name}")
+    }
 }

@@ -84,8 +84,18 @@ impl PayloadIndexConfig {
         for (field, schema) in &cfg.indexed_fields {
             match schema_type(schema) {
                 Some(t) if SCHEMA_TYPES.contains(&t) => {}
-                Some(t) => return Err(FormatError::corrupt(&path, format!("field `{field}`: unknown schema type `{t}`")).into()),
-                None => return Err(FormatError::corrupt(&path, format!("field `{field}`: schema is neither a type name nor an object with `type`")).into()),
+                Some(t) => {
+                    return Err(
+                        FormatError::corrupt(&path, format!("field `{field}`: unknown schema type `{t}`")).into()
+                    )
+                }
+                None => {
+                    return Err(FormatError::corrupt(
+                        &path,
+                        format!("field `{field}`: schema is neither a type name nor an object with `type`"),
+                    )
+                    .into())
+                }
             }
         }
         Ok(cfg)
@@ -135,7 +145,10 @@ mod tests {
         let out = serde_json::to_string(&c).unwrap();
         assert!(out.starts_with(r#"{"indexed_fields":{"n":"integer","t":{"type":"text","#));
         put(&st, "s/payload_index/config.json", br#"{"indexed_fields":{}}"#);
-        assert_eq!(serde_json::to_string(&PayloadIndexConfig::read(&st, "s").unwrap()).unwrap(), r#"{"indexed_fields":{}}"#);
+        assert_eq!(
+            serde_json::to_string(&PayloadIndexConfig::read(&st, "s").unwrap()).unwrap(),
+            r#"{"indexed_fields":{}}"#
+        );
         for bad in [
             r#"{"indexed_fields":{"n":"integr"}}"#,
             r#"{"indexed_fields":{"n":5}}"#,

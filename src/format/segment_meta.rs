@@ -31,8 +31,8 @@ pub const SUPPORTED_MINOR: u64 = 6;
 pub fn read_version_info<S: Storage + ?Sized>(storage: &S, segment_dir: &str) -> Result<String, Error> {
     let path = join(segment_dir, names::VERSION_FILE);
     let bytes = storage.read_all(&path)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| FormatError::corrupt(&path, "version.info is not UTF-8 text"))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| FormatError::corrupt(&path, "version.info is not UTF-8 text"))?;
     Ok(text.trim().to_string())
 }
 
@@ -357,7 +357,9 @@ pub fn read_segment_state<S: Storage + ?Sized>(storage: &S, segment_dir: &str) -
     let state: SegmentState = parse_json(&bytes, &path)?;
     for name in state.config.vector_data.keys().chain(state.config.sparse_vector_data.keys()) {
         if name.contains('/') || name.contains('\\') || name.contains('\0') || name.contains("..") {
-            return Err(FormatError::corrupt(&path, format!("vector name `{name}` is not a valid directory suffix")).into());
+            return Err(
+                FormatError::corrupt(&path, format!("vector name `{name}` is not a valid directory suffix")).into()
+            );
         }
     }
     Ok(state)
@@ -504,7 +506,9 @@ mod tests {
         assert_eq!(d.size, 16);
         assert_eq!(d.distance, Distance::Cosine);
         assert!(matches!(d.index, Indexes::Hnsw(HnswConfig { m: 8, ef_construct: 32, .. })));
-        assert!(matches!(&d.quantization_config, Some(QuantizationConfig::Scalar { scalar }) if scalar.quantile == Some(0.99)));
+        assert!(
+            matches!(&d.quantization_config, Some(QuantizationConfig::Scalar { scalar }) if scalar.quantile == Some(0.99))
+        );
         assert_eq!(s.config.vector_data["h"].datatype(), Datatype::Float16);
         assert!(s.config.vector_data["m"].multivector_config.is_some());
         assert!(!s.config.vector_data["m"].is_appendable()); // InRamMmap

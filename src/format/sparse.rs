@@ -72,7 +72,10 @@ pub fn decode_stored_sparse(blob: &[u8], file: &str) -> Result<SparseVector, For
     let packed = r.bytes(n1)?;
     let n2 = r.usize64()?;
     if n2 > r.remaining() / 4 {
-        return Err(FormatError::corrupt(file, format!("sparse vector claims {n2} weights, {} bytes left", r.remaining())));
+        return Err(FormatError::corrupt(
+            file,
+            format!("sparse vector claims {n2} weights, {} bytes left", r.remaining()),
+        ));
     }
     let mut values = Vec::with_capacity(n2);
     for _ in 0..n2 {
@@ -83,11 +86,15 @@ pub fn decode_stored_sparse(blob: &[u8], file: &str) -> Result<SparseVector, For
     }
     let idx = delta_unpack(packed).map_err(|m| FormatError::corrupt(file, m))?;
     if idx.len() != values.len() {
-        return Err(FormatError::corrupt(file, format!("sparse vector has {} indices and {} weights", idx.len(), values.len())));
+        return Err(FormatError::corrupt(
+            file,
+            format!("sparse vector has {} indices and {} weights", idx.len(), values.len()),
+        ));
     }
     let mut indices = Vec::with_capacity(idx.len());
     for i in idx {
-        indices.push(u32::try_from(i).map_err(|_| FormatError::corrupt(file, format!("sparse index {i} exceeds u32")))?);
+        indices
+            .push(u32::try_from(i).map_err(|_| FormatError::corrupt(file, format!("sparse index {i} exceeds u32")))?);
     }
     Ok(SparseVector { indices, values })
 }
@@ -147,8 +154,8 @@ mod tests {
     use crate::storage::MemoryStorage;
 
     const REAL: [u8; 32] = [
-        0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f, 0x90, 0xe6, 0x94, 0x3e,
-        0x9f, 0xcc, 0x4a, 0x3f,
+        0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f, 0x90,
+        0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
     ];
 
     #[test]
@@ -198,7 +205,10 @@ mod tests {
     #[test]
     fn storage() {
         let st = MemoryStorage::new();
-        let cfg: SparseVectorDataConfig = serde_json::from_str(r#"{"index":{"full_scan_threshold":null,"index_type":"MutableRam"},"storage_type":"mmap"}"#).unwrap();
+        let cfg: SparseVectorDataConfig = serde_json::from_str(
+            r#"{"index":{"full_scan_threshold":null,"index_type":"MutableRam"},"storage_type":"mmap"}"#,
+        )
+        .unwrap();
         write_grid(
             &st,
             "s/vector_storage-sp/store",
@@ -216,7 +226,12 @@ mod tests {
         assert!(s.is_deleted(1) && s.is_deleted(2) && !s.is_deleted(0));
         let s = SparseVectorStorage::open(&st, "s", "nope", &cfg).unwrap();
         assert_eq!(s.get(0).unwrap(), None);
-        write_grid(&st, "s/vector_storage-sp/store", r#"{"page_size_bytes":1024,"block_size_bytes":16,"region_size_blocks":8,"compression":"None"}"#, &[Some(vec![1, 2, 3])]);
+        write_grid(
+            &st,
+            "s/vector_storage-sp/store",
+            r#"{"page_size_bytes":1024,"block_size_bytes":16,"region_size_blocks":8,"compression":"None"}"#,
+            &[Some(vec![1, 2, 3])],
+        );
         let s = SparseVectorStorage::open(&st, "s", "sp", &cfg).unwrap();
         assert_eq!(s.get(0).unwrap_err().kind(), ErrorKind::Corrupted);
     }

@@ -69,7 +69,13 @@ pub fn read_stats(storage: &dyn Storage, index_dir: &str) -> Result<Option<Spars
         None | Some("float32") => (24u64, 520u64),
         Some("float16") => (24, 264),
         Some("uint8") => (32, 136),
-        Some(other) => return Err(FormatError::unsupported(join(index_dir, "sparse_index_config.json"), format!("sparse index datatype `{other}`")).into()),
+        Some(other) => {
+            return Err(FormatError::unsupported(
+                join(index_dir, "sparse_index_config.json"),
+                format!("sparse index datatype `{other}`"),
+            )
+            .into())
+        }
     };
     let tracker: Tracker = json(storage, &join(index_dir, "indices_tracker.json"))?;
     let dat_path = join(index_dir, "inverted_index.dat");
@@ -89,9 +95,13 @@ pub fn read_stats(storage: &dyn Storage, index_dir: &str) -> Result<Option<Spars
     for k in 0..count {
         let (start, ids_len, chunks) = starts[k];
         let end = if k + 1 < count { starts[k + 1].0 } else { dat.len() as u64 };
-        let fixed = ids_len.checked_add(chunks.checked_mul(chunk).ok_or_else(|| corrupt("chunk count overflows".into()))?);
-        let body = end.checked_sub(start).ok_or_else(|| corrupt(format!("posting list {k} starts after the next one")))?;
-        let rest = fixed.and_then(|f| body.checked_sub(f)).ok_or_else(|| corrupt(format!("posting list {k} is shorter than its header says")))?;
+        let fixed =
+            ids_len.checked_add(chunks.checked_mul(chunk).ok_or_else(|| corrupt("chunk count overflows".into()))?);
+        let body =
+            end.checked_sub(start).ok_or_else(|| corrupt(format!("posting list {k} starts after the next one")))?;
+        let rest = fixed
+            .and_then(|f| body.checked_sub(f))
+            .ok_or_else(|| corrupt(format!("posting list {k} is shorter than its header says")))?;
         if rest % 8 != 0 || end > dat.len() as u64 || start < headers_len {
             return Err(corrupt(format!("posting list {k} has a malformed body")));
         }
@@ -100,7 +110,8 @@ pub fn read_stats(storage: &dyn Storage, index_dir: &str) -> Result<Option<Spars
     let mut df = BTreeMap::new();
     for (dim, compact) in tracker.map {
         let dim: u32 = dim.parse().map_err(|_| corrupt(format!("dimension id `{dim}` in indices_tracker.json")))?;
-        let len = *lens.get(compact as usize).ok_or_else(|| corrupt(format!("posting list {compact} does not exist")))?;
+        let len =
+            *lens.get(compact as usize).ok_or_else(|| corrupt(format!("posting list {compact} does not exist")))?;
         df.insert(dim, len);
     }
     Ok(Some(SparseIndexStats { vector_count: cfg.vector_count as usize, df }))

@@ -218,9 +218,8 @@ impl<'a> Window<'a> {
         let have_end = self.start + self.buf.len() as u64;
         if off < self.start || end > have_end {
             let want = len.max(SCAN_CHUNK).min(self.limit - off);
-            let want = usize::try_from(want).map_err(|_| {
-                FormatError::unsupported(self.file.path(), "WAL entry larger than the address space")
-            })?;
+            let want = usize::try_from(want)
+                .map_err(|_| FormatError::unsupported(self.file.path(), "WAL entry larger than the address space"))?;
             self.buf.clear();
             self.buf.resize(want, 0);
             self.file.read_at(off, &mut self.buf)?;
@@ -306,8 +305,8 @@ pub fn read_segment_slice(file: &FileSlice) -> Result<SegmentFile, Error> {
 
 fn parse_first_index(storage: &dyn Storage, path: &str) -> Result<u64, Error> {
     let bytes = storage.read_all(path)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| FormatError::corrupt(path, format!("invalid JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| FormatError::corrupt(path, format!("invalid JSON: {e}")))?;
     v.get("ack_index")
         .and_then(|n| n.as_u64())
         .ok_or_else(|| FormatError::corrupt(path, "`ack_index` missing or not an unsigned integer").into())
@@ -395,7 +394,9 @@ pub fn read_wal(storage: &dyn Storage, wal_dir: &str) -> Result<Option<WalConten
             .into());
         }
         if start > next {
-            return Err(FormatError::corrupt(path, format!("missing WAL segment(s) for entries {next} to {start}")).into());
+            return Err(
+                FormatError::corrupt(path, format!("missing WAL segment(s) for entries {next} to {start}")).into()
+            );
         }
         segments.push(info(&s, SegmentRole::Closed, start));
         next = add_entries(next, s.seg.entries.len(), &path)?;
@@ -433,11 +434,8 @@ pub fn read_wal(storage: &dyn Storage, wal_dir: &str) -> Result<Option<WalConten
 
     let num_entries = next - physical_first;
     let last_index = physical_first + num_entries.saturating_sub(1);
-    let ack_index = if has_first_index {
-        Some(parse_first_index(storage, &join(wal_dir, FIRST_INDEX_FILE))?)
-    } else {
-        None
-    };
+    let ack_index =
+        if has_first_index { Some(parse_first_index(storage, &join(wal_dir, FIRST_INDEX_FILE))?) } else { None };
     let first_index = match ack_index {
         Some(ack) => ack.max(physical_first).min(last_index),
         None => physical_first,
@@ -462,8 +460,7 @@ pub fn read_wal(storage: &dyn Storage, wal_dir: &str) -> Result<Option<WalConten
 }
 
 fn add_entries(next: u64, n: usize, path: &str) -> Result<u64, Error> {
-    next.checked_add(n as u64)
-        .ok_or_else(|| FormatError::corrupt(path, "WAL entry index overflows u64").into())
+    next.checked_add(n as u64).ok_or_else(|| FormatError::corrupt(path, "WAL entry index overflows u64").into())
 }
 
 #[cfg(test)]

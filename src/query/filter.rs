@@ -338,7 +338,9 @@ fn min_should_at(v: &Value, path: &str) -> Result<MinShould, Error> {
     check_keys(o, path, &["conditions", "min_count"])?;
     let cp = child(path, "conditions");
     let conditions = match req(o, path, "conditions")? {
-        Value::Array(a) => a.iter().enumerate().map(|(i, c)| condition_at(c, &elem(&cp, i))).collect::<Result<_, _>>()?,
+        Value::Array(a) => {
+            a.iter().enumerate().map(|(i, c)| condition_at(c, &elem(&cp, i))).collect::<Result<_, _>>()?
+        }
         other => return Err(err(&cp, format!("expected an array of conditions, got {}", type_name(other)))),
     };
     let mp = child(path, "min_count");
@@ -425,7 +427,17 @@ fn field_condition_at(o: &Map<String, Value>, path: &str) -> Result<FieldConditi
     check_keys(
         o,
         path,
-        &["key", "match", "range", "geo_bounding_box", "geo_radius", "geo_polygon", "values_count", "is_empty", "is_null"],
+        &[
+            "key",
+            "match",
+            "range",
+            "geo_bounding_box",
+            "geo_radius",
+            "geo_polygon",
+            "values_count",
+            "is_empty",
+            "is_null",
+        ],
     )?;
     let key = get_path(req(o, path, "key")?, &child(path, "key"))?;
     let mut fc = FieldCondition { key, ..Default::default() };
@@ -473,7 +485,9 @@ fn field_condition_at(o: &Map<String, Value>, path: &str) -> Result<FieldConditi
                 }
                 Some(rings)
             }
-            Some(other) => return Err(err(&child(&p, "interiors"), format!("expected an array, got {}", type_name(other)))),
+            Some(other) => {
+                return Err(err(&child(&p, "interiors"), format!("expected an array, got {}", type_name(other))))
+            }
         };
         fc.geo_polygon = Some(GeoPolygon { exterior, interiors });
     }
@@ -523,7 +537,9 @@ fn line_at(v: &Value, path: &str) -> Result<Vec<GeoPoint>, Error> {
 }
 
 fn any_at(v: &Value, path: &str) -> Result<AnyVariants, Error> {
-    let a = v.as_array().ok_or_else(|| err(path, format!("expected an array of strings or integers, got {}", type_name(v))))?;
+    let a = v
+        .as_array()
+        .ok_or_else(|| err(path, format!("expected an array of strings or integers, got {}", type_name(v))))?;
     if a.iter().all(Value::is_string) {
         let mut out: Vec<String> = Vec::with_capacity(a.len());
         for s in a.iter().filter_map(Value::as_str) {
@@ -535,9 +551,8 @@ fn any_at(v: &Value, path: &str) -> Result<AnyVariants, Error> {
     }
     let mut out: Vec<i64> = Vec::with_capacity(a.len());
     for (i, x) in a.iter().enumerate() {
-        let n = x
-            .as_i64()
-            .ok_or_else(|| err(&elem(path, i), format!("expected all strings or all integers, got {x}")))?;
+        let n =
+            x.as_i64().ok_or_else(|| err(&elem(path, i), format!("expected all strings or all integers, got {x}")))?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -564,7 +579,9 @@ fn match_at(v: &Value, path: &str) -> Result<Match, Error> {
             Value::Number(n) => ValueVariant::Integer(
                 n.as_i64().ok_or_else(|| err(&p, format!("expected a string, an integer or a boolean, got {n}")))?,
             ),
-            other => return Err(err(&p, format!("expected a string, an integer or a boolean, got {}", type_name(other)))),
+            other => {
+                return Err(err(&p, format!("expected a string, an integer or a boolean, got {}", type_name(other))))
+            }
         }),
         "text" => Match::Text(s()?),
         "text_any" => Match::TextAny(s()?),
@@ -609,7 +626,12 @@ fn list_json(v: &[Condition]) -> Value {
 impl Filter {
     /// A filter that matches when every one of `filters` matches.
     pub fn all_of(filters: Vec<Filter>) -> Filter {
-        Filter { should: None, min_should: None, must: Some(filters.into_iter().map(Condition::Filter).collect()), must_not: None }
+        Filter {
+            should: None,
+            min_should: None,
+            must: Some(filters.into_iter().map(Condition::Filter).collect()),
+            must_not: None,
+        }
     }
 
     /// The REST JSON of this filter (lists always as arrays; absent clauses omitted).
@@ -712,7 +734,10 @@ impl FieldCondition {
             m.insert("geo_polygon".into(), g.to_json());
         }
         if let Some(c) = &self.values_count {
-            m.insert("values_count".into(), bounds_json(&Range { lt: c.lt, gt: c.gt, gte: c.gte, lte: c.lte }, |b| json!(b)));
+            m.insert(
+                "values_count".into(),
+                bounds_json(&Range { lt: c.lt, gt: c.gt, gte: c.gte, lte: c.lte }, |b| json!(b)),
+            );
         }
         if let Some(b) = self.is_empty {
             m.insert("is_empty".into(), Value::Bool(b));
@@ -855,11 +880,8 @@ impl FilterContext {
 
     /// Indexes under a nested array path, re-rooted (index `a[].b` seen as `b` inside `a`).
     fn nested(&self, array_key: &JsonPath) -> FilterContext {
-        let fields = self
-            .fields
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(array_key).map(|k| (k, v.clone())))
-            .collect();
+        let fields =
+            self.fields.iter().filter_map(|(k, v)| k.strip_prefix(array_key).map(|k| (k, v.clone()))).collect();
         FilterContext { fields, unsupported: Vec::new() }
     }
 }
@@ -1189,10 +1211,9 @@ fn check_scalar(fc: &FieldCondition, v: &Value) -> bool {
     fc.r#match.as_ref().is_some_and(|m| match_value(m, v))
         || fc.range.as_ref().is_some_and(|r| match r {
             RangeInterface::Float(r) => v.as_f64().is_some_and(|x| r.check(x)),
-            RangeInterface::DateTime(r) => v
-                .as_str()
-                .and_then(parse_datetime)
-                .is_some_and(|x| RangeInterface::datetime_micros(r).check(x)),
+            RangeInterface::DateTime(r) => {
+                v.as_str().and_then(parse_datetime).is_some_and(|x| RangeInterface::datetime_micros(r).check(x))
+            }
         })
         || fc.geo_radius.as_ref().is_some_and(|g| GeoPoint::from_payload(v).is_some_and(|p| g.contains(&p)))
         || fc.geo_bounding_box.as_ref().is_some_and(|g| GeoPoint::from_payload(v).is_some_and(|p| g.contains(&p)))
@@ -1302,7 +1323,9 @@ mod tests {
             "must[0].geo_polygon.exterior"
         );
         assert_eq!(
-            bad(json!({"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b", "values_count": {"lt": -1}}]}}}]})),
+            bad(
+                json!({"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b", "values_count": {"lt": -1}}]}}}]})
+            ),
             "must[0].nested.filter.must[0].values_count.lt"
         );
         assert_eq!(bad(json!({"must": [{"slice": {"total": 2, "index": 2}}]})), "must[0].slice.index");
@@ -1361,19 +1384,31 @@ mod tests {
 
     #[test]
     fn value_matching_rules() {
-        let p = pt(7, json!({"i": 5, "f": 5.0, "b": [false, true], "s": ["a", null], "n": null, "o": {"x": [1, {"y": 2}]}}));
+        let p = pt(
+            7,
+            json!({"i": 5, "f": 5.0, "b": [false, true], "s": ["a", null], "n": null, "o": {"x": [1, {"y": 2}]}}),
+        );
         assert!(check(json!({"must": [{"key": "i", "match": {"value": 5}}]}), &p));
-        assert!(!check(json!({"must": [{"key": "f", "match": {"value": 5}}]}), &p), "5.0 is not integer 5 without index");
+        assert!(
+            !check(json!({"must": [{"key": "f", "match": {"value": 5}}]}), &p),
+            "5.0 is not integer 5 without index"
+        );
         assert!(check(json!({"must": [{"key": "b", "match": {"value": true}}]}), &p));
         assert!(!check(json!({"must": [{"key": "i", "match": {"value": true}}]}), &p));
         assert!(check(json!({"must": [{"key": "s", "match": {"except": ["b"]}}]}), &p));
         assert!(!check(json!({"must": [{"key": "s", "match": {"except": ["a"]}}]}), &p), "null never passes except");
-        assert!(check(json!({"must": [{"key": "i", "match": {"except": ["a"]}}]}), &p), "number passes a string except");
+        assert!(
+            check(json!({"must": [{"key": "i", "match": {"except": ["a"]}}]}), &p),
+            "number passes a string except"
+        );
         assert!(!check(json!({"must": [{"key": "missing", "match": {"except": ["a"]}}]}), &p));
         assert!(check(json!({"must": [{"key": "o.x[1].y", "match": {"any": [2, 3]}}]}), &p));
         assert!(check(json!({"must": [{"key": "o.x", "values_count": {"gt": 1}}]}), &p));
         assert!(check(json!({"must": [{"key": "missing", "values_count": {"lt": 1}}]}), &p));
-        assert!(check(json!({"must": [{"is_null": {"key": "s"}}, {"is_empty": {"key": "n"}}, {"is_empty": {"key": "missing"}}]}), &p));
+        assert!(check(
+            json!({"must": [{"is_null": {"key": "s"}}, {"is_empty": {"key": "n"}}, {"is_empty": {"key": "missing"}}]}),
+            &p
+        ));
         assert!(!check(json!({"must": [{"is_empty": {"key": "s"}}]}), &p));
         assert!(check(json!({"must": [{"key": "missing", "is_null": false}]}), &p));
         assert!(check(json!({"must": [{"key": "f", "range": {"gte": 5, "lte": 5}}]}), &p));
@@ -1386,9 +1421,11 @@ mod tests {
     #[test]
     fn min_should_and_combinators() {
         let p = pt(1, json!({"a": 1, "b": 2}));
-        let ms = |n: u64| json!({"min_should": {"conditions": [
+        let ms = |n: u64| {
+            json!({"min_should": {"conditions": [
             {"key": "a", "match": {"value": 1}}, {"key": "b", "match": {"value": 3}}, {"key": "b", "match": {"value": 2}}],
-            "min_count": n}});
+            "min_count": n}})
+        };
         assert!(check(ms(2), &p));
         assert!(!check(ms(3), &p));
         assert!(check(json!({"must_not": [{"should": [{"key": "a", "match": {"value": 9}}]}]}), &p));
@@ -1398,14 +1435,19 @@ mod tests {
     #[test]
     fn nested_is_per_element() {
         let p = pt(1, json!({"items": [{"n": "x", "q": 0}, {"n": "y", "q": 5}]}));
-        let flat = json!({"must": [{"key": "items[].n", "match": {"value": "x"}}, {"key": "items[].q", "range": {"gt": 1}}]});
-        let nested = |q: i64| json!({"must": [{"nested": {"key": "items", "filter": {"must": [
-            {"key": "n", "match": {"value": "x"}}, {"key": "q", "range": {"gt": q}}]}}}]});
+        let flat =
+            json!({"must": [{"key": "items[].n", "match": {"value": "x"}}, {"key": "items[].q", "range": {"gt": 1}}]});
+        let nested = |q: i64| {
+            json!({"must": [{"nested": {"key": "items", "filter": {"must": [
+            {"key": "n", "match": {"value": "x"}}, {"key": "q", "range": {"gt": q}}]}}}]})
+        };
         assert!(check(flat, &p));
         assert!(!check(nested(1), &p));
         assert!(check(nested(-1), &p));
-        assert!(!check(json!({"must": [{"nested": {"key": "items", "filter": {"should": []}}}]}), &p),
-            "inside nested an empty should is an empty disjunction");
+        assert!(
+            !check(json!({"must": [{"nested": {"key": "items", "filter": {"should": []}}}]}), &p),
+            "inside nested an empty should is an empty disjunction"
+        );
         assert!(!check(json!({"must": [{"nested": {"key": "items", "filter": {"must": [{"has_id": [1]}]}}}]}), &p));
     }
 
@@ -1418,8 +1460,10 @@ mod tests {
         assert!(!check(q("hell"), &p), "token match, not substring");
         let idx = json!({"t": {"type": "text", "tokenizer": "word"}});
         assert!(check_idx(q("hello world"), &p, idx.clone()), "index: tokens of all values");
-        assert!(!check_idx(json!({"must": [{"key": "t", "match": {"phrase": "hello there"}}]}), &p, idx),
-            "phrase needs phrase_matching on an index");
+        assert!(
+            !check_idx(json!({"must": [{"key": "t", "match": {"phrase": "hello there"}}]}), &p, idx),
+            "phrase needs phrase_matching on an index"
+        );
         let pidx = json!({"t": {"type": "text", "phrase_matching": true}});
         assert!(check_idx(json!({"must": [{"key": "t", "match": {"phrase": "hello there"}}]}), &p, pidx.clone()));
         assert!(!check_idx(json!({"must": [{"key": "t", "match": {"phrase": "there world"}}]}), &p, pidx));
@@ -1448,7 +1492,8 @@ mod tests {
         let mut seen = [0usize; 3];
         for id in 0..300u64 {
             let p = pt(id, json!({}));
-            let hits: Vec<u32> = (0..3).filter(|i| check(json!({"must": [{"slice": {"total": 3, "index": i}}]}), &p)).collect();
+            let hits: Vec<u32> =
+                (0..3).filter(|i| check(json!({"must": [{"slice": {"total": 3, "index": i}}]}), &p)).collect();
             assert_eq!(hits.len(), 1, "id {id} in exactly one slice");
             seen[hits[0] as usize] += 1;
         }

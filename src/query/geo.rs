@@ -26,9 +26,7 @@ impl GeoPoint {
     /// A valid filter point: `lon ∈ [-180, 180]`, `lat ∈ [-90, 90]`.
     pub fn new(lon: f64, lat: f64) -> Result<GeoPoint, String> {
         if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
-            return Err(format!(
-                "expected `lat` = {lat} within [-90;90] and `lon` = {lon} within [-180;180]"
-            ));
+            return Err(format!("expected `lat` = {lat} within [-90;90] and `lon` = {lon} within [-180;180]"));
         }
         Ok(GeoPoint { lon, lat })
     }
@@ -159,8 +157,7 @@ impl GeoPolygon {
         if let (Some(f), Some(l)) = (ring.first(), ring.last()) {
             if (f.lat - l.lat).abs() > f64::EPSILON || (f.lon - l.lon).abs() > f64::EPSILON {
                 return Err(
-                    "polygon invalid, the first and the last points should be the same to form a closed line"
-                        .into(),
+                    "polygon invalid, the first and the last points should be the same to form a closed line".into()
                 );
             }
         }
@@ -171,10 +168,7 @@ impl GeoPolygon {
         if ring_position(&self.exterior, p) != Position::Inside {
             return false;
         }
-        self.interiors
-            .iter()
-            .flatten()
-            .all(|hole| ring_position(hole, p) == Position::Outside)
+        self.interiors.iter().flatten().all(|hole| ring_position(hole, p) == Position::Outside)
     }
 
     pub fn to_json(&self) -> Value {

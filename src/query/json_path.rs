@@ -163,10 +163,9 @@ impl JsonPath {
             return None;
         }
         match &self.rest[prefix.rest.len()] {
-            PathItem::Key(k) => Some(JsonPath {
-                first_key: k.clone(),
-                rest: self.rest[prefix.rest.len() + 1..].to_vec(),
-            }),
+            PathItem::Key(k) => {
+                Some(JsonPath { first_key: k.clone(), rest: self.rest[prefix.rest.len() + 1..].to_vec() })
+            }
             _ => None,
         }
     }
@@ -496,13 +495,19 @@ mod edit_tests {
             Value::Object(select_include(&p, &["a.b".into(), "l[].x".into()])),
             json!({"a": {"b": 1}, "l": [{"x": 1}, {"x": 3}]})
         );
-        assert_eq!(Value::Object(select_include(&p, &["z".into(), "a".into()])), json!({"a": {"b": 1, "c": 2}, "z": 0}));
+        assert_eq!(
+            Value::Object(select_include(&p, &["z".into(), "a".into()])),
+            json!({"a": {"b": 1, "c": 2}, "z": 0})
+        );
     }
 
     #[test]
     fn exclude_and_remove() {
         let p = obj(json!({"a": {"b": 1, "c": 2}, "l": [{"x": 1, "y": 2}, {"x": 3}]}));
-        assert_eq!(Value::Object(select_exclude(&p, &["a.b".into(), "l[].x".into()])), json!({"a": {"c": 2}, "l": [{"y": 2}, {}]}));
+        assert_eq!(
+            Value::Object(select_exclude(&p, &["a.b".into(), "l[].x".into()])),
+            json!({"a": {"c": 2}, "l": [{"y": 2}, {}]})
+        );
     }
 
     #[test]

@@ -200,9 +200,10 @@ mod tests {
     #[test]
     fn word_tokenizer_defaults() {
         let p = TextParams::default();
-        assert_eq!(p.tokenize(TextKind::Document, "Hello, world! Привет-Мир  x_y"), vec![
-            "hello", "world", "привет", "мир", "x", "y"
-        ]);
+        assert_eq!(
+            p.tokenize(TextKind::Document, "Hello, world! Привет-Мир  x_y"),
+            vec!["hello", "world", "привет", "мир", "x", "y"]
+        );
         assert!(p.tokenize(TextKind::Query, " ,.; ").is_empty());
     }
 

@@ -14,7 +14,7 @@ use crate::format::id_tracker::IdTracker;
 use crate::format::multivector::MultiVectorStorage;
 use crate::format::names;
 use crate::format::payload_index::PayloadIndexConfig;
-use crate::format::segment_meta::{Indexes, read_segment_state, read_version_info, check_version, SegmentState};
+use crate::format::segment_meta::{check_version, read_segment_state, read_version_info, Indexes, SegmentState};
 use crate::format::sparse::SparseVectorStorage;
 use crate::format::sparse_index::{read_stats as read_sparse_stats, SparseIndexStats};
 use crate::storage::{join, Memory, Storage};
@@ -89,7 +89,11 @@ impl Segment {
         }
         for (name, cfg) in &state.config.sparse_vector_data {
             if vectors.contains_key(name) {
-                return Err(FormatError::corrupt(join(dir, names::SEGMENT_STATE_FILE), format!("vector `{name}` is both dense and sparse")).into());
+                return Err(FormatError::corrupt(
+                    join(dir, names::SEGMENT_STATE_FILE),
+                    format!("vector `{name}` is both dense and sparse"),
+                )
+                .into());
             }
             vectors.insert(name.clone(), VectorData::Sparse(SparseVectorStorage::open(storage, dir, name, cfg)?));
         }
@@ -197,9 +201,7 @@ impl Segment {
 
     /// Live points of this segment: (external id, internal id, version).
     pub fn live_points(&self) -> impl Iterator<Item = (PointId, PointOffset, u64)> + '_ {
-        self.id_tracker
-            .iter_live()
-            .filter_map(move |(ext, i)| self.id_tracker.version(i).map(|v| (ext, i, v)))
+        self.id_tracker.iter_live().filter_map(move |(ext, i)| self.id_tracker.version(i).map(|v| (ext, i, v)))
     }
 
     /// Vectors held by this segment's on-disk vector indexes.
@@ -225,7 +227,12 @@ impl Segment {
     /// (every vector it was built with, points deleted since included); an appendable segment
     /// counts its live points' non-empty vectors, as its RAM index is rebuilt at load, except
     /// `superseded` ones (rewritten in place by WAL replay; the caller counts the new copy).
-    pub fn sparse_idf_stats(&self, name: &str, df: &mut BTreeMap<u32, usize>, superseded: impl Fn(PointId) -> bool) -> Result<usize> {
+    pub fn sparse_idf_stats(
+        &self,
+        name: &str,
+        df: &mut BTreeMap<u32, usize>,
+        superseded: impl Fn(PointId) -> bool,
+    ) -> Result<usize> {
         if let Some(st) = self.sparse_stats.get(name) {
             for (t, c) in df.iter_mut() {
                 *c += st.df.get(t).copied().unwrap_or(0);
@@ -268,8 +275,8 @@ fn read_hnsw_count(storage: &dyn Storage, dir: &str, name: &str, points: usize) 
     if !storage.is_file(&path)? {
         return Ok(None);
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&storage.read_all(&path)?).map_err(|e| FormatError::corrupt(&path, format!("invalid JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&storage.read_all(&path)?)
+        .map_err(|e| FormatError::corrupt(&path, format!("invalid JSON: {e}")))?;
     Ok(Some(v.get("indexed_vector_count").and_then(|c| c.as_u64()).map_or(points, |c| c as usize)))
 }
 

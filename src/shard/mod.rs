@@ -10,7 +10,7 @@ mod overlay;
 pub mod query;
 pub mod read;
 
-pub use read::{ScoredPoint, Record};
+pub use read::{Record, ScoredPoint};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +75,11 @@ pub struct EdgeShard {
 
 impl std::fmt::Debug for EdgeShard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeShard").field("root", &self.root).field("segments", &self.segments.len()).field("points", &self.points.len()).finish()
+        f.debug_struct("EdgeShard")
+            .field("root", &self.root)
+            .field("segments", &self.segments.len())
+            .field("points", &self.points.len())
+            .finish()
     }
 }
 
@@ -171,7 +175,8 @@ impl EdgeShard {
     /// Kind of the named vector, or an error naming it.
     pub(crate) fn vector_kind(&self, name: &str, field: &str) -> Result<&VectorKind> {
         self.vector_kinds.get(name).ok_or_else(|| {
-            let shown = if name.is_empty() { "default (unnamed) vector".to_string() } else { format!("vector `{name}`") };
+            let shown =
+                if name.is_empty() { "default (unnamed) vector".to_string() } else { format!("vector `{name}`") };
             Error::invalid_field(field, format!("{shown} does not exist in this shard"))
         })
     }

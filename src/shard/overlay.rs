@@ -145,7 +145,10 @@ impl EdgeShard {
                 self.filter_ctx = FilterContext::new(self.indexed_fields.clone());
             }
             other => {
-                return Err(Error::Unsupported(format!("WAL operation {} cannot be replayed by this engine", other.kind())));
+                return Err(Error::Unsupported(format!(
+                    "WAL operation {} cannot be replayed by this engine",
+                    other.kind()
+                )));
             }
         }
         self.next_op = self.next_op.max(op + 1);
@@ -223,8 +226,7 @@ impl EdgeShard {
     /// added for a point that the appendable segment did not hold with that vector adds one;
     /// nothing is ever subtracted until the next load.
     fn note_ram_sparse(&mut self, prev: Option<PointRef>, new_idx: usize) -> Result<()> {
-        let names: Vec<String> = self
-            .overlay[new_idx]
+        let names: Vec<String> = self.overlay[new_idx]
             .vectors
             .iter()
             .filter(|(_, v)| matches!(v, VectorValue::Sparse(s) if !s.indices.is_empty()))
@@ -249,7 +251,10 @@ impl EdgeShard {
     }
 
     /// Convert request/WAL vectors to their stored form (normalisation, datatype rounding).
-    pub(crate) fn preprocess_vectors(&self, vectors: &BTreeMap<String, VectorValue>) -> Result<BTreeMap<String, VectorValue>> {
+    pub(crate) fn preprocess_vectors(
+        &self,
+        vectors: &BTreeMap<String, VectorValue>,
+    ) -> Result<BTreeMap<String, VectorValue>> {
         let mut out = BTreeMap::new();
         for (name, v) in vectors {
             let kind = self.vector_kind(name, &format!("vector.{name}"))?;
@@ -264,7 +269,12 @@ impl EdgeShard {
                     VectorValue::Multi(vec![spaces::to_stored(*distance, *datatype, d)])
                 }
                 (VectorKind::Sparse { .. }, VectorValue::Sparse(s)) => VectorValue::Sparse(s.clone().sorted()),
-                _ => return Err(Error::invalid_field(format!("vector.{name}"), "vector kind does not match the shard's config")),
+                _ => {
+                    return Err(Error::invalid_field(
+                        format!("vector.{name}"),
+                        "vector kind does not match the shard's config",
+                    ))
+                }
             };
             out.insert(name.clone(), stored);
         }

@@ -89,7 +89,12 @@ impl EdgeShard {
                             break;
                         }
                         if self.matches_filter(filter, *id, r)? {
-                            out.push(QueryHit { id: *id, r: PointRef { version: 0, ..*r }, score: 1.0, order_value: None });
+                            out.push(QueryHit {
+                                id: *id,
+                                r: PointRef { version: 0, ..*r },
+                                score: 1.0,
+                                order_value: None,
+                            });
                         }
                     }
                     Ok(out)
@@ -153,7 +158,8 @@ impl EdgeShard {
                 ))
             }
         };
-        let path = JsonPath::parse(key).ok_or_else(|| Error::invalid_field("order_by.key", format!("`{key}` is not a valid payload path")))?;
+        let path = JsonPath::parse(key)
+            .ok_or_else(|| Error::invalid_field("order_by.key", format!("`{key}` is not a valid payload path")))?;
         let mut entries: Vec<(OrderValue, PointId, PointRef)> = Vec::new();
         for (id, r) in &self.points {
             if candidates.is_some_and(|c| !c.contains(id)) || !self.matches_filter(filter, *id, r)? {
@@ -184,12 +190,21 @@ impl EdgeShard {
         }
         entries.sort_by(|a, b| {
             let o = a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1));
-            if direction == Direction::Desc { o.reverse() } else { o }
+            if direction == Direction::Desc {
+                o.reverse()
+            } else {
+                o
+            }
         });
         entries.truncate(want);
         Ok(entries
             .into_iter()
-            .map(|(v, id, r)| QueryHit { id, r: PointRef { version: 0, ..r }, score: 1.0, order_value: Some(v.to_json()) })
+            .map(|(v, id, r)| QueryHit {
+                id,
+                r: PointRef { version: 0, ..r },
+                score: 1.0,
+                order_value: Some(v.to_json()),
+            })
             .collect())
     }
 }

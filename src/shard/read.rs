@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
-use crate::api::requests::{WithPayload, PayloadSelector, WithVector};
+use crate::api::requests::{PayloadSelector, WithPayload, WithVector};
 use crate::error::{Error, Result};
 use crate::query::filter::{Filter, PointContext};
 use crate::query::json_path::{self, JsonPath};
@@ -233,7 +233,12 @@ impl EdgeShard {
     }
 
     /// Turn hits into REST scored points with the requested payload and vectors.
-    pub(crate) fn materialize(&self, hits: &[QueryHit], with_payload: &WithPayload, with_vector: &WithVector) -> Result<Vec<ScoredPoint>> {
+    pub(crate) fn materialize(
+        &self,
+        hits: &[QueryHit],
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+    ) -> Result<Vec<ScoredPoint>> {
         hits.iter()
             .map(|h| {
                 Ok(ScoredPoint {
@@ -249,7 +254,12 @@ impl EdgeShard {
     }
 
     /// Points by id, in request order, without duplicates; missing ids are skipped.
-    pub fn retrieve(&self, ids: &[PointId], with_payload: &WithPayload, with_vector: &WithVector) -> Result<Vec<Record>> {
+    pub fn retrieve(
+        &self,
+        ids: &[PointId],
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+    ) -> Result<Vec<Record>> {
         self.check_open()?;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -264,7 +274,13 @@ impl EdgeShard {
         Ok(out)
     }
 
-    fn record(&self, id: PointId, r: &PointRef, with_payload: &WithPayload, with_vector: &WithVector) -> Result<Record> {
+    fn record(
+        &self,
+        id: PointId,
+        r: &PointRef,
+        with_payload: &WithPayload,
+        with_vector: &WithVector,
+    ) -> Result<Record> {
         Ok(Record {
             id,
             payload: self.select_payload(r.loc, with_payload)?,
@@ -354,7 +370,8 @@ impl EdgeShard {
                 ))
             }
         };
-        let path = JsonPath::parse(key).ok_or_else(|| Error::invalid_field("key", format!("`{key}` is not a valid payload path")))?;
+        let path = JsonPath::parse(key)
+            .ok_or_else(|| Error::invalid_field("key", format!("`{key}` is not a valid payload path")))?;
         let mut counts: HashMap<FacetKey, usize> = HashMap::new();
         for (id, r) in &self.points {
             if !self.matches(filter, *id, r)? {
@@ -383,7 +400,8 @@ impl EdgeShard {
         let mut schema = serde_json::Map::new();
         for (key, s) in &self.indexed_fields {
             let data_type = schema_type(s).unwrap_or("keyword").to_string();
-            let path = JsonPath::parse(key).ok_or_else(|| Error::invalid(format!("indexed field `{key}` is not a valid path")))?;
+            let path = JsonPath::parse(key)
+                .ok_or_else(|| Error::invalid(format!("indexed field `{key}` is not a valid path")))?;
             let mut n = 0usize;
             for r in self.points.values() {
                 let p = self.payload_at(r.loc)?;
@@ -399,7 +417,8 @@ impl EdgeShard {
             e.insert("points".into(), json!(n));
             schema.insert(key.clone(), Value::Object(e));
         }
-        let mut indexed: usize = self.segments.iter().filter(|s| s.is_indexed()).map(|s| s.indexed_vector_count()).sum();
+        let mut indexed: usize =
+            self.segments.iter().filter(|s| s.is_indexed()).map(|s| s.indexed_vector_count()).sum();
         // RAM sparse indexes: the live vectors at load, plus what WAL replay added.
         for seg in self.segments.iter().filter(|s| s.is_indexed()) {
             for name in seg.ram_sparse_names() {
@@ -423,7 +442,9 @@ impl EdgeShard {
         let full = self.payload_at(loc)?;
         Ok(Some(match with {
             WithPayload::Enable(_) => (*full).clone(),
-            WithPayload::Include(keys) | WithPayload::Selector(PayloadSelector::Include(keys)) => json_path::select_include(&full, keys),
+            WithPayload::Include(keys) | WithPayload::Selector(PayloadSelector::Include(keys)) => {
+                json_path::select_include(&full, keys)
+            }
             WithPayload::Selector(PayloadSelector::Exclude(keys)) => json_path::select_exclude(&full, keys),
         }))
     }

@@ -291,6 +291,23 @@ pub fn sparse_dot(a: &SparseVector, b: &SparseVector) -> f32 {
     sum
 }
 
+/// A vector as it is stored: preprocessed for `distance` (Cosine normalisation) and rounded to
+/// `datatype` (f16 round-to-nearest, uint8 saturating truncation), widened back to f32.
+pub fn to_stored(distance: Distance, datatype: Datatype, v: &[f32]) -> Vec<f32> {
+    let mut out = v.to_vec();
+    preprocess(distance, datatype, &mut out);
+    match datatype {
+        Datatype::Float16 => out.iter().map(|&x| f16::from_f32(x).to_f32()).collect(),
+        Datatype::Uint8 => out.iter().map(|&x| f32::from(x as u8)).collect(),
+        _ => out,
+    }
+}
+
+/// Qdrant's IDF: `ln((n - df + 0.5) / (df + 0.5) + 1)`.
+pub fn idf(n: f32, df: f32) -> f32 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,8 +401,10 @@ mod tests {
 
     #[test]
     fn multivector_max_sim_manhattan() {
-        let q: Vec<QueryVector> =
-            [[0.0, 0.0], [1.0, 1.0]].iter().map(|v| QueryVector::new(Distance::Manhattan, Datatype::Float32, v).unwrap()).collect();
+        let q: Vec<QueryVector> = [[0.0, 0.0], [1.0, 1.0]]
+            .iter()
+            .map(|v| QueryVector::new(Distance::Manhattan, Datatype::Float32, v).unwrap())
+            .collect();
         let r1 = f32_bytes(&[0.5, 0.0]);
         let r2 = f32_bytes(&[1.0, 2.0]);
         let s = max_sim(Distance::Manhattan, &q, &[RowRef::F32(&r1), RowRef::F32(&r2)]).unwrap();
@@ -401,21 +420,4 @@ mod tests {
         assert_eq!(sparse_dot(&a, &b), 1.0 - 3.0);
         assert_eq!(sparse_dot(&a, &SparseVector::default()), 0.0);
     }
-}
-
-/// A vector as it is stored: preprocessed for `distance` (Cosine normalisation) and rounded to
-/// `datatype` (f16 round-to-nearest, uint8 saturating truncation), widened back to f32.
-pub fn to_stored(distance: Distance, datatype: Datatype, v: &[f32]) -> Vec<f32> {
-    let mut out = v.to_vec();
-    preprocess(distance, datatype, &mut out);
-    match datatype {
-        Datatype::Float16 => out.iter().map(|&x| f16::from_f32(x).to_f32()).collect(),
-        Datatype::Uint8 => out.iter().map(|&x| f32::from(x as u8)).collect(),
-        _ => out,
-    }
-}
-
-/// Qdrant's IDF: `ln((n - df + 0.5) / (df + 0.5) + 1)`.
-pub fn idf(n: f32, df: f32) -> f32 {
-    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
 }

@@ -300,7 +300,8 @@ impl Storage for MemoryStorage {
             return Err(err("rename", from, StorageErrorKind::InvalidPath, "cannot rename the root"));
         }
         let mut tree = self.tree.lock();
-        let node = tree.get(&kf).cloned().ok_or_else(|| err("rename", from, StorageErrorKind::NotFound, "no such entry"))?;
+        let node =
+            tree.get(&kf).cloned().ok_or_else(|| err("rename", from, StorageErrorKind::NotFound, "no such entry"))?;
         check_parent(&tree, "rename", &kt)?;
         match (&node, tree.get(&kt)) {
             (_, None) => {}
@@ -317,8 +318,11 @@ impl Storage for MemoryStorage {
             return Err(err("rename", to, StorageErrorKind::InvalidPath, "cannot move a directory into itself"));
         }
         let prefix = format!("{kf}/");
-        let moved: Vec<(String, Node)> =
-            tree.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let moved: Vec<(String, Node)> = tree
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         tree.remove(&kf);
         tree.insert(kt.clone(), node);
         for (k, v) in moved {
@@ -354,7 +358,8 @@ impl Storage for MemoryStorage {
             None => return Err(err("remove_dir", path, StorageErrorKind::NotFound, "no such directory")),
         }
         let prefix = format!("{k}/");
-        let gone: Vec<String> = tree.range(prefix.clone()..).take_while(|(x, _)| x.starts_with(&prefix)).map(|(x, _)| x.clone()).collect();
+        let gone: Vec<String> =
+            tree.range(prefix.clone()..).take_while(|(x, _)| x.starts_with(&prefix)).map(|(x, _)| x.clone()).collect();
         for g in gone {
             tree.remove(&g);
         }

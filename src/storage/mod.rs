@@ -66,6 +66,7 @@ impl OpenMode {
 }
 
 /// One open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait StorageFile: Send + Sync + Debug {
     /// Current length in bytes.
     fn len(&self) -> StorageResult<u64>;

@@ -22,7 +22,11 @@ json: the REST request body (read from stdin when given as `-`)";
 
 fn fail(e: &Error) -> ExitCode {
     eprintln!("{}", json!({ "error": e.to_json() }));
-    if e.kind() == ErrorKind::InvalidArgument { ExitCode::from(2) } else { ExitCode::from(1) }
+    if e.kind() == ErrorKind::InvalidArgument {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -37,7 +41,11 @@ fn main() -> ExitCode {
     }
     let body: Value = match args.get(2).map(String::as_str) {
         None => {
-            if command == "info" { Value::Null } else { json!({}) }
+            if command == "info" {
+                Value::Null
+            } else {
+                json!({})
+            }
         }
         Some(text) => {
             let text = if text == "-" {
