@@ -164,6 +164,20 @@ impl ChunkedVectors {
     }
 
     /// The bytes of record `k`; `None` if `k >= len`.
+    /// Call `f` with record `k`'s bytes, borrowed from RAM when the chunk is pinned (no copy,
+    /// no reference counting); `None` past the end.
+    pub fn with_record<R>(&self, k: u64, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
+        if k >= self.len {
+            return Ok(None);
+        }
+        let chunk = (k / self.config.chunk_size_vectors) as usize;
+        let start = ((k % self.config.chunk_size_vectors) * self.record_size as u64) as usize;
+        match self.chunks.get(chunk) {
+            Some(Chunk::Ram(b)) => Ok(b.get(start..start + self.record_size).map(f)),
+            _ => Ok(self.record(k)?.map(|b| f(&b))),
+        }
+    }
+
     pub fn record(&self, k: u64) -> Result<Option<Bytes>, Error> {
         if k >= self.len {
             return Ok(None);

@@ -221,7 +221,18 @@ impl DenseVectorStorage {
 
     /// Call `f` with the raw bytes of row `i`; `None` if the row has no vector.
     pub fn with_row<R>(&self, i: u32, f: impl FnOnce(RowRef<'_>) -> R) -> Result<Option<R>, Error> {
-        Ok(self.row_bytes(i)?.map(|b| f(RowRef::new(self.datatype, &b))))
+        if self.is_deleted(i) {
+            return Ok(None);
+        }
+        // Pinned data is borrowed in place; lazy data is read into a buffer first.
+        match &self.rows {
+            Rows::Matrix { data: MatrixData::Ram(b), .. } => {
+                let s = i as usize * self.row_size;
+                Ok(b.get(s..s + self.row_size).map(|row| f(RowRef::new(self.datatype, row))))
+            }
+            Rows::Chunked(c) => c.with_record(u64::from(i), |row| f(RowRef::new(self.datatype, row))),
+            _ => Ok(self.row_bytes(i)?.map(|b| f(RowRef::new(self.datatype, &b)))),
+        }
     }
 
     /// The vector of row `i` as `f32`; `None` if deleted or out of range.

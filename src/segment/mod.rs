@@ -185,6 +185,14 @@ impl Segment {
         }
     }
 
+    /// The dense storage of vector `name`, if it is a plain dense vector here.
+    pub fn dense_storage(&self, name: &str) -> Option<&DenseVectorStorage> {
+        match self.vectors.get(name) {
+            Some(VectorData::Dense(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     pub fn sparse(&self, name: &str, i: PointOffset) -> Result<Option<SparseVector>> {
         match self.vectors.get(name) {
             Some(VectorData::Sparse(s)) => s.get(i),
@@ -260,7 +268,7 @@ impl Segment {
     }
 }
 
-fn convert_row(r: crate::format::dense::RowRef<'_>) -> RowRef<'_> {
+pub(crate) fn convert_row(r: crate::format::dense::RowRef<'_>) -> RowRef<'_> {
     use crate::format::dense::RowRef as D;
     match r {
         D::F32(b) => RowRef::F32(b),

@@ -12,6 +12,8 @@ use crate::api::requests::{PayloadSelector, WithPayload, WithVector};
 use crate::error::{Error, Result};
 use crate::query::filter::{Filter, PointContext};
 use crate::query::json_path::{self, JsonPath};
+use crate::format::dense::DenseVectorStorage;
+use crate::segment::convert_row;
 use crate::spaces;
 use crate::types::{Datatype, Distance, Payload, PointId, RowRef, SparseVector, VectorValue};
 
@@ -203,6 +205,9 @@ impl EdgeShard {
                 if !scorer.passes_threshold(scorer.postprocess(internal), t) {
                     return Ok(());
                 }
+            }
+            if heap.len() == want && heap.peek().is_some_and(|worst| internal < worst.score) {
+                return Ok(());
             }
             heap.push(Hit { score: internal, id: *id, r: *r });
             if heap.len() > want {
@@ -504,14 +509,21 @@ impl FacetKey {
 }
 
 /// Prepared scoring for one query.
-enum Scorer {
-    Dense { q: spaces::QueryVector, name: String, distance: Distance, datatype: Datatype },
+enum Scorer<'a> {
+    Dense {
+        q: spaces::QueryVector,
+        name: String,
+        distance: Distance,
+        datatype: Datatype,
+        /// Per segment, its storage of the vector (resolved once per query).
+        stores: Vec<Option<&'a DenseVectorStorage>>,
+    },
     Multi { q: Vec<spaces::QueryVector>, name: String, distance: Distance, datatype: Datatype },
     Sparse { q: SparseVector, name: String },
 }
 
-impl Scorer {
-    fn new(shard: &EdgeShard, kind: &VectorKind, v: &QueryVector, name: &str) -> Result<Scorer> {
+impl<'a> Scorer<'a> {
+    fn new(shard: &'a EdgeShard, kind: &VectorKind, v: &QueryVector, name: &str) -> Result<Scorer<'a>> {
         let bad = |m: &str| Error::invalid_field("query", m.to_string());
         Ok(match (kind, v) {
             (VectorKind::Dense { size, distance, datatype }, QueryVector::Dense(q)) => {
@@ -523,6 +535,7 @@ impl Scorer {
                     name: name.to_string(),
                     distance: *distance,
                     datatype: *datatype,
+                    stores: shard.segments.iter().map(|s| s.dense_storage(name)).collect(),
                 }
             }
             (VectorKind::Multi { size, distance, datatype }, QueryVector::Multi(qs)) => {
@@ -553,10 +566,11 @@ impl Scorer {
     /// Internal score (bigger is better), or `None` if the point lacks the vector.
     fn score(&self, shard: &EdgeShard, loc: Loc) -> Result<Option<f32>> {
         match self {
-            Scorer::Dense { q, name, distance, datatype } => match loc {
-                Loc::Segment { seg, internal } => shard.segments[seg as usize]
-                    .with_dense_row(name, internal, |row| spaces::score_row(*distance, q, row))?
-                    .transpose(),
+            Scorer::Dense { q, name, distance, datatype, stores } => match loc {
+                Loc::Segment { seg, internal } => match stores.get(seg as usize).copied().flatten() {
+                    Some(d) => d.with_row(internal, |row| spaces::score_row(*distance, q, convert_row(row)))?.transpose(),
+                    None => Ok(None),
+                },
                 Loc::Overlay(i) => match shard.overlay[i].vectors.get(name) {
                     Some(VectorValue::Dense(v)) => {
                         let bytes = spaces::encode_row(*datatype, v);

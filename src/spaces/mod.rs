@@ -149,7 +149,7 @@ pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result
         )));
     }
     Ok(match (query, row) {
-        (QueryVector::F32(q), RowRef::F32(b)) => float_kernel(distance, q.iter().copied().zip(f32_elems(b))),
+        (QueryVector::F32(q), RowRef::F32(b)) => f32_kernel(distance, q, b),
         (QueryVector::F16(q), RowRef::F16(b)) => float_kernel(distance, q.iter().map(|x| x.to_f32()).zip(f16_elems(b))),
         (QueryVector::U8(q), RowRef::U8(b)) => byte_kernel(distance, q, b),
         _ => return Err(Error::Internal("query and stored row datatypes differ".into())),
@@ -173,6 +173,35 @@ fn row_len_is_ragged(r: RowRef) -> bool {
 /// Convenience: preprocess + convert `query` and score it against `row` of the given datatype.
 pub fn score(distance: Distance, datatype: Datatype, query: &[f32], row: RowRef) -> Result<f32, Error> {
     score_row(distance, &QueryVector::new(distance, datatype, query)?, row)
+}
+
+/// f32 kernels over raw little-endian row bytes with eight independent accumulators, so the
+/// compiler can keep them in SIMD registers (SSE/AVX natively, simd128 on wasm) instead of
+/// serialising on one running sum. Lengths are checked by the caller.
+fn f32_kernel(distance: Distance, q: &[f32], b: &[u8]) -> f32 {
+    #[inline(always)]
+    fn run(q: &[f32], b: &[u8], f: impl Fn(f32, f32) -> f32) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let qc = q.chunks_exact(8);
+        let bc = b.chunks_exact(32);
+        let (qr, br) = (qc.remainder(), bc.remainder());
+        for (qq, bb) in qc.zip(bc) {
+            for j in 0..8 {
+                let v = f32::from_le_bytes([bb[4 * j], bb[4 * j + 1], bb[4 * j + 2], bb[4 * j + 3]]);
+                acc[j] += f(qq[j], v);
+            }
+        }
+        let mut tail = 0.0f32;
+        for (x, c) in qr.iter().zip(br.chunks_exact(4)) {
+            tail += f(*x, f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    }
+    match distance {
+        Distance::Cosine | Distance::Dot => run(q, b, |a, v| a * v),
+        Distance::Euclid => -run(q, b, |a, v| (a - v) * (a - v)),
+        Distance::Manhattan => -run(q, b, |a, v| (a - v).abs()),
+    }
 }
 
 fn float_kernel(distance: Distance, pairs: impl Iterator<Item = (f32, f32)>) -> f32 {
