@@ -78,7 +78,7 @@ def main():
     lines = [
         "## Exact search",
         "",
-        f"{a.points} x {a.dim} Cosine f32 (random normal vectors), {a.queries} queries, limit {a.limit}, one thread, same shard (built by qdrant-edge-py, optimized), same run. "
+        f"{a.points} x {a.dim} Cosine f32 (random normal vectors), {a.queries} queries, limit {a.limit}, same shard (built by qdrant-edge-py, optimized), same run; ours runs on one thread, qdrant-edge-py with its default search threads. "
         f"Identical id lists for {same}/{a.queries} queries. Command: `.venv/bin/python benches/run_exact.py`.",
         "",
         "| engine | p50 ms | p99 ms | QPS |",
