@@ -4,6 +4,7 @@
 //! bindings. Commands and their bodies are listed in [`requests`].
 
 pub mod requests;
+pub mod updates;
 
 use serde_json::{json, Value};
 
@@ -16,6 +17,47 @@ use requests::*;
 
 /// Read commands understood by [`dispatch`].
 pub const READ_COMMANDS: &[&str] = &["info", "query", "query_batch", "search", "scroll", "count", "facet", "retrieve"];
+
+/// Update commands understood by [`dispatch_update`].
+pub const UPDATE_COMMANDS: &[&str] = &[
+    "upsert",
+    "update",
+    "delete",
+    "set_payload",
+    "overwrite_payload",
+    "delete_payload",
+    "clear_payload",
+    "update_vectors",
+    "delete_vectors",
+    "create_index",
+    "delete_index",
+];
+
+/// Run an update command; returns Qdrant's `UpdateResult` JSON (a list of them for `update`,
+/// the body of `POST /points/batch`).
+pub fn dispatch_update(shard: &mut EdgeShard, command: &str, body: &Value) -> Result<Value> {
+    let ops = match command {
+        "update" => updates::parse_update("batch", body)?,
+        "delete_index" => {
+            let field = body
+                .as_str()
+                .or_else(|| body.get("field_name").and_then(Value::as_str))
+                .ok_or_else(|| Error::invalid_field("field_name", "the field to drop the index of"))?;
+            vec![crate::operations::UpdateOperation::DeleteIndex(field.to_string())]
+        }
+        other => updates::parse_update(other, body)?,
+    };
+    let mut results = Vec::new();
+    for op in ops {
+        let n = shard.update(op)?;
+        results.push(json!({"operation_id": n, "status": "completed"}));
+    }
+    if command == "update" {
+        Ok(Value::Array(results))
+    } else {
+        Ok(results.pop().unwrap_or_else(|| json!({"operation_id": null, "status": "completed"})))
+    }
+}
 
 /// Run `command` with the REST request `body`; returns the `result` JSON.
 pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value> {

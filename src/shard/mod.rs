@@ -9,6 +9,7 @@
 mod overlay;
 pub mod query;
 pub mod read;
+mod write;
 
 pub use read::{Record, ScoredPoint};
 
@@ -70,6 +71,13 @@ pub struct EdgeShard {
     pub(crate) ram_sparse_added: BTreeMap<String, usize>,
     /// Operation number the next update gets.
     pub(crate) next_op: u64,
+    /// Points changed since the last flush, with the number of the last operation on each.
+    pub(crate) dirty: BTreeMap<PointId, u64>,
+    /// Set by a failed write: the shard refuses further writes until it is reloaded.
+    pub(crate) failed: Option<String>,
+    /// The WAL writer, opened on the first update (reads never touch the WAL files).
+    pub(crate) wal: Option<crate::format::wal_write::WalWriter>,
+    pub(crate) memory_plan: MemoryPlan,
     closed: AtomicBool,
 }
 
@@ -84,8 +92,24 @@ impl std::fmt::Debug for EdgeShard {
 }
 
 impl EdgeShard {
-    /// Load the shard stored at `root` (`""` for the storage root).
+    /// Load the shard stored at `root` (`""` for the storage root): its segments, then the WAL
+    /// entries they lack.
     pub fn load(storage: Arc<dyn Storage>, root: &str) -> Result<EdgeShard> {
+        let mut shard = Self::load_segments_only(storage.clone(), root)?;
+        // WAL replay.
+        let wal_dir = join(root, names::WAL_DIR);
+        if let Some(wal) = read_wal(&*storage, &wal_dir)? {
+            for entry in &wal.entries {
+                let (op, _clock) = decode_entry(entry, &wal_dir)?;
+                shard.apply_replayed(entry.index, &op)?;
+            }
+            shard.next_op = shard.next_op.max(wal.next_index);
+        }
+        Ok(shard)
+    }
+
+    /// Open and merge the segments, without the WAL.
+    pub(crate) fn load_segments_only(storage: Arc<dyn Storage>, root: &str) -> Result<EdgeShard> {
         if !storage.is_dir(root)? {
             return Err(Error::NotFound(format!("shard directory `{root}`")));
         }
@@ -118,7 +142,7 @@ impl EdgeShard {
         }
 
         let max_seg_version = segments.iter().map(|s| s.version()).max().unwrap_or(0);
-        let mut shard = EdgeShard {
+        Ok(EdgeShard {
             storage: storage.clone(),
             root: root.to_string(),
             segments,
@@ -130,19 +154,16 @@ impl EdgeShard {
             edge_config,
             ram_sparse_added: BTreeMap::new(),
             next_op: max_seg_version + 1,
+            dirty: BTreeMap::new(),
+            failed: None,
+            wal: None,
+            memory_plan: plan,
             closed: AtomicBool::new(false),
-        };
+        })
+    }
 
-        // WAL replay.
-        let wal_dir = join(root, names::WAL_DIR);
-        if let Some(wal) = read_wal(&*storage, &wal_dir)? {
-            for entry in &wal.entries {
-                let (op, _clock) = decode_entry(entry, &wal_dir)?;
-                shard.apply_replayed(entry.index, &op)?;
-            }
-            shard.next_op = shard.next_op.max(wal.next_index);
-        }
-        Ok(shard)
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// The shard's `edge_config.json`, if it has one (server snapshots have none).

@@ -190,6 +190,7 @@ impl EdgeShard {
         let idx = self.overlay.len() - 1;
         self.note_ram_sparse(prev, idx)?;
         self.points.insert(p.id, PointRef { loc: Loc::Overlay(idx), version: op });
+        self.dirty.insert(p.id, op);
         Ok(())
     }
 
@@ -197,6 +198,7 @@ impl EdgeShard {
         if let Some(cur) = self.points.get(&id) {
             if cur.version <= op {
                 self.points.remove(&id);
+                self.dirty.insert(id, op);
             }
         }
     }
@@ -219,6 +221,7 @@ impl EdgeShard {
         f(&mut self.overlay[idx])?;
         self.note_ram_sparse(Some(cur), idx)?;
         self.points.insert(id, PointRef { loc: Loc::Overlay(idx), version: op });
+        self.dirty.insert(id, op);
         Ok(())
     }
 

@@ -6,19 +6,26 @@
 //! and the exit code is 2 for bad input (usage, malformed request) and 1 for anything else.
 //! The command set and formats are a stable contract, documented in the README.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use qdrant_edge_wasm::api::{dispatch, READ_COMMANDS};
+use qdrant_edge_wasm::api::{dispatch, dispatch_update, READ_COMMANDS, UPDATE_COMMANDS};
+use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::FsStorage;
 use qdrant_edge_wasm::{Error, ErrorKind};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: wasi-demo <shard-dir> <command> [json]\n\
-commands: info, query, query_batch, search, scroll, count, facet, retrieve\n\
+read commands: info, query, query_batch, search, scroll, count, facet, retrieve\n\
+write commands: create <edge config>, upsert (points from stdin, one per line), update <batch body>,\n\
+  delete, set_payload, overwrite_payload, delete_payload, clear_payload, update_vectors, delete_vectors,\n\
+  create_index <body>, delete_index <field>, flush\n\
 json: the REST request body (read from stdin when given as `-`)";
+
+/// Points per WAL entry for `upsert` from stdin.
+const UPSERT_BATCH: usize = 256;
 
 fn fail(e: &Error) -> ExitCode {
     eprintln!("{}", json!({ "error": e.to_json() }));
@@ -29,49 +36,82 @@ fn fail(e: &Error) -> ExitCode {
     }
 }
 
+fn read_body(arg: Option<&str>, default: Value) -> Result<Value, Error> {
+    let text = match arg {
+        None => return Ok(default),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map_err(|e| Error::invalid(format!("cannot read stdin: {e}")))?;
+            s
+        }
+        Some(t) => t.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| Error::invalid_field("body", format!("not valid JSON: {e}")))
+}
+
+fn run(args: &[String]) -> Result<Value, Error> {
+    let (dir, command) = (&args[0], args[1].as_str());
+    let storage = Arc::new(FsStorage::new(dir)?);
+    let arg = args.get(2).map(String::as_str);
+    match command {
+        "create" => {
+            let body = read_body(arg, json!({}))?;
+            let config: EdgeConfig = qdrant_edge_wasm::api::requests::parse(&body)?;
+            EdgeShard::create(storage, "", config)?.close_mut()?;
+            Ok(json!(true))
+        }
+        "flush" => {
+            EdgeShard::load(storage, "")?.close_mut()?;
+            Ok(json!(true))
+        }
+        "upsert" if arg.is_none() => {
+            let mut shard = EdgeShard::load(storage, "")?;
+            let mut batch = Vec::new();
+            let mut last = json!(null);
+            let stdin = std::io::stdin();
+            for (n, line) in stdin.lock().lines().enumerate() {
+                let line = line.map_err(|e| Error::invalid(format!("cannot read stdin: {e}")))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let p: Value = serde_json::from_str(&line)
+                    .map_err(|e| Error::invalid_field(format!("line {}", n + 1), format!("not valid JSON: {e}")))?;
+                batch.push(p);
+                if batch.len() == UPSERT_BATCH {
+                    last = dispatch_update(&mut shard, "upsert", &json!({ "points": std::mem::take(&mut batch) }))?;
+                }
+            }
+            if !batch.is_empty() {
+                last = dispatch_update(&mut shard, "upsert", &json!({ "points": batch }))?;
+            }
+            Ok(last)
+        }
+        "delete_index" => {
+            let field = arg.ok_or_else(|| Error::invalid_field("field_name", "delete_index needs the field name"))?;
+            let mut shard = EdgeShard::load(storage, "")?;
+            dispatch_update(&mut shard, "delete_index", &json!(field))
+        }
+        c if UPDATE_COMMANDS.contains(&c) => {
+            let body = read_body(arg, json!({}))?;
+            let mut shard = EdgeShard::load(storage, "")?;
+            dispatch_update(&mut shard, c, &body)
+        }
+        c if READ_COMMANDS.contains(&c) => {
+            let body = read_body(arg, if c == "info" { Value::Null } else { json!({}) })?;
+            let shard = EdgeShard::load(storage, "")?;
+            dispatch(&shard, c, &body)
+        }
+        other => Err(Error::invalid_field("command", format!("unknown command `{other}`\n{USAGE}"))),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 || args.len() > 3 || args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
-    let (dir, command) = (&args[0], args[1].as_str());
-    if !READ_COMMANDS.contains(&command) {
-        return fail(&Error::invalid_field("command", format!("unknown command `{command}`\n{USAGE}")));
-    }
-    let body: Value = match args.get(2).map(String::as_str) {
-        None => {
-            if command == "info" {
-                Value::Null
-            } else {
-                json!({})
-            }
-        }
-        Some(text) => {
-            let text = if text == "-" {
-                let mut s = String::new();
-                if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-                    return fail(&Error::invalid(format!("cannot read stdin: {e}")));
-                }
-                s
-            } else {
-                text.to_string()
-            };
-            match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(e) => return fail(&Error::invalid_field("body", format!("not valid JSON: {e}"))),
-            }
-        }
-    };
-    let storage = match FsStorage::new(dir) {
-        Ok(s) => s,
-        Err(e) => return fail(&e.into()),
-    };
-    let shard = match EdgeShard::load(Arc::new(storage), "") {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    match dispatch(&shard, command, &body) {
+    match run(&args) {
         Ok(v) => {
             println!("{v}");
             ExitCode::SUCCESS
