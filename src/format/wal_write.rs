@@ -192,6 +192,19 @@ impl WalWriter {
         Self::from_contents(storage, wal_dir, opts, contents)
     }
 
+    /// [`open`](Self::open) with the directory already read: `contents` must be what
+    /// [`read_wal`] just returned for `wal_dir` (a shard reads its WAL for replay first; this
+    /// avoids scanning it twice). Nothing may have written to the directory in between.
+    pub fn open_read(
+        storage: Arc<dyn Storage>,
+        wal_dir: &str,
+        opts: WalOptions,
+        contents: WalContents,
+    ) -> Result<Self, Error> {
+        opts.validate()?;
+        Self::from_contents(storage, wal_dir, opts, contents)
+    }
+
     fn from_contents(
         storage: Arc<dyn Storage>,
         wal_dir: &str,
@@ -395,7 +408,7 @@ impl WalWriter {
     fn ack_inner(&mut self, until: u64) -> Result<(), Error> {
         self.prefix_truncate(until)?;
         let physical = self.physical_first_index();
-        let entries = self.next_index() - physical;
+        let entries = self.next_index().saturating_sub(physical);
         let last_index = physical + entries.saturating_sub(1);
         let new_first = until.max(self.ack_first.unwrap_or(physical)).min(last_index);
         if self.ack_first != Some(new_first) {
@@ -648,7 +661,8 @@ mod tests {
         w.sync().unwrap();
         assert_eq!(read_back(&st, Some(&w)), want);
         drop(w);
-        let mut w = WalWriter::open(d.clone(), "wal", WalOptions::default()).unwrap();
+        let contents = read_wal(&st, "wal").unwrap().unwrap();
+        let mut w = WalWriter::open_read(d.clone(), "wal", WalOptions::default(), contents).unwrap();
         assert_eq!(w.next_index(), 3);
         for i in 3..6 {
             assert_eq!(w.append(&record(i)).unwrap(), i);
@@ -773,6 +787,12 @@ mod tests {
             assert_eq!(got.first().map(|e| e.0), Some(9));
             assert_eq!(got.len(), 31);
 
+            // ack inside the newest closed segment (closed-36): the retained ones stay
+            w.ack(37).unwrap();
+            assert_eq!(w.closed_segments() as u64, retain);
+            assert_eq!(w.physical_first_index(), 38 - 2 * retain);
+            read_back(&st, Some(&w));
+
             // ack into the open segment: keep only `retain` closed segments
             w.ack(39).unwrap();
             assert_eq!(w.closed_segments() as u64, retain);
@@ -866,6 +886,9 @@ mod tests {
             .map(|s| (s.file_name.as_str(), s.entry_count))
             .collect();
         assert_eq!(closed[0], ("closed-18", 1));
+        assert_eq!(w.closed_segments(), closed.len());
+        let n = names(&st, "wal");
+        assert_eq!(n.iter().filter(|n| n.starts_with("closed-")).count(), closed.len());
         assert_eq!(
             closed.iter().map(|c| c.1).sum::<u64>() + 18,
             c.segments.iter().find(|s| s.role == SegmentRole::Active).unwrap().start_index
@@ -939,6 +962,8 @@ mod tests {
                     assert!(w.is_failed());
                     let again = w.append(b"late").unwrap_err();
                     assert_eq!(again.kind(), crate::ErrorKind::ShardClosed, "{again}");
+                    // refused by the writer itself, not by the (also failed) storage
+                    assert!(again.to_string().contains("stopped after an earlier storage error"), "{again}");
                     assert!(w.sync().is_err());
                     assert!(w.ack(0).is_err());
                     return (ok, Some(e));
