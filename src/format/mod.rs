@@ -21,3 +21,4 @@ pub mod sparse_index;
 
 pub mod cbor;
 pub mod wal;
+pub mod wal_write;
