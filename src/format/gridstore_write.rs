@@ -343,10 +343,7 @@ impl GridstoreWriter {
         if bitmask.len() as u64 != want || n_pages == 0 {
             return Err(FormatError::corrupt(
                 &bpath,
-                format!(
-                    "{} bytes, but {n_pages} page files need {per_page} bitmask bytes each",
-                    bitmask.len()
-                ),
+                format!("{} bytes, but {n_pages} page files need {per_page} bitmask bytes each", bitmask.len()),
             )
             .into());
         }
@@ -544,7 +541,9 @@ impl GridstoreWriter {
             Compression::None => value.to_vec(),
         };
         if data.is_empty() {
-            return Err(Error::invalid("an empty value cannot be stored in a Gridstore (a zero-length slot reads as absent)"));
+            return Err(Error::invalid(
+                "an empty value cannot be stored in a Gridstore (a zero-length slot reads as absent)",
+            ));
         }
         let length = u32::try_from(data.len())
             .map_err(|_| Error::invalid(format!("value of {} stored bytes exceeds the u32 slot length", data.len())))?;
@@ -715,7 +714,11 @@ impl GridstoreWriter {
 
     /// Write tracker slots (ascending keys, runs coalesced), growing the file to the next power
     /// of two that holds a `Some` slot. `None` slots past the end are already `None`.
-    fn write_slots(&mut self, tracker: &Arc<dyn StorageFile>, changes: &[(u32, Option<ValuePointer>)]) -> Result<(), Error> {
+    fn write_slots(
+        &mut self,
+        tracker: &Arc<dyn StorageFile>,
+        changes: &[(u32, Option<ValuePointer>)],
+    ) -> Result<(), Error> {
         let slot_end = |k: u32| HEADER + SLOT * (u64::from(k) + 1);
         if let Some(end) = changes.iter().filter(|(_, p)| p.is_some()).map(|(k, _)| slot_end(*k)).max() {
             if end > self.tracker_len {
@@ -1094,12 +1097,14 @@ mod tests {
         let gaps = file(st, &format!("{dir}/gaps.dat"));
         assert_eq!(gaps.len() as u64, total / r * 6);
         for reg in 0..total / r {
-            let bits: Vec<bool> = (reg * r..(reg + 1) * r).map(|i| bitmask[(i / 8) as usize] >> (i % 8) & 1 == 1).collect();
+            let bits: Vec<bool> =
+                (reg * r..(reg + 1) * r).map(|i| bitmask[(i / 8) as usize] >> (i % 8) & 1 == 1).collect();
             let leading = bits.iter().take_while(|u| !**u).count() as u16;
             let trailing = bits.iter().rev().take_while(|u| !**u).count() as u16;
             let max = bits.split(|u| *u).map(|s| s.len()).max().unwrap_or(0) as u16;
             let e = &gaps[(reg * 6) as usize..(reg * 6 + 6) as usize];
-            let got = [u16::from_le_bytes([e[0], e[1]]), u16::from_le_bytes([e[2], e[3]]), u16::from_le_bytes([e[4], e[5]])];
+            let got =
+                [u16::from_le_bytes([e[0], e[1]]), u16::from_le_bytes([e[2], e[3]]), u16::from_le_bytes([e[4], e[5]])];
             assert_eq!(got, [max, leading, trailing], "gaps of region {reg}");
         }
     }
@@ -1309,7 +1314,10 @@ mod tests {
         assert_eq!(j[..4], 40u32.to_le_bytes());
         assert_eq!(j[4..8], crc32c::crc32c(&j[8..]).to_le_bytes());
         // records ascending by key: key 0 → (page 0, block 1, 4 bytes), key 1 → block 0
-        assert_eq!(j[8..28], [[0u32, 1, 0, 1, 4], [0; 5]].concat()[..5].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            j[8..28],
+            [[0u32, 1, 0, 1, 4], [0; 5]].concat()[..5].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()[..]
+        );
         assert_eq!(&j[28..32], &1u32.to_le_bytes());
         assert_eq!(&j[32..48], &encode_slot(Some(ValuePointer { page_id: 0, offset: 0, length: 3 })));
         // a delete journals a zero slot
@@ -1317,7 +1325,10 @@ mod tests {
         w.flush(&st).unwrap();
         let j = file(&st, "j/tracker_journal.dat");
         assert_eq!(j.len(), 48 + 28);
-        assert_eq!(&j[48..56], &[20, 0, 0, 0].iter().chain(&crc32c::crc32c(&j[56..]).to_le_bytes()).copied().collect::<Vec<u8>>()[..]);
+        assert_eq!(
+            &j[48..56],
+            &[20, 0, 0, 0].iter().chain(&crc32c::crc32c(&j[56..]).to_le_bytes()).copied().collect::<Vec<u8>>()[..]
+        );
         assert_eq!(&j[56..76], &[&1u32.to_le_bytes()[..], &[0; 16]].concat()[..]);
         // 76 + 8 + 20 × 1000 = 20084 ≤ 20480: kept
         for k in 0..1000 {
@@ -1359,7 +1370,8 @@ mod tests {
         // then: a valid entry deleting key 1, an entry with a bad CRC putting key 0 elsewhere,
         // a valid entry after it (never reached) and a short tail
         let entry = |recs: &[(u32, Option<ValuePointer>)], bad_crc: bool| {
-            let payload: Vec<u8> = recs.iter().flat_map(|(k, p)| [&k.to_le_bytes()[..], &encode_slot(*p)].concat()).collect();
+            let payload: Vec<u8> =
+                recs.iter().flat_map(|(k, p)| [&k.to_le_bytes()[..], &encode_slot(*p)].concat()).collect();
             let crc = crc32c::crc32c(&payload) ^ u32::from(bad_crc);
             [&(payload.len() as u32).to_le_bytes()[..], &crc.to_le_bytes(), &payload].concat()
         };
