@@ -817,10 +817,10 @@ impl GridstoreWriter {
 
     /// Set `n` blocks from `start` used or free and refresh the gaps of the regions touched.
     fn set_bits(&mut self, start: u64, n: u64, used: bool) {
-        if n == 0 {
+        let end = start.saturating_add(n).min(self.total_blocks());
+        if start >= end {
             return;
         }
-        let end = (start + n).min(self.total_blocks());
         let mut i = start;
         while i < end {
             let byte = (i / 8) as usize;
