@@ -12,6 +12,7 @@ pub mod chunked;
 pub mod dense;
 pub mod flags;
 pub mod gridstore;
+pub mod gridstore_write;
 pub mod id_tracker;
 pub mod multivector;
 pub mod payload_index;
