@@ -1153,6 +1153,9 @@ fn encode_mapping(out: &mut Vec<u8>, ext: PointId, internal: Option<u32>) {
 impl<'s> MutableIdTrackerWriter<'s> {
     /// Open the tracker of the segment at `segment_dir` (no files ⇒ empty).
     pub fn open(storage: &'s dyn Storage, segment_dir: &str) -> Result<MutableIdTrackerWriter<'s>> {
+        if !storage.is_dir(segment_dir)? {
+            return Err(StorageError::new("open", segment_dir, StorageErrorKind::NotFound, "no segment directory").into());
+        }
         let mut w = MutableIdTrackerWriter {
             storage,
             dir: segment_dir.to_string(),
@@ -1617,4 +1620,786 @@ pub fn create_appendable_segment(
     write_version_info(storage, &dir)?;
     storage.sync_dir(segments_dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::format::dense::DenseVectorStorage;
+    use crate::format::flags::read_flags_dir;
+    use crate::format::id_tracker::IdTracker;
+    use crate::format::multivector::MultiVectorStorage;
+    use crate::format::segment_meta::{read_segment_state, read_version_info};
+    use crate::format::sparse::decode_stored_sparse;
+    use crate::storage::{DirEntry, MemoryStorage, StorageResult};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    fn put_file(st: &dyn Storage, path: &str, data: &[u8]) {
+        st.create_dir_all(crate::storage::parent(path)).unwrap();
+        let f = st.open(path, OpenMode::Create).unwrap();
+        f.set_len(0).unwrap();
+        f.write_at(0, data).unwrap();
+    }
+
+    fn file_len(st: &dyn Storage, path: &str) -> u64 {
+        st.open(path, OpenMode::Read).unwrap().len().unwrap()
+    }
+
+    /// Every file under `dir` with its size, relative to `dir`; directories end with `/`.
+    fn listing(st: &dyn Storage, dir: &str) -> Vec<(String, u64)> {
+        fn walk(st: &dyn Storage, root: &str, rel: &str, out: &mut Vec<(String, u64)>) {
+            for DirEntry { name, kind } in st.list_dir(&join(root, rel)).unwrap() {
+                let r = join(rel, &name);
+                match kind {
+                    EntryKind::File => out.push((r.clone(), file_len(st, &join(root, &r)))),
+                    EntryKind::Dir => {
+                        out.push((format!("{r}/"), 0));
+                        walk(st, root, &r, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(st, dir, "", &mut out);
+        out.sort();
+        out
+    }
+
+    /// A storage whose next mutating file operations (write/set_len/sync) can be made to fail
+    /// once; later operations succeed again, so only a writer's own stickiness refuses them.
+    #[derive(Debug, Default)]
+    struct FailOnce {
+        inner: MemoryStorage,
+        ops: Arc<AtomicU64>,
+        fail_at: Arc<AtomicU64>,
+        fired: Arc<AtomicBool>,
+    }
+    #[derive(Debug)]
+    struct FailOnceFile {
+        inner: Arc<dyn StorageFile>,
+        ops: Arc<AtomicU64>,
+        fail_at: Arc<AtomicU64>,
+        fired: Arc<AtomicBool>,
+    }
+    impl FailOnceFile {
+        fn step(&self) -> StorageResult<()> {
+            if self.ops.fetch_add(1, Ordering::SeqCst) == self.fail_at.load(Ordering::SeqCst) {
+                self.fired.store(true, Ordering::SeqCst);
+                return Err(StorageError::new("write", "x", StorageErrorKind::StorageFull, "injected once"));
+            }
+            Ok(())
+        }
+    }
+    impl StorageFile for FailOnceFile {
+        fn len(&self) -> StorageResult<u64> {
+            self.inner.len()
+        }
+        fn read_at(&self, o: u64, b: &mut [u8]) -> StorageResult<()> {
+            self.inner.read_at(o, b)
+        }
+        fn write_at(&self, o: u64, d: &[u8]) -> StorageResult<()> {
+            self.step()?;
+            self.inner.write_at(o, d)
+        }
+        fn set_len(&self, l: u64) -> StorageResult<()> {
+            self.step()?;
+            self.inner.set_len(l)
+        }
+        fn sync(&self) -> StorageResult<()> {
+            self.step()?;
+            self.inner.sync()
+        }
+    }
+    impl Storage for FailOnce {
+        fn open(&self, path: &str, mode: OpenMode) -> StorageResult<Arc<dyn StorageFile>> {
+            Ok(Arc::new(FailOnceFile {
+                inner: self.inner.open(path, mode)?,
+                ops: self.ops.clone(),
+                fail_at: self.fail_at.clone(),
+                fired: self.fired.clone(),
+            }))
+        }
+        fn list_dir(&self, p: &str) -> StorageResult<Vec<DirEntry>> {
+            self.inner.list_dir(p)
+        }
+        fn create_dir_all(&self, p: &str) -> StorageResult<()> {
+            self.inner.create_dir_all(p)
+        }
+        fn rename(&self, a: &str, b: &str) -> StorageResult<()> {
+            self.inner.rename(a, b)
+        }
+        fn remove_file(&self, p: &str) -> StorageResult<()> {
+            self.inner.remove_file(p)
+        }
+        fn remove_dir_all(&self, p: &str) -> StorageResult<()> {
+            self.inner.remove_dir_all(p)
+        }
+        fn entry_kind(&self, p: &str) -> StorageResult<Option<EntryKind>> {
+            self.inner.entry_kind(p)
+        }
+        fn sync_dir(&self, p: &str) -> StorageResult<()> {
+            self.inner.sync_dir(p)
+        }
+        fn capabilities(&self) -> crate::storage::Capabilities {
+            self.inner.capabilities()
+        }
+    }
+    impl FailOnce {
+        fn new() -> FailOnce {
+            let f = FailOnce::default();
+            f.fail_at.store(u64::MAX, Ordering::SeqCst);
+            f
+        }
+        /// Fail the `n`-th (0-based) mutating file op from now on, once.
+        fn arm(&self, n: u64) {
+            self.fired.store(false, Ordering::SeqCst);
+            self.fail_at.store(self.ops.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        }
+        fn fired(&self) -> bool {
+            self.fired.load(Ordering::SeqCst)
+        }
+    }
+
+    fn dense_cfg(dim: u64, dt: &str, multi: bool) -> VectorDataConfig {
+        let mut j = format!(
+            r#"{{"size":{dim},"distance":"Dot","storage_type":"InRamChunkedMmap","index":{{"type":"plain","options":{{}}}},"quantization_config":null,"datatype":"{dt}""#
+        );
+        if multi {
+            j.push_str(r#","multivector_config":{"comparator":"max_sim"}"#);
+        }
+        j.push('}');
+        serde_json::from_str(&j).unwrap()
+    }
+
+    // ---- flags -------------------------------------------------------------------------------
+
+    #[test]
+    fn flags_create_set_flush_reopen() {
+        let st = MemoryStorage::new();
+        let mut f = FlagsWriter::create(&st, "d").unwrap();
+        assert_eq!(file_len(&st, "d/status.dat"), 16);
+        assert_eq!(file_len(&st, "d/flags_a.dat"), 1 << 20);
+        assert_eq!(&st.read_all("d/status.dat").unwrap()[..], &[0u8; 16]);
+        assert!(FlagsWriter::create(&st, "d").is_err());
+        for i in [0u64, 3, 9, 64, 65] {
+            f.set(i, true).unwrap();
+        }
+        assert!(f.set(3, false).unwrap());
+        f.set(70, false).unwrap(); // a false set also grows the length (Qdrant's buffered flags)
+        assert_eq!(f.len(), 71);
+        // nothing visible before flush
+        assert!(read_flags_dir(&st, "d").unwrap().is_empty());
+        f.flush().unwrap();
+        let r = read_flags_dir(&st, "d").unwrap();
+        assert_eq!(r.len(), 71);
+        assert_eq!((0..80).filter(|&i| r.get(i)).collect::<Vec<_>>(), vec![0, 9, 64, 65]);
+        let status = st.read_all("d/status.dat").unwrap();
+        assert_eq!(&status[..], &[71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&st.read_all("d/flags_a.dat").unwrap()[..9], &[0x01, 0x02, 0, 0, 0, 0, 0, 0, 0x03]);
+        // reopen sees the same; last_one / count
+        let f = FlagsWriter::open(&st, "d").unwrap();
+        assert_eq!((f.len(), f.count_ones(), f.last_one()), (71, 4, Some(65)));
+        assert!(f.get(9) && !f.get(3) && !f.get(1000));
+        // growing past 1 MiB of bits resizes to the next power of two
+        let mut f = FlagsWriter::open(&st, "d").unwrap();
+        f.set(8 * (1 << 20) + 5, true).unwrap();
+        f.flush().unwrap();
+        assert_eq!(file_len(&st, "d/flags_a.dat"), 2 << 20);
+        let r = read_flags_dir(&st, "d").unwrap();
+        assert!(r.get(8 * (1 << 20) + 5) && r.get(65) && !r.get(66));
+        assert_eq!(flags_file_size(0), 1 << 20);
+        assert_eq!(flags_file_size(8 * (1 << 20) + 1), 2 << 20);
+        assert_eq!(flags_file_size(3 * 8 * (1 << 20)), 4 << 20);
+    }
+
+    #[test]
+    fn flags_stale_bits_legacy_and_compact() {
+        let st = MemoryStorage::new();
+        // status says 10 flags; the file has garbage past the length (interrupted flush)
+        let mut status = 10u64.to_le_bytes().to_vec();
+        status.extend(0u64.to_le_bytes());
+        put_file(&st, "d/status.dat", &status);
+        put_file(&st, "d/flags_a.dat", &[0b0000_0001, 0b1111_1110, 0xff, 0xff]);
+        let mut f = FlagsWriter::open(&st, "d").unwrap();
+        assert_eq!(file_len(&st, "d/flags_a.dat"), 1 << 20); // sized on open, as Qdrant does
+        assert!(f.get(0) && !f.get(10) && f.count_ones() == 2 && f.last_one() == Some(9));
+        f.set(20, true).unwrap();
+        f.flush().unwrap();
+        let r = read_flags_dir(&st, "d").unwrap();
+        let set: Vec<u64> = (0..32).filter(|&i| r.get(i)).collect();
+        assert_eq!(set, vec![0, 9, 20]); // stale 10..20 cleared
+        // legacy current_file_id = 1: flags_b is migrated into flags_a
+        let st = MemoryStorage::new();
+        let mut status = 3u64.to_le_bytes().to_vec();
+        status.extend(1u64.to_le_bytes());
+        put_file(&st, "l/status.dat", &status);
+        put_file(&st, "l/flags_b.dat", &[0b010]);
+        let f = FlagsWriter::open(&st, "l").unwrap();
+        assert!(f.get(1) && !f.get(0));
+        assert_eq!(&st.read_all("l/status.dat").unwrap()[8..], &[0; 8]);
+        assert!(read_flags_dir(&st, "l").unwrap().get(1));
+        // bad file id, short status, compact mode
+        let mut status = 3u64.to_le_bytes().to_vec();
+        status.extend(7u64.to_le_bytes());
+        put_file(&st, "b/status.dat", &status);
+        assert_eq!(FlagsWriter::open(&st, "b").unwrap_err().kind(), ErrorKind::Corrupted);
+        put_file(&st, "b/status.dat", &[1, 2, 3]);
+        assert_eq!(FlagsWriter::open(&st, "b").unwrap_err().kind(), ErrorKind::Corrupted);
+        put_file(&st, "c/compact_flags.dat", b"QBMK");
+        assert_eq!(FlagsWriter::open(&st, "c").unwrap_err().kind(), ErrorKind::Unsupported);
+        let mut f = FlagsWriter::create(&st, "e").unwrap();
+        assert_eq!(f.set(u64::from(u32::MAX) + 1, true).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn writers_are_sticky_after_a_storage_error() {
+        let st = FailOnce::new();
+        // flags: the first write of flush fails; the writer refuses everything afterwards
+        let mut f = FlagsWriter::create(&st, "d").unwrap();
+        f.set(3, true).unwrap();
+        st.arm(0);
+        assert_eq!(f.flush().unwrap_err().kind(), ErrorKind::Io);
+        assert!(st.fired());
+        assert_eq!(f.set(4, true).unwrap_err().kind(), ErrorKind::ShardClosed);
+        assert_eq!(f.flush().unwrap_err().kind(), ErrorKind::ShardClosed);
+        let mut f = FlagsWriter::open(&st, "d").unwrap(); // the storage itself works again
+        f.set(3, true).unwrap();
+        f.flush().unwrap();
+        assert!(read_flags_dir(&st.inner, "d").unwrap().get(3));
+
+        // chunked: preallocating the first chunk fails
+        let mut c = ChunkedVectorsWriter::create(&st, "v", 2, 4).unwrap();
+        st.arm(0);
+        assert_eq!(c.put(0, &[0u8; 8]).unwrap_err().kind(), ErrorKind::Io);
+        let e = c.put(0, &[0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ShardClosed, "{e}");
+        assert_eq!(c.flush().unwrap_err().kind(), ErrorKind::ShardClosed);
+        assert_eq!(c.get(0).unwrap_err().kind(), ErrorKind::ShardClosed);
+        // invalid arguments do not poison a writer
+        let mut c = ChunkedVectorsWriter::open(&st, "v", 4, Some(2)).unwrap();
+        assert_eq!(c.put(1, &[1u8; 3]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        c.put(1, &[1u8; 8]).unwrap();
+        c.flush().unwrap();
+
+        // dense: a failure inside the deleted-flags flush poisons the whole storage writer
+        let cfg = dense_cfg(2, "float32", false);
+        let mut d = DenseVectorWriter::create(&st, "seg", "x", &cfg).unwrap();
+        d.put(0, Some(&[1.0, 2.0])).unwrap();
+        st.arm(3); // 0 chunk sync, 1 status write, 2 status sync, 3 flags write
+        assert_eq!(d.flush().unwrap_err().kind(), ErrorKind::Io);
+        assert_eq!(d.put(1, Some(&[1.0, 2.0])).unwrap_err().kind(), ErrorKind::ShardClosed);
+        assert_eq!(d.flush().unwrap_err().kind(), ErrorKind::ShardClosed);
+
+        // mutable tracker: versions write fails after the mappings were synced
+        st.create_dir_all("s").unwrap();
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        t.insert(PointId::Num(1), 0).unwrap();
+        t.set_version(0, 5).unwrap();
+        st.arm(2); // 0 mappings write, 1 mappings sync, 2 versions write
+        assert_eq!(t.flush().unwrap_err().kind(), ErrorKind::Io);
+        assert_eq!(t.insert(PointId::Num(2), 1).unwrap_err().kind(), ErrorKind::ShardClosed);
+        assert_eq!(t.flush().unwrap_err().kind(), ErrorKind::ShardClosed);
+        // on disk: a mapping without a version, i.e. an interrupted write (not live)
+        assert_eq!(IdTracker::open(&st.inner, "s", true).unwrap().live_count(), 0);
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        assert_eq!(t.internal_id(PointId::Num(1)), Some(0));
+        t.set_version(0, 5).unwrap();
+        t.flush().unwrap();
+        assert_eq!(IdTracker::open(&st.inner, "s", true).unwrap().internal_id(PointId::Num(1)), Some(0));
+
+        // a torn append (half a record landed) is cut on the next flush
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        t.insert(PointId::Num(2), 1).unwrap();
+        t.set_version(1, 6).unwrap();
+        {
+            let f = st.inner.open("s/mutable_id_tracker.mappings", OpenMode::ReadWrite).unwrap();
+            f.write_at(13, &[1, 2, 0, 0, 0]).unwrap(); // a torn record another flush left behind
+        }
+        let mut t2 = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        t2.insert(PointId::Num(3), 1).unwrap();
+        t2.set_version(1, 7).unwrap();
+        t2.flush().unwrap();
+        assert_eq!(file_len(&st.inner, "s/mutable_id_tracker.mappings"), 26);
+        let r = IdTracker::open(&st.inner, "s", true).unwrap();
+        assert_eq!(r.internal_id(PointId::Num(3)), Some(1));
+        drop(t);
+    }
+
+    // ---- chunked -----------------------------------------------------------------------------
+
+    #[test]
+    fn chunked_config_sizing_matches_qdrant() {
+        let st = MemoryStorage::new();
+        for (dim, elem, json) in [
+            (4, 4, r#"{"chunk_size_bytes":33554432,"chunk_size_vectors":2097152,"dim":4}"#),
+            (48, 4, r#"{"chunk_size_bytes":33554304,"chunk_size_vectors":174762,"dim":48}"#),
+            (3, 2, r#"{"chunk_size_bytes":33554430,"chunk_size_vectors":5592405,"dim":3}"#),
+            (12, 2, r#"{"chunk_size_bytes":33554424,"chunk_size_vectors":1398101,"dim":12}"#),
+            (5, 1, r#"{"chunk_size_bytes":33554430,"chunk_size_vectors":6710886,"dim":5}"#),
+            (1, 12, r#"{"chunk_size_bytes":33554424,"chunk_size_vectors":2796202,"dim":1}"#),
+        ] {
+            let dir = format!("c{dim}_{elem}");
+            let mut w = ChunkedVectorsWriter::create(&st, &dir, dim, elem).unwrap();
+            assert_eq!(&st.read_all(&format!("{dir}/config.json")).unwrap()[..], json.as_bytes());
+            assert_eq!(&st.read_all(&format!("{dir}/status.dat")).unwrap()[..], &[0u8; 8]);
+            assert_eq!(w.chunk_count(), 0);
+            w.put(0, &vec![7u8; (dim * elem) as usize]).unwrap();
+            w.flush().unwrap();
+            let chunk_bytes = serde_json::from_str::<serde_json::Value>(json).unwrap()["chunk_size_bytes"].as_u64();
+            assert_eq!(Some(file_len(&st, &format!("{dir}/chunk_0.mmap"))), chunk_bytes);
+        }
+        assert!(ChunkedVectorsWriter::create(&st, "c4_4", 4, 4).is_err());
+        assert_eq!(
+            ChunkedVectorsWriter::create(&st, "huge", 1 << 24, 4).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert!(chunk_sizing(0).is_none());
+    }
+
+    #[test]
+    fn chunked_put_across_chunks_flush_and_reopen() {
+        let st = MemoryStorage::new();
+        // a small-chunk directory (as Qdrant's test builds make): 3 records of 2 × u16 per chunk
+        put_file(&st, "v/config.json", br#"{"chunk_size_bytes":12,"chunk_size_vectors":3,"dim":2}"#);
+        let mut w = ChunkedVectorsWriter::open(&st, "v", 2, Some(2)).unwrap();
+        assert!(w.is_empty());
+        let rec = |i: u8| vec![i, 0, i, 1];
+        for i in 0..7u8 {
+            w.put(u64::from(i), &rec(i)).unwrap();
+        }
+        assert_eq!((w.len(), w.chunk_count()), (7, 3));
+        // chunks are preallocated; status is written only by flush
+        assert_eq!(file_len(&st, "v/chunk_2.mmap"), 12);
+        assert!(!st.exists("v/status.dat").unwrap());
+        w.flush().unwrap();
+        let r = ChunkedVectors::open(&st, "v", 2, Some(2), Memory::Pinned).unwrap();
+        assert_eq!(r.len(), 7);
+        for i in 0..7u8 {
+            assert_eq!(&r.record(u64::from(i)).unwrap().unwrap()[..], &rec(i)[..]);
+        }
+        // reopen: overwrite one, append with a gap (the gap reads as zeros)
+        let mut w = ChunkedVectorsWriter::open(&st, "v", 2, Some(2)).unwrap();
+        assert_eq!(w.get(4).unwrap(), Some(rec(4)));
+        w.put(4, &rec(40)).unwrap();
+        w.put(10, &rec(10)).unwrap();
+        assert_eq!(w.get(11).unwrap(), None);
+        w.flush().unwrap();
+        let r = ChunkedVectors::open(&st, "v", 2, Some(2), Memory::Cold).unwrap();
+        assert_eq!(r.len(), 11);
+        assert_eq!(&r.record(4).unwrap().unwrap()[..], &rec(40)[..]);
+        assert_eq!(&r.record(8).unwrap().unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&r.record(10).unwrap().unwrap()[..], &rec(10)[..]);
+        assert_eq!(&st.read_all("v/status.dat").unwrap()[..], &11u64.to_le_bytes());
+        // wrong dim / record size
+        assert_eq!(
+            ChunkedVectorsWriter::open(&st, "v", 2, Some(3)).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        let mut w = ChunkedVectorsWriter::open(&st, "v", 2, Some(2)).unwrap();
+        assert_eq!(w.put(0, &[1, 2]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    // ---- dense / multi -----------------------------------------------------------------------
+
+    #[test]
+    fn dense_writer_all_datatypes() {
+        let st = MemoryStorage::new();
+        for (dt, dtype) in [("float32", Datatype::Float32), ("float16", Datatype::Float16), ("uint8", Datatype::Uint8)]
+        {
+            let cfg = dense_cfg(3, dt, false);
+            let mut w = DenseVectorWriter::create(&st, "seg", dt, &cfg).unwrap();
+            w.put(0, Some(&[0.5, -1.25, 300.7])).unwrap();
+            w.put(1, None).unwrap(); // absent: default row + deleted
+            w.put(2, Some(&[1.0, 2.0, 3.0])).unwrap();
+            w.put(2, None).unwrap(); // existing row: only flagged
+            w.flush().unwrap();
+            let r = DenseVectorStorage::open(&st, "seg", dt, &cfg, Memory::Pinned).unwrap();
+            assert_eq!(r.len(), 3);
+            let want0: Vec<f32> = match dtype {
+                Datatype::Float16 => vec![0.5, -1.25, f16::from_f32(300.7).to_f32()],
+                Datatype::Uint8 => vec![0.0, 0.0, 255.0],
+                _ => vec![0.5, -1.25, 300.7],
+            };
+            assert_eq!(r.get(0).unwrap(), Some(want0), "{dt}");
+            assert_eq!(r.get(1).unwrap(), None);
+            assert_eq!(r.get(2).unwrap(), None);
+            // raw bytes of the absent row = Qdrant's default vector of ones
+            let chunk = st.read_all(&format!("seg/vector_storage-{dt}/vectors/chunk_0.mmap")).unwrap();
+            let rs = 3 * elem_size("x", dtype).unwrap() as usize;
+            assert_eq!(&chunk[rs..2 * rs], &encode_elems(dtype, &[1.0; 3])[..]);
+            assert_eq!(&chunk[2 * rs..3 * rs], &encode_elems(dtype, &[1.0, 2.0, 3.0])[..]);
+            let flags = read_flags_dir(&st, &format!("seg/vector_storage-{dt}/deleted")).unwrap();
+            assert_eq!((flags.len(), flags.get(0), flags.get(1), flags.get(2)), (3, false, true, true));
+            // reopen and revive row 2
+            let mut w = DenseVectorWriter::open(&st, "seg", dt, &cfg).unwrap();
+            assert!(w.is_deleted(2));
+            w.put(2, Some(&[4.0, 5.0, 6.0])).unwrap();
+            assert_eq!(w.put(3, Some(&[1.0])).unwrap_err().kind(), ErrorKind::InvalidArgument);
+            w.flush().unwrap();
+            let r = DenseVectorStorage::open(&st, "seg", dt, &cfg, Memory::Cold).unwrap();
+            assert_eq!(r.get(2).unwrap(), Some(vec![4.0, 5.0, 6.0]));
+        }
+        assert_eq!(encode_elems(Datatype::Uint8, &[-3.0, 4.7, f32::NAN, 1e9]), vec![0, 4, 0, 255]);
+        let mc = dense_cfg(2, "float32", true);
+        assert_eq!(DenseVectorWriter::create(&st, "seg", "m", &mc).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let t4 = dense_cfg(2, "turbo4", false);
+        assert_eq!(DenseVectorWriter::create(&st, "seg", "t", &t4).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            DenseVectorWriter::create(&st, "seg", "../x", &dense_cfg(2, "float32", false)).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn multivector_writer_reuses_capacity() {
+        let st = MemoryStorage::new();
+        let cfg = dense_cfg(2, "float32", true);
+        let mut w = MultiVectorWriter::create(&st, "s", "m", &cfg).unwrap();
+        let mv = |n: usize, base: f32| (0..n).map(|i| vec![base + i as f32, -1.0]).collect::<Vec<_>>();
+        w.put(0, Some(&mv(3, 0.0))).unwrap();
+        w.put(1, None).unwrap(); // placeholder: one zero inner vector, deleted
+        w.put(2, Some(&mv(1, 10.0))).unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.offset(0).unwrap(), Some(MultiVectorOffset { offset: 0, count: 3, capacity: 3 }));
+        assert_eq!(w.offset(1).unwrap(), Some(MultiVectorOffset { offset: 3, count: 1, capacity: 1 }));
+        assert_eq!(w.offset(2).unwrap(), Some(MultiVectorOffset { offset: 4, count: 1, capacity: 1 }));
+        let r = MultiVectorStorage::open(&st, "s", "m", &cfg, Memory::Pinned).unwrap();
+        assert_eq!(r.get(0).unwrap(), Some(mv(3, 0.0)));
+        assert_eq!(r.get(1).unwrap(), None);
+        assert_eq!(r.get(2).unwrap(), Some(mv(1, 10.0)));
+        let inner = st.read_all("s/vector_storage-m/vectors/chunk_0.mmap").unwrap();
+        assert_eq!(&inner[24..32], &[0u8; 8]); // the placeholder
+        // reopen: smaller fits the slot, larger moves to the end
+        let mut w = MultiVectorWriter::open(&st, "s", "m", &cfg).unwrap();
+        w.put(0, Some(&mv(2, 20.0))).unwrap();
+        w.put(2, Some(&mv(4, 30.0))).unwrap();
+        w.put(1, Some(&mv(1, 40.0))).unwrap(); // fits the placeholder slot
+        w.put(3, Some(&mv(2, 50.0))).unwrap();
+        assert_eq!(w.put(4, Some(&[])).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(w.put(4, Some(&[vec![1.0]])).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        w.flush().unwrap();
+        assert_eq!(w.offset(0).unwrap(), Some(MultiVectorOffset { offset: 0, count: 2, capacity: 3 }));
+        assert_eq!(w.offset(1).unwrap(), Some(MultiVectorOffset { offset: 3, count: 1, capacity: 1 }));
+        assert_eq!(w.offset(2).unwrap(), Some(MultiVectorOffset { offset: 5, count: 4, capacity: 4 }));
+        assert_eq!(w.offset(3).unwrap(), Some(MultiVectorOffset { offset: 9, count: 2, capacity: 2 }));
+        assert_eq!(w.inner_len(), 11);
+        let r = MultiVectorStorage::open(&st, "s", "m", &cfg, Memory::Cold).unwrap();
+        assert_eq!(r.get(0).unwrap(), Some(mv(2, 20.0)));
+        assert_eq!(r.get(1).unwrap(), Some(mv(1, 40.0)));
+        assert_eq!(r.get(2).unwrap(), Some(mv(4, 30.0)));
+        assert_eq!(r.get(3).unwrap(), Some(mv(2, 50.0)));
+        let offs = st.read_all("s/vector_storage-m/offsets/chunk_0.mmap").unwrap();
+        assert_eq!(&offs[..12], &[0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]);
+    }
+
+    // ---- sparse ------------------------------------------------------------------------------
+
+    #[test]
+    fn sparse_encoding_matches_real_bytes() {
+        // spec §5.6: indices [2, 9, 93], weights [0.6354, 0.2908, 0.7922]
+        let real: [u8; 32] = [
+            0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f,
+            0x90, 0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
+        ];
+        let v = decode_stored_sparse(&real, "x").unwrap();
+        assert_eq!(encode_stored_sparse(&v), real.to_vec());
+        // unsorted input is sorted with its weights
+        let u = SparseVector { indices: vec![93, 2, 9], values: vec![v.values[2], v.values[0], v.values[1]] };
+        assert_eq!(encode_stored_sparse(&u), real.to_vec());
+        // empty: zero index bytes, zero weights
+        let e = encode_stored_sparse(&SparseVector { indices: vec![], values: vec![] });
+        assert_eq!(e, vec![0u8; 16]);
+        assert_eq!(decode_stored_sparse(&e, "x").unwrap().indices, Vec::<u32>::new());
+        // wide deltas and the u32 maximum round-trip
+        for idx in [vec![0u32], vec![255], vec![256], vec![1, 1000, 70_000, u32::MAX], vec![5, 6, 7]] {
+            let s = SparseVector { indices: idx.clone(), values: idx.iter().map(|&i| i as f32 * 0.5).collect() };
+            let d = decode_stored_sparse(&encode_stored_sparse(&s), "x").unwrap();
+            assert_eq!(d, s);
+        }
+        // B = 10 (header 2), deltas 1000 and 5: 2 | 1000 << 6 | 5 << 16 = 0x05FA02
+        assert_eq!(delta_pack(&[1000, 1005]), vec![0x02, 0xfa, 0x05, 0x00]);
+        assert_eq!(crate::format::sparse::delta_unpack(&delta_pack(&[1000, 1005])).unwrap(), vec![1000, 1005]);
+        assert_eq!(delta_pack(&[]), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn sparse_flags_follow_next_point_offset() {
+        let st = MemoryStorage::new();
+        st.create_dir_all("s/vector_storage-sp").unwrap();
+        let mut f = SparseDeletedFlags::create(&st, "s/vector_storage-sp").unwrap();
+        let v = SparseVector { indices: vec![1], values: vec![0.5] };
+        // present at a fresh id: no flag change
+        assert!(matches!(f.put(0, Some(&v)).unwrap(), SparseStoreOp::Put(_)));
+        assert_eq!(f.flags().len(), 0);
+        assert_eq!(f.put(1, None).unwrap(), SparseStoreOp::Delete);
+        assert_eq!(f.put(0, Some(&v)).unwrap(), SparseStoreOp::Put(encode_stored_sparse(&v)));
+        assert_eq!((f.flags().len(), f.is_deleted(1), f.next_point_offset()), (2, true, 2));
+        f.flush().unwrap();
+        // reopen: next_point_offset from the last set flag (no store here)
+        let f = SparseDeletedFlags::open(&st, "s", "sp").unwrap();
+        assert_eq!(f.next_point_offset(), 2);
+        let f = SparseDeletedFlags::open_with_bound(&st, "s/vector_storage-sp", 7).unwrap();
+        assert_eq!(f.next_point_offset(), 7);
+    }
+
+    // ---- id trackers -------------------------------------------------------------------------
+
+    const U: &str = "12345678-1234-5678-1234-567812345678";
+
+    #[test]
+    fn mutable_tracker_writes_the_spec_log() {
+        let st = MemoryStorage::new();
+        assert_eq!(MutableIdTrackerWriter::open(&st, "s").unwrap_err().kind(), ErrorKind::NotFound);
+        st.create_dir_all("s").unwrap();
+        let u = PointId::Uuid(uuid::Uuid::parse_str(U).unwrap());
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        for (ext, i) in [(PointId::Num(4), 0), (u, 1), (PointId::Num(2), 2), (PointId::Num(1), 3)] {
+            t.insert(ext, i).unwrap();
+            t.set_version(i, 10 + u64::from(i)).unwrap();
+        }
+        t.insert(PointId::Num(5), 4).unwrap();
+        t.insert(PointId::Num(3), 5).unwrap();
+        t.set_version(4, 14).unwrap();
+        t.set_version(5, 15).unwrap();
+        assert_eq!(t.delete(PointId::Num(3)).unwrap(), Some(5));
+        assert_eq!(t.version(5), Some(0));
+        t.set_version(5, 16).unwrap();
+        assert!(!st.exists("s/mutable_id_tracker.mappings").unwrap()); // nothing before flush
+        t.flush().unwrap();
+        let log = st.read_all("s/mutable_id_tracker.mappings").unwrap();
+        let mut want = Vec::new();
+        want.extend([1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        want.push(2);
+        want.extend(uuid::Uuid::parse_str(U).unwrap().as_bytes());
+        want.extend([1, 0, 0, 0]);
+        want.extend([1, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
+        want.extend([1, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]);
+        want.extend([1, 5, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0]);
+        want.extend([1, 3, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
+        want.extend([3, 3, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&log[..], &want[..]);
+        let vers: Vec<u8> = [10u64, 11, 12, 13, 14, 16].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&st.read_all("s/mutable_id_tracker.versions").unwrap()[..], &vers[..]);
+        let r = IdTracker::open(&st, "s", true).unwrap();
+        assert_eq!(r.live_count(), 5);
+        assert_eq!(r.internal_id(u), Some(1));
+        assert_eq!(r.internal_id(PointId::Num(3)), None);
+
+        // reopen: replayed state; a torn tail is cut before the next append; a partial
+        // versions entry is cut before writing
+        let mut torn = log.to_vec();
+        torn.extend([1, 9, 0, 0]);
+        put_file(&st, "s/mutable_id_tracker.mappings", &torn);
+        let mut v = vers.clone();
+        v.extend([7, 7, 7]);
+        put_file(&st, "s/mutable_id_tracker.versions", &v);
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        assert_eq!((t.total_point_count(), t.mapped_count()), (6, 5));
+        assert_eq!(t.internal_id(PointId::Num(5)), Some(4));
+        assert_eq!(t.external_id(1), Some(u));
+        assert_eq!(t.external_id(5), None);
+        assert_eq!(t.version(5), Some(16));
+        t.insert(PointId::Num(9), 6).unwrap();
+        t.set_version(6, 17).unwrap();
+        assert_eq!(t.delete(PointId::Num(777)).unwrap(), None); // logged anyway
+        t.flush().unwrap();
+        let log2 = st.read_all("s/mutable_id_tracker.mappings").unwrap();
+        assert_eq!(&log2[..log.len()], &log[..]);
+        assert_eq!(&log2[log.len()..], &[1, 9, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 3, 0x09, 0x03, 0, 0, 0, 0, 0, 0]);
+        let v2 = st.read_all("s/mutable_id_tracker.versions").unwrap();
+        assert_eq!(v2.len(), 56);
+        assert_eq!(&v2[48..], &17u64.to_le_bytes());
+        let r = IdTracker::open(&st, "s", true).unwrap();
+        assert_eq!(r.internal_id(PointId::Num(9)), Some(6));
+        assert_eq!(r.version(6), Some(17));
+        // a mappings file shorter than what was read is an error, not silent loss
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        put_file(&st, "s/mutable_id_tracker.mappings", &log[..10]);
+        t.insert(PointId::Num(10), 7).unwrap();
+        assert_eq!(t.flush().unwrap_err().kind(), ErrorKind::Corrupted);
+        // unknown record type
+        put_file(&st, "s/mutable_id_tracker.mappings", &[7, 0, 0]);
+        assert_eq!(MutableIdTrackerWriter::open(&st, "s").unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn mutable_tracker_relinks_like_qdrant() {
+        let st = MemoryStorage::new();
+        st.create_dir_all("s").unwrap();
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        t.insert(PointId::Num(7), 0).unwrap();
+        t.insert(PointId::Num(7), 1).unwrap(); // moves: slot 0 tombstoned
+        t.insert(PointId::Num(8), 1).unwrap(); // reuse of slot 1 drops 7
+        for i in 0..2 {
+            t.set_version(i, 1).unwrap();
+        }
+        assert_eq!((t.internal_id(PointId::Num(7)), t.internal_id(PointId::Num(8))), (None, Some(1)));
+        t.flush().unwrap();
+        let r = IdTracker::open(&st, "s", true).unwrap();
+        assert_eq!(r.iter_live().collect::<Vec<_>>(), vec![(PointId::Num(8), 1)]);
+    }
+
+    fn immutable_files(st: &MemoryStorage, n: u32) {
+        let mut m = u64::from(n).to_le_bytes().to_vec();
+        for i in 0..n {
+            m.push(0);
+            m.extend((u64::from(i) + 100).to_le_bytes());
+            m.extend(i.to_le_bytes());
+        }
+        put_file(st, "o/id_tracker.mappings", &m);
+        put_file(st, "o/id_tracker.deleted", &vec![0u8; (u64::from(n).div_ceil(8).div_ceil(8) * 8) as usize]);
+        let v: Vec<u8> = (0..n).flat_map(|i| (u64::from(i) + 1).to_le_bytes()).collect();
+        put_file(st, "o/id_tracker.versions", &v);
+    }
+
+    #[test]
+    fn immutable_tracker_updates_in_place() {
+        let st = MemoryStorage::new();
+        immutable_files(&st, 20);
+        let mut u = ImmutableIdTrackerUpdater::open(&st, "o").unwrap();
+        assert_eq!(u.count(), 20);
+        assert!(!u.mark_deleted(0).unwrap());
+        assert!(u.mark_deleted(0).unwrap());
+        u.mark_deleted(1).unwrap();
+        u.mark_deleted(17).unwrap();
+        u.set_version(17, 99).unwrap();
+        assert_eq!(u.mark_deleted(20).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(u.set_version(20, 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        u.flush().unwrap();
+        let d = st.read_all("o/id_tracker.deleted").unwrap();
+        assert_eq!(&d[..], &[0x03, 0, 0x02, 0, 0, 0, 0, 0]); // the spec's "first byte 0x03" after two deletes
+        assert_eq!(file_len(&st, "o/id_tracker.versions"), 160);
+        let r = IdTracker::open(&st, "o", false).unwrap();
+        assert_eq!(r.live_count(), 17);
+        assert_eq!(r.internal_id(PointId::Num(117)), None);
+        assert_eq!(r.version(17), Some(99));
+        assert_eq!(r.internal_id(PointId::Num(102)), Some(2));
+        // too-short files are corruption
+        put_file(&st, "o/id_tracker.deleted", &[0u8; 2]);
+        assert_eq!(ImmutableIdTrackerUpdater::open(&st, "o").unwrap_err().kind(), ErrorKind::Corrupted);
+        immutable_files(&st, 20);
+        put_file(&st, "o/id_tracker.versions", &[0u8; 100]);
+        assert_eq!(ImmutableIdTrackerUpdater::open(&st, "o").unwrap_err().kind(), ErrorKind::Corrupted);
+        put_file(&st, "o/id_tracker.mappings", &[5, 0, 0]);
+        assert_eq!(ImmutableIdTrackerUpdater::open(&st, "o").unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(ImmutableIdTrackerUpdater::open(&st, "none").unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    // ---- segment -----------------------------------------------------------------------------
+
+    /// The segment qdrant-edge 0.9.0 created for this config (listing of a real empty segment).
+    const EDGE_CONFIG: &str = r#"{"vector_data":{"d":{"size":4,"distance":"Cosine","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null},"h":{"size":3,"distance":"Cosine","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"float16"},"m":{"size":2,"distance":"Cosine","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null,"multivector_config":{"comparator":"max_sim"}},"u":{"size":5,"distance":"Dot","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"uint8"}},"sparse_vector_data":{"s":{"index":{"full_scan_threshold":null,"index_type":"MutableRam"},"storage_type":"mmap"}},"payload_storage_type":{"type":"mmap"}}"#;
+
+    #[test]
+    fn new_appendable_segment_matches_qdrant_edge() {
+        let st = MemoryStorage::new();
+        let cfg: SegmentConfig = serde_json::from_str(EDGE_CONFIG).unwrap();
+        let uuid = "adb8ac16-4e40-4be5-acb9-e792b447af64";
+        let dir = create_appendable_segment(&st, "segments", uuid, &cfg).unwrap();
+        assert_eq!(dir, format!("segments/{uuid}"));
+        let got = listing(&st, &dir);
+        let flags = |v: &str| {
+            vec![
+                (format!("{v}/deleted/"), 0),
+                (format!("{v}/deleted/flags_a.dat"), 1 << 20),
+                (format!("{v}/deleted/status.dat"), 16),
+            ]
+        };
+        let chunked = |v: &str, sub: &str| {
+            vec![(format!("{v}/{sub}/"), 0), (format!("{v}/{sub}/config.json"), 66), (format!("{v}/{sub}/status.dat"), 8)]
+        };
+        let grid = |d: &str, cfg_len: u64| {
+            vec![
+                (format!("{d}/"), 0),
+                (format!("{d}/bitmask.dat"), 32768),
+                (format!("{d}/config.json"), cfg_len),
+                (format!("{d}/gaps.dat"), 192),
+                (format!("{d}/page_0.dat"), 33554432),
+                (format!("{d}/tracker.dat"), 1 << 20),
+            ]
+        };
+        let mut want: Vec<(String, u64)> = vec![
+            ("payload_index/".into(), 0),
+            ("payload_index/config.json".into(), 21),
+            ("segment.json".into(), 0),
+            ("vector_index-s/".into(), 0),
+            ("version.info".into(), 5),
+        ];
+        want.extend(grid("payload_storage", 114));
+        for v in ["d", "h", "u"] {
+            let vs = format!("vector_storage-{v}");
+            want.push((format!("{vs}/"), 0));
+            want.extend(flags(&vs));
+            want.extend(chunked(&vs, "vectors"));
+        }
+        want.push(("vector_storage-m/".into(), 0));
+        want.extend(flags("vector_storage-m"));
+        want.extend(chunked("vector_storage-m", "offsets"));
+        want.extend(chunked("vector_storage-m", "vectors"));
+        want.push(("vector_storage-s/".into(), 0));
+        want.extend(flags("vector_storage-s"));
+        want.extend(grid("vector_storage-s/store", 115));
+        want.sort();
+        let got: Vec<(String, u64)> =
+            got.into_iter().map(|(p, l)| if p == "segment.json" { (p, 0) } else { (p, l) }).collect();
+        assert_eq!(got, want);
+        // contents
+        assert_eq!(read_version_info(&st, &dir).unwrap(), "0.6.0");
+        let state = read_segment_state(&st, &dir).unwrap();
+        assert_eq!((state.initial_version, state.version), (None, None));
+        assert_eq!(state.config, cfg);
+        let sj = st.read_all(&format!("{dir}/segment.json")).unwrap();
+        assert!(sj.starts_with(br#"{"initial_version":null,"version":null,"config":{"vector_data":{"d":{"size":4,"#));
+        assert_eq!(&st.read_all(&format!("{dir}/payload_index/config.json")).unwrap()[..], br#"{"indexed_fields":{}}"#);
+        assert_eq!(
+            &st.read_all(&format!("{dir}/payload_storage/config.json")).unwrap()[..],
+            br#"{"mode":"mutable","page_size_bytes":33554432,"block_size_bytes":128,"region_size_blocks":8192,"compression":"LZ4"}"#
+        );
+        assert_eq!(
+            &st.read_all(&format!("{dir}/vector_storage-m/offsets/config.json")).unwrap()[..],
+            br#"{"chunk_size_bytes":33554424,"chunk_size_vectors":2796202,"dim":1}"#
+        );
+        let gaps = st.read_all(&format!("{dir}/payload_storage/gaps.dat")).unwrap();
+        assert!(gaps.chunks(2).all(|c| c == [0x00, 0x20]));
+        // our readers open it as an empty segment
+        let seg = crate::segment::Segment::open(&st, &dir, Default::default()).unwrap();
+        let _ = seg;
+        let t = IdTracker::open(&st, &dir, true).unwrap();
+        assert_eq!(t.total_point_count(), 0);
+        // refusals
+        assert_eq!(
+            create_appendable_segment(&st, "segments", uuid, &cfg).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            create_appendable_segment(&st, "segments", "not-a-uuid", &cfg).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        let mut bad = cfg.clone();
+        bad.vector_data.get_mut("d").unwrap().storage_type = crate::format::segment_meta::VectorStorageType::InRamMmap;
+        let other = "0b8c6b7e-1b47-4e55-9d4c-0123456789ab";
+        assert_eq!(
+            create_appendable_segment(&st, "segments", other, &bad).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert!(!st.exists(&format!("segments/{other}")).unwrap());
+    }
+
+    #[test]
+    fn segment_state_and_version_round_trip() {
+        let st = MemoryStorage::new();
+        st.create_dir_all("s").unwrap();
+        let cfg: SegmentConfig = serde_json::from_str(EDGE_CONFIG).unwrap();
+        let state = SegmentState { initial_version: None, version: Some(42), config: cfg };
+        write_segment_state(&st, "s", &state).unwrap();
+        assert_eq!(read_segment_state(&st, "s").unwrap(), state);
+        assert!(!st.exists("s/segment.json.tmp").unwrap());
+        write_version_info(&st, "s").unwrap();
+        assert_eq!(&st.read_all("s/version.info").unwrap()[..], b"0.6.0");
+        let mut pic = PayloadIndexConfig::default();
+        pic.indexed_fields.insert("k".into(), serde_json::json!("keyword"));
+        write_payload_index_config(&st, "s", &pic).unwrap();
+        assert_eq!(&st.read_all("s/payload_index/config.json").unwrap()[..], br#"{"indexed_fields":{"k":"keyword"}}"#);
+    }
 }
