@@ -17,6 +17,7 @@ pub mod id_tracker;
 pub mod multivector;
 pub mod payload_index;
 pub mod segment_meta;
+pub mod segment_write;
 pub mod sparse;
 pub mod sparse_index;
 
