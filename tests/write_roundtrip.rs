@@ -60,7 +60,8 @@ fn point(i: u64) -> Value {
     if i % 5 == 0 {
         vector.as_object_mut().unwrap().remove("h");
     }
-    json!({"id": id, "vector": vector, "payload": {"n": i, "tag": ["a", "b", "c"][(i % 3) as usize], "nested": {"x": i as f64 / 2.0}}})
+    let tag = ["a", "b", "c"][(i % 3) as usize];
+    json!({"id": id, "vector": vector, "payload": {"n": i, "tag": tag, "nested": {"x": i as f64 / 2.0}}})
 }
 
 /// A workload touching every supported update operation.
@@ -271,7 +272,21 @@ fn faults_never_lose_acknowledged_updates() {
             let got = state(&reloaded);
             // Acknowledged steps are all there; the failing step may be there whole or not at all.
             let ok = got == reference[acked] || reference.get(acked + 1).is_some_and(|r| *r == got);
-            assert!(ok, "fault {n} (tear {tear}) after {acked} acknowledged steps: state matches neither {acked} nor {} steps", acked + 1);
+            if !ok {
+                let diff = |a: &Value, b: &Value| -> String {
+                    let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+                    let ids = |v: &Vec<Value>| v.iter().map(|p| p["id"].to_string()).collect::<Vec<_>>();
+                    let only_a: Vec<_> = a.iter().filter(|p| !b.contains(p)).map(|p| p.to_string()).collect();
+                    let only_b: Vec<_> = b.iter().filter(|p| !a.contains(p)).map(|p| p.to_string()).collect();
+                    format!("{} vs {} points; only in got: {:?}; only in expected: {:?} ({:?})", a.len(), b.len(), only_a, only_b, ids(a).len())
+                };
+                panic!(
+                    "fault {n} (tear {tear}) after {acked} acknowledged steps ({:?} failed): state matches neither {acked} nor {} steps\n{}",
+                    steps.get(acked).map(|s| s.0),
+                    acked + 1,
+                    diff(&got, &reference[acked])
+                );
+            }
             checked += 1;
         }
     }

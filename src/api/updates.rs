@@ -94,7 +94,8 @@ struct UpsertBody {
     #[serde(default)]
     batch: Option<Batch>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
     #[serde(default)]
     update_filter: Option<Value>,
     #[serde(default)]
@@ -109,7 +110,8 @@ struct SelectorBody {
     #[serde(default)]
     filter: Option<Value>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,7 +125,8 @@ struct PayloadBody {
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,7 +138,8 @@ struct DeletePayloadBody {
     #[serde(default)]
     filter: Option<Value>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,7 +156,8 @@ struct UpdateVectorsBody {
     #[serde(default)]
     update_filter: Option<Value>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,7 +169,8 @@ struct DeleteVectorsBody {
     filter: Option<Value>,
     vector: Vec<String>,
     #[serde(default)]
-    shard_key: Option<Value>,
+    #[serde(rename = "shard_key")]
+    _shard_key: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

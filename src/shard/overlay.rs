@@ -155,13 +155,13 @@ impl EdgeShard {
         Ok(())
     }
 
-    fn point_matches(&self, id: PointId, r: PointRef, filter: &crate::query::filter::Filter) -> Result<bool> {
+    pub(crate) fn point_matches(&self, id: PointId, r: PointRef, filter: &crate::query::filter::Filter) -> Result<bool> {
         let ctx = self.point_context(id, r.loc)?;
         Ok(filter.check(&ctx, &self.filter_ctx))
     }
 
     /// Resolve a selector to the ids of existing points.
-    fn select(&self, selector: &PointsSelector) -> Result<Vec<PointId>> {
+    pub(crate) fn select(&self, selector: &PointsSelector) -> Result<Vec<PointId>> {
         match selector {
             PointsSelector::Ids(ids) => Ok(ids.iter().filter(|id| self.points.contains_key(id)).copied().collect()),
             PointsSelector::Filter(f) => {

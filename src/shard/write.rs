@@ -16,22 +16,22 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, VectorKind};
 use crate::error::{Error, Result};
-use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
+use crate::format::gridstore_write::GridstoreWriter;
 use crate::format::names;
 use crate::format::segment_meta::{
     EdgeConfig, Indexes, PayloadStorageType, SegmentConfig, SparseIndexConfig, SparseIndexType, SparseVectorDataConfig,
     SparseVectorStorageType, VectorDataConfig, VectorStorageType,
 };
 use crate::format::segment_write::{
-    create_appendable_segment, encode_stored_sparse, write_segment_state, DenseVectorWriter, FlagsWriter,
-    ImmutableIdTrackerUpdater, MultiVectorWriter, MutableIdTrackerWriter,
+    create_appendable_segment, write_segment_state, DenseVectorWriter, ImmutableIdTrackerUpdater, MultiVectorWriter,
+    MutableIdTrackerWriter, SparseDeletedFlags, SparseStoreOp,
 };
 use crate::format::wal_write::{WalOptions as WalWriterOptions, WalWriter};
 use crate::operations::{encode_record, PointsSelector, UpdateOperation};
 use crate::query::filter::parse_filter;
 use crate::segment::{list_segment_dirs, Segment};
 use crate::storage::{join, Storage};
-use crate::types::{PointId, VectorValue};
+use crate::types::VectorValue;
 
 impl EdgeShard {
     /// Create a new shard at `root` with `config`. Fails if segments already exist there.
@@ -57,6 +57,7 @@ impl EdgeShard {
     pub fn update(&mut self, op: UpdateOperation) -> Result<u64> {
         self.check_writable()?;
         self.validate(&op)?;
+        let op = self.resolve(op)?;
         let op_num = match self.wal_writer()? {
             Some(wal) => {
                 let record = encode_record(&op, None);
@@ -125,6 +126,70 @@ impl EdgeShard {
             self.wal = Some(WalWriter::open(self.storage.clone(), &dir, opts)?);
         }
         Ok(self.wal.as_mut())
+    }
+
+    /// Turn filter-selected operations into id-selected ones, evaluated now, before logging —
+    /// as the Qdrant server logs deletes by filter. Replaying the log then never depends on
+    /// what a partially written flush left behind. Ids that name no point are refused, as
+    /// qdrant-edge refuses them, before anything is logged.
+    fn resolve(&self, op: UpdateOperation) -> Result<UpdateOperation> {
+        let ids = |sel: PointsSelector| -> Result<PointsSelector> {
+            match sel {
+                PointsSelector::Ids(ids) => {
+                    if let Some(missing) = ids.iter().find(|id| !self.points.contains_key(id)) {
+                        return Err(Error::NotFound(format!("no point with id {missing}")));
+                    }
+                    Ok(PointsSelector::Ids(ids))
+                }
+                f @ PointsSelector::Filter(_) => Ok(PointsSelector::Ids(self.select(&f)?)),
+            }
+        };
+        Ok(match op {
+            UpdateOperation::DeleteByFilter(f) => UpdateOperation::DeletePoints(self.select(&PointsSelector::Filter(f))?),
+            UpdateOperation::SetPayload { payload, selector, key } => {
+                UpdateOperation::SetPayload { payload, selector: ids(selector)?, key }
+            }
+            UpdateOperation::OverwritePayload { payload, selector, key } => {
+                UpdateOperation::OverwritePayload { payload, selector: ids(selector)?, key }
+            }
+            UpdateOperation::DeletePayload { keys, selector } => UpdateOperation::DeletePayload { keys, selector: ids(selector)? },
+            UpdateOperation::ClearPayload(selector) => UpdateOperation::ClearPayload(ids(selector)?),
+            UpdateOperation::DeleteVectors { selector, names } => UpdateOperation::DeleteVectors { selector: ids(selector)?, names },
+            UpdateOperation::UpdateVectors { points, update_filter } => {
+                let filter = update_filter.as_ref().map(parse_filter).transpose()?;
+                let mut kept = Vec::new();
+                for (id, v) in points {
+                    let Some(r) = self.points.get(&id).copied() else {
+                        return Err(Error::NotFound(format!("no point with id {id}")));
+                    };
+                    if let Some(f) = &filter {
+                        if !self.point_matches(id, r, f)? {
+                            continue;
+                        }
+                    }
+                    kept.push((id, v));
+                }
+                UpdateOperation::UpdateVectors { points: kept, update_filter: None }
+            }
+            UpdateOperation::UpsertConditional { points, condition, update_mode } => {
+                let filter = parse_filter(&condition)?;
+                let mut kept = Vec::new();
+                for p in points {
+                    let exists = self.points.get(&p.id).copied();
+                    let go = match (update_mode.unwrap_or_default(), exists) {
+                        (crate::operations::UpdateMode::InsertOnly, Some(_)) => false,
+                        (crate::operations::UpdateMode::UpdateOnly, None) => false,
+                        (_, None) => true,
+                        (_, Some(r)) => self.point_matches(p.id, r, &filter)?,
+                    };
+                    if go {
+                        kept.push(p);
+                    }
+                }
+                UpdateOperation::UpsertPoints(kept)
+            }
+            other => other,
+        })
     }
 
     /// Check an operation against the shard's config before it is logged.
@@ -243,21 +308,22 @@ impl EdgeShard {
         let mut payloads = GridstoreWriter::open(st, &join(&tdir, names::PAYLOAD_STORAGE_DIR))?;
         let mut dense: HashMap<String, DenseVectorWriter> = HashMap::new();
         let mut multi: HashMap<String, MultiVectorWriter> = HashMap::new();
-        let mut sparse: HashMap<String, (GridstoreWriter, FlagsWriter)> = HashMap::new();
-        for (name, kind) in &self.vector_kinds {
-            let vdir = join(&tdir, &names::vector_storage_dir(name));
-            match kind {
-                VectorKind::Dense { .. } => {
-                    dense.insert(name.clone(), DenseVectorWriter::open(st, &tdir, name)?);
+        let mut sparse: HashMap<String, (GridstoreWriter, SparseDeletedFlags)> = HashMap::new();
+        let tcfg = self.segments[target].state.config.clone();
+        for name in self.vector_kinds.keys() {
+            if let Some(cfg) = tcfg.vector_data.get(name) {
+                if cfg.multivector_config.is_some() {
+                    multi.insert(name.clone(), MultiVectorWriter::open(st, &tdir, name, cfg)?);
+                } else {
+                    dense.insert(name.clone(), DenseVectorWriter::open(st, &tdir, name, cfg)?);
                 }
-                VectorKind::Multi { .. } => {
-                    multi.insert(name.clone(), MultiVectorWriter::open(st, &tdir, name)?);
-                }
-                VectorKind::Sparse { .. } => {
-                    let store = GridstoreWriter::open(st, &join(&vdir, "store"))?;
-                    let flags = FlagsWriter::open(st, &join(&vdir, "deleted"))?;
-                    sparse.insert(name.clone(), (store, flags));
-                }
+            } else if tcfg.sparse_vector_data.contains_key(name) {
+                let vdir = join(&tdir, &names::vector_storage_dir(name));
+                let store = GridstoreWriter::open(st, &join(&vdir, "store"))?;
+                let flags = SparseDeletedFlags::open(st, &tdir, name)?;
+                sparse.insert(name.clone(), (store, flags));
+            } else {
+                return Err(Error::Internal(format!("segment {tdir} has no storage for vector `{name}`")));
             }
         }
         let mut next_internal = self.segments[target].id_tracker.total_point_count() as u32;
@@ -322,15 +388,13 @@ impl EdgeShard {
                         }
                     }
                     for (name, (store, flags)) in sparse.iter_mut() {
-                        match point.vectors.get(name) {
-                            Some(VectorValue::Sparse(v)) => {
-                                store.put(internal, &encode_stored_sparse(v))?;
-                                flags.set(internal, false)?;
-                            }
-                            _ => {
-                                store.delete(internal)?;
-                                flags.set(internal, true)?;
-                            }
+                        let v = match point.vectors.get(name) {
+                            Some(VectorValue::Sparse(v)) => Some(v),
+                            _ => None,
+                        };
+                        match flags.put(internal, v)? {
+                            SparseStoreOp::Put(bytes) => store.put(internal, &bytes)?,
+                            SparseStoreOp::Delete => store.delete(internal)?,
                         }
                     }
                     if point.payload.is_empty() {
@@ -427,16 +491,14 @@ pub(crate) fn new_uuid() -> String {
 }
 
 fn wal_options(c: &EdgeConfig) -> WalWriterOptions {
-    let mut o = WalWriterOptions::default();
-    if let Some(w) = &c.wal_options {
-        if let Some(cap) = w.segment_capacity {
-            o.segment_capacity = cap;
-        }
-        if let Some(r) = w.retain_closed {
-            o.retain_closed = r;
-        }
+    match &c.wal_options {
+        Some(w) => WalWriterOptions {
+            segment_capacity: w.segment_capacity,
+            segment_queue_len: w.segment_queue_len,
+            retain_closed: w.retain_closed,
+        },
+        None => WalWriterOptions::default(),
     }
-    o
 }
 
 /// The config of an appendable segment for a shard config, as qdrant-edge derives it.

@@ -71,7 +71,7 @@ def main():
         s = qe.EdgeShard.load(d)
         s.update(qe.UpdateOperation.upsert_points([to_point(point(i)) for i in range(200, 220)]))
         s.update(qe.UpdateOperation.delete_points([5, 200]))
-        s.update(qe.UpdateOperation.set_payload([8, 201], {"from": "edge"}))
+        s.update(qe.UpdateOperation.set_payload([8, 202], {"from": "edge"}))
         s.flush()
         s.close()
     elif cmd == "dump":
