@@ -153,8 +153,10 @@ fn elem_size(dir: &str, datatype: Datatype) -> Result<u64> {
         Datatype::Float32 => Ok(4),
         Datatype::Float16 => Ok(2),
         Datatype::Uint8 => Ok(1),
-        dt => Err(FormatError::unsupported(dir, format!("writing vector datatype {dt:?} (TurboQuant) is not supported"))
-            .into()),
+        dt => {
+            Err(FormatError::unsupported(dir, format!("writing vector datatype {dt:?} (TurboQuant) is not supported"))
+                .into())
+        }
     }
 }
 
@@ -442,12 +444,7 @@ impl<'s> ChunkedVectorsWriter<'s> {
     /// Create a new chunked directory for records of `dim` elements of `elem_size` bytes:
     /// `status.dat` (8 zero bytes) and `config.json` (atomically), no chunk yet. Fails if
     /// `config.json` already exists.
-    pub fn create(
-        storage: &'s dyn Storage,
-        dir: &str,
-        dim: u64,
-        elem_size: u64,
-    ) -> Result<ChunkedVectorsWriter<'s>> {
+    pub fn create(storage: &'s dyn Storage, dir: &str, dim: u64, elem_size: u64) -> Result<ChunkedVectorsWriter<'s>> {
         let record_size = dim.checked_mul(elem_size).ok_or_else(|| overflow(dir))?;
         let Some((chunk_size_bytes, chunk_size_vectors)) = chunk_sizing(record_size) else {
             return Err(Error::invalid(format!(
@@ -562,7 +559,8 @@ impl<'s> ChunkedVectorsWriter<'s> {
 
     fn locate(&self, k: u64) -> Result<(usize, u64)> {
         let chunk = to_usize(k / self.config.chunk_size_vectors, &self.dir)?;
-        let off = (k % self.config.chunk_size_vectors).checked_mul(self.record_size).ok_or_else(|| overflow(&self.dir))?;
+        let off =
+            (k % self.config.chunk_size_vectors).checked_mul(self.record_size).ok_or_else(|| overflow(&self.dir))?;
         Ok((chunk, off))
     }
 
@@ -697,7 +695,14 @@ impl<'s> DenseVectorWriter<'s> {
         let vectors = ChunkedVectorsWriter::create(storage, &join(&dir, "vectors"), cfg.size, elem)?;
         let deleted = FlagsWriter::create(storage, &join(&dir, "deleted"))?;
         storage.sync_dir(&dir)?;
-        Ok(DenseVectorWriter { dir, dim: cfg.size, datatype: cfg.datatype(), vectors, deleted, sticky: Sticky::default() })
+        Ok(DenseVectorWriter {
+            dir,
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            vectors,
+            deleted,
+            sticky: Sticky::default(),
+        })
     }
 
     /// Open the existing storage of vector `name`.
@@ -712,7 +717,14 @@ impl<'s> DenseVectorWriter<'s> {
         let elem = check_dense_cfg(&dir, cfg, false)?;
         let vectors = ChunkedVectorsWriter::open(storage, &join(&dir, "vectors"), elem, Some(cfg.size))?;
         let deleted = FlagsWriter::open(storage, &join(&dir, "deleted"))?;
-        Ok(DenseVectorWriter { dir, dim: cfg.size, datatype: cfg.datatype(), vectors, deleted, sticky: Sticky::default() })
+        Ok(DenseVectorWriter {
+            dir,
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            vectors,
+            deleted,
+            sticky: Sticky::default(),
+        })
     }
 
     pub fn dir(&self) -> &str {
@@ -1154,7 +1166,9 @@ impl<'s> MutableIdTrackerWriter<'s> {
     /// Open the tracker of the segment at `segment_dir` (no files ⇒ empty).
     pub fn open(storage: &'s dyn Storage, segment_dir: &str) -> Result<MutableIdTrackerWriter<'s>> {
         if !storage.is_dir(segment_dir)? {
-            return Err(StorageError::new("open", segment_dir, StorageErrorKind::NotFound, "no segment directory").into());
+            return Err(
+                StorageError::new("open", segment_dir, StorageErrorKind::NotFound, "no segment directory").into()
+            );
         }
         let mut w = MutableIdTrackerWriter {
             storage,
@@ -1304,69 +1318,86 @@ impl<'s> MutableIdTrackerWriter<'s> {
 
     /// Append the pending mapping records (synced), then write the pending versions (synced).
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_mappings()?;
+        self.flush_versions()
+    }
+
+    /// First step of a segment flush (§3.4: mappings → vector/payload data → versions):
+    /// cut a torn tail, append the pending records, sync.
+    pub fn flush_mappings(&mut self) -> Result<()> {
         self.sticky.check(&self.dir)?;
-        let r = self.flush_inner();
+        let r = self.flush_mappings_inner();
         self.sticky.guard(r)
     }
 
-    fn flush_inner(&mut self) -> Result<()> {
-        if !self.pending_mappings.is_empty() {
-            let path = join(&self.dir, MUTABLE_MAPPINGS);
-            let existed = self.storage.is_file(&path)?;
-            let f = self.storage.open(&path, OpenMode::Create)?;
-            let len = f.len()?;
-            if len < self.mappings_len {
-                return Err(FormatError::corrupt(
-                    &path,
-                    format!("file is {len} bytes, shorter than the {} bytes already persisted", self.mappings_len),
-                )
-                .into());
-            }
-            if len > self.mappings_len {
-                // torn record of an interrupted write: cut it before appending
-                f.set_len(self.mappings_len)?;
-            }
-            f.write_at(self.mappings_len, &self.pending_mappings)?;
-            f.sync()?;
-            if !existed {
-                self.storage.sync_dir(&self.dir)?;
-            }
-            self.mappings_len += self.pending_mappings.len() as u64;
-            self.pending_mappings.clear();
+    /// Last id-tracker step of a segment flush: write the pending versions at `8 × internal`
+    /// (a partial trailing entry is cut first), sync.
+    pub fn flush_versions(&mut self) -> Result<()> {
+        self.sticky.check(&self.dir)?;
+        let r = self.flush_versions_inner();
+        self.sticky.guard(r)
+    }
+
+    fn flush_mappings_inner(&mut self) -> Result<()> {
+        if self.pending_mappings.is_empty() {
+            return Ok(());
         }
-        if !self.pending_versions.is_empty() {
-            let path = join(&self.dir, MUTABLE_VERSIONS);
-            let existed = self.storage.is_file(&path)?;
-            let f = self.storage.open(&path, OpenMode::Create)?;
-            let len = f.len()?;
-            if len % VERSION_ENTRY != 0 {
-                f.set_len(len - len % VERSION_ENTRY)?;
-            }
-            // coalesce runs of consecutive internal ids into one write each
-            let mut run_start: Option<u32> = None;
-            let mut buf: Vec<u8> = Vec::new();
-            let mut prev: Option<u32> = None;
-            for (&i, &v) in &self.pending_versions {
-                if prev.is_some_and(|p| p.checked_add(1) != Some(i)) {
-                    if let Some(s) = run_start {
-                        f.write_at(u64::from(s) * VERSION_ENTRY, &buf)?;
-                    }
-                    buf.clear();
-                    run_start = None;
+        let path = join(&self.dir, MUTABLE_MAPPINGS);
+        let existed = self.storage.is_file(&path)?;
+        let f = self.storage.open(&path, OpenMode::Create)?;
+        let len = f.len()?;
+        if len < self.mappings_len {
+            return Err(FormatError::corrupt(
+                &path,
+                format!("file is {len} bytes, shorter than the {} bytes already persisted", self.mappings_len),
+            )
+            .into());
+        }
+        if len > self.mappings_len {
+            // torn record of an interrupted write: cut it before appending
+            f.set_len(self.mappings_len)?;
+        }
+        f.write_at(self.mappings_len, &self.pending_mappings)?;
+        f.sync()?;
+        if !existed {
+            self.storage.sync_dir(&self.dir)?;
+        }
+        self.mappings_len += self.pending_mappings.len() as u64;
+        self.pending_mappings.clear();
+        Ok(())
+    }
+
+    fn flush_versions_inner(&mut self) -> Result<()> {
+        if self.pending_versions.is_empty() {
+            return Ok(());
+        }
+        let path = join(&self.dir, MUTABLE_VERSIONS);
+        let existed = self.storage.is_file(&path)?;
+        let f = self.storage.open(&path, OpenMode::Create)?;
+        let len = f.len()?;
+        if len % VERSION_ENTRY != 0 {
+            f.set_len(len - len % VERSION_ENTRY)?;
+        }
+        // one write per run of consecutive internal ids
+        let mut run: Option<(u32, Vec<u8>)> = None;
+        for (&i, &v) in &self.pending_versions {
+            if let Some((start, buf)) = &mut run {
+                if u64::from(*start) + (buf.len() as u64 / VERSION_ENTRY) == u64::from(i) {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                    continue;
                 }
-                run_start.get_or_insert(i);
-                buf.extend_from_slice(&v.to_le_bytes());
-                prev = Some(i);
+                f.write_at(u64::from(*start) * VERSION_ENTRY, buf)?;
             }
-            if let Some(s) = run_start {
-                f.write_at(u64::from(s) * VERSION_ENTRY, &buf)?;
-            }
-            f.sync()?;
-            if !existed {
-                self.storage.sync_dir(&self.dir)?;
-            }
-            self.pending_versions.clear();
+            run = Some((i, v.to_le_bytes().to_vec()));
         }
+        if let Some((start, buf)) = run {
+            f.write_at(u64::from(start) * VERSION_ENTRY, &buf)?;
+        }
+        f.sync()?;
+        if !existed {
+            self.storage.sync_dir(&self.dir)?;
+        }
+        self.pending_versions.clear();
         Ok(())
     }
 }
@@ -1829,7 +1860,7 @@ mod tests {
         let r = read_flags_dir(&st, "d").unwrap();
         let set: Vec<u64> = (0..32).filter(|&i| r.get(i)).collect();
         assert_eq!(set, vec![0, 9, 20]); // stale 10..20 cleared
-        // legacy current_file_id = 1: flags_b is migrated into flags_a
+                                         // legacy current_file_id = 1: flags_b is migrated into flags_a
         let st = MemoryStorage::new();
         let mut status = 3u64.to_le_bytes().to_vec();
         status.extend(1u64.to_le_bytes());
@@ -1992,10 +2023,7 @@ mod tests {
         assert_eq!(&r.record(10).unwrap().unwrap()[..], &rec(10)[..]);
         assert_eq!(&st.read_all("v/status.dat").unwrap()[..], &11u64.to_le_bytes());
         // wrong dim / record size
-        assert_eq!(
-            ChunkedVectorsWriter::open(&st, "v", 2, Some(3)).unwrap_err().kind(),
-            ErrorKind::Corrupted
-        );
+        assert_eq!(ChunkedVectorsWriter::open(&st, "v", 2, Some(3)).unwrap_err().kind(), ErrorKind::Corrupted);
         let mut w = ChunkedVectorsWriter::open(&st, "v", 2, Some(2)).unwrap();
         assert_eq!(w.put(0, &[1, 2]).unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
@@ -2070,7 +2098,7 @@ mod tests {
         assert_eq!(r.get(2).unwrap(), Some(mv(1, 10.0)));
         let inner = st.read_all("s/vector_storage-m/vectors/chunk_0.mmap").unwrap();
         assert_eq!(&inner[24..32], &[0u8; 8]); // the placeholder
-        // reopen: smaller fits the slot, larger moves to the end
+                                               // reopen: smaller fits the slot, larger moves to the end
         let mut w = MultiVectorWriter::open(&st, "s", "m", &cfg).unwrap();
         w.put(0, Some(&mv(2, 20.0))).unwrap();
         w.put(2, Some(&mv(4, 30.0))).unwrap();
@@ -2099,8 +2127,8 @@ mod tests {
     fn sparse_encoding_matches_real_bytes() {
         // spec §5.6: indices [2, 9, 93], weights [0.6354, 0.2908, 0.7922]
         let real: [u8; 32] = [
-            0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f,
-            0x90, 0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
+            0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f, 0x90,
+            0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
         ];
         let v = decode_stored_sparse(&real, "x").unwrap();
         assert_eq!(encode_stored_sparse(&v), real.to_vec());
@@ -2307,7 +2335,11 @@ mod tests {
             ]
         };
         let chunked = |v: &str, sub: &str| {
-            vec![(format!("{v}/{sub}/"), 0), (format!("{v}/{sub}/config.json"), 66), (format!("{v}/{sub}/status.dat"), 8)]
+            vec![
+                (format!("{v}/{sub}/"), 0),
+                (format!("{v}/{sub}/config.json"), 66),
+                (format!("{v}/{sub}/status.dat"), 8),
+            ]
         };
         let grid = |d: &str, cfg_len: u64| {
             vec![
