@@ -271,12 +271,18 @@ impl<'s> FlagsWriter<'s> {
             created = true;
         }
         // Qdrant sizes the flags file to exactly `file_size_for(len)` whenever it opens it
-        let flags = create_sized(storage, &flags_path, flags_file_size(len))?;
-        let flags_len = flags.len()?;
-        let used = len.div_ceil(8).min(flags_len);
-        let mut bits = vec![0u8; to_usize(len.div_ceil(8), &flags_path)?];
-        flags.read_at(0, &mut bits[..to_usize(used, &flags_path)?])?;
-        if len % 8 != 0 {
+        let flags = storage.open(&flags_path, OpenMode::Create)?;
+        let prior_len = flags.len()?;
+        let flags_len = flags_file_size(len);
+        if prior_len != flags_len {
+            flags.set_len(flags_len)?;
+        }
+        // only the stored bytes holding logical flags are read (a file shorter than `len`
+        // needs is zeros past its end, and is not allocated up front)
+        let used = len.div_ceil(8).min(prior_len);
+        let mut bits = vec![0u8; to_usize(used, &flags_path)?];
+        flags.read_at(0, &mut bits)?;
+        if len % 8 != 0 && used == len.div_ceil(8) {
             if let Some(last) = bits.last_mut() {
                 *last &= (1u8 << (len % 8)) - 1; // stale bits past len are not flags
             }
@@ -342,7 +348,7 @@ impl<'s> FlagsWriter<'s> {
             let old_bytes = self.bits.len();
             let new_len = i + 1;
             let new_bytes = to_usize(new_len.div_ceil(8), &self.dir)?;
-            self.bits.resize(new_bytes, 0);
+            self.bits.resize(new_bytes.max(old_bytes), 0);
             // the bytes between the old and the new length are rewritten (cleared) on flush
             let from = to_usize(self.len / 8, &self.dir)?.min(old_bytes);
             self.mark_dirty(from, new_bytes);
@@ -350,6 +356,9 @@ impl<'s> FlagsWriter<'s> {
         }
         let byte = to_usize(i / 8, &self.dir)?;
         let mask = 1u8 << (i % 8);
+        if byte >= self.bits.len() {
+            self.bits.resize(byte + 1, 0); // positions below len that the file never held
+        }
         let Some(b) = self.bits.get_mut(byte) else {
             return Err(Error::Internal(format!("{}: flag byte {byte} missing", self.dir)));
         };
@@ -590,7 +599,7 @@ impl<'s> ChunkedVectorsWriter<'s> {
                 self.record_size
             )));
         }
-        if k > u64::from(u32::MAX) * 64 {
+        if k > u64::from(u32::MAX) {
             return Err(Error::invalid(format!("{}: record index {k} is out of range", self.dir)));
         }
         let r = self.put_inner(k, record);
@@ -1860,7 +1869,20 @@ mod tests {
         let r = read_flags_dir(&st, "d").unwrap();
         let set: Vec<u64> = (0..32).filter(|&i| r.get(i)).collect();
         assert_eq!(set, vec![0, 9, 20]); // stale 10..20 cleared
-                                         // legacy current_file_id = 1: flags_b is migrated into flags_a
+                                         // a status claiming more flags than the file holds: missing bytes read as unset
+        let st2 = MemoryStorage::new();
+        let mut status = 100u64.to_le_bytes().to_vec();
+        status.extend(0u64.to_le_bytes());
+        put_file(&st2, "s/status.dat", &status);
+        put_file(&st2, "s/flags_a.dat", &[0x80]);
+        std::mem::drop(f);
+        let mut f = FlagsWriter::open(&st2, "s").unwrap();
+        assert!(f.get(7) && !f.get(8) && !f.get(99));
+        f.set(50, true).unwrap();
+        f.flush().unwrap();
+        let r = read_flags_dir(&st2, "s").unwrap();
+        assert_eq!((0..100).filter(|&i| r.get(i)).collect::<Vec<_>>(), vec![7, 50]);
+        // legacy current_file_id = 1: flags_b is migrated into flags_a
         let st = MemoryStorage::new();
         let mut status = 3u64.to_le_bytes().to_vec();
         status.extend(1u64.to_le_bytes());
@@ -2249,6 +2271,26 @@ mod tests {
         // unknown record type
         put_file(&st, "s/mutable_id_tracker.mappings", &[7, 0, 0]);
         assert_eq!(MutableIdTrackerWriter::open(&st, "s").unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn mutable_tracker_versions_with_gaps() {
+        let st = MemoryStorage::new();
+        st.create_dir_all("s").unwrap();
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        for (i, v) in [(0u32, 1u64), (1, 2), (5, 6), (6, 7), (9, 10)] {
+            t.set_version(i, v).unwrap();
+        }
+        t.flush().unwrap();
+        let b = st.read_all("s/mutable_id_tracker.versions").unwrap();
+        let want: Vec<u8> = [1u64, 2, 0, 0, 0, 6, 7, 0, 0, 10].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&b[..], &want[..]);
+        assert!(!st.exists("s/mutable_id_tracker.mappings").unwrap()); // no mapping ⇒ no file
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        assert_eq!((t.version(6), t.version(7), t.version(10)), (Some(7), Some(0), None));
+        t.set_version(3, 4).unwrap();
+        t.flush().unwrap();
+        assert_eq!(&st.read_all("s/mutable_id_tracker.versions").unwrap()[24..32], &4u64.to_le_bytes());
     }
 
     #[test]
