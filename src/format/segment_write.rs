@@ -153,8 +153,10 @@ fn elem_size(dir: &str, datatype: Datatype) -> Result<u64> {
         Datatype::Float32 => Ok(4),
         Datatype::Float16 => Ok(2),
         Datatype::Uint8 => Ok(1),
-        dt => Err(FormatError::unsupported(dir, format!("writing vector datatype {dt:?} (TurboQuant) is not supported"))
-            .into()),
+        dt => {
+            Err(FormatError::unsupported(dir, format!("writing vector datatype {dt:?} (TurboQuant) is not supported"))
+                .into())
+        }
     }
 }
 
@@ -269,12 +271,18 @@ impl<'s> FlagsWriter<'s> {
             created = true;
         }
         // Qdrant sizes the flags file to exactly `file_size_for(len)` whenever it opens it
-        let flags = create_sized(storage, &flags_path, flags_file_size(len))?;
-        let flags_len = flags.len()?;
-        let used = len.div_ceil(8).min(flags_len);
-        let mut bits = vec![0u8; to_usize(len.div_ceil(8), &flags_path)?];
-        flags.read_at(0, &mut bits[..to_usize(used, &flags_path)?])?;
-        if len % 8 != 0 {
+        let flags = storage.open(&flags_path, OpenMode::Create)?;
+        let prior_len = flags.len()?;
+        let flags_len = flags_file_size(len);
+        if prior_len != flags_len {
+            flags.set_len(flags_len)?;
+        }
+        // only the stored bytes holding logical flags are read (a file shorter than `len`
+        // needs is zeros past its end, and is not allocated up front)
+        let used = len.div_ceil(8).min(prior_len);
+        let mut bits = vec![0u8; to_usize(used, &flags_path)?];
+        flags.read_at(0, &mut bits)?;
+        if len % 8 != 0 && used == len.div_ceil(8) {
             if let Some(last) = bits.last_mut() {
                 *last &= (1u8 << (len % 8)) - 1; // stale bits past len are not flags
             }
@@ -340,7 +348,7 @@ impl<'s> FlagsWriter<'s> {
             let old_bytes = self.bits.len();
             let new_len = i + 1;
             let new_bytes = to_usize(new_len.div_ceil(8), &self.dir)?;
-            self.bits.resize(new_bytes, 0);
+            self.bits.resize(new_bytes.max(old_bytes), 0);
             // the bytes between the old and the new length are rewritten (cleared) on flush
             let from = to_usize(self.len / 8, &self.dir)?.min(old_bytes);
             self.mark_dirty(from, new_bytes);
@@ -348,6 +356,9 @@ impl<'s> FlagsWriter<'s> {
         }
         let byte = to_usize(i / 8, &self.dir)?;
         let mask = 1u8 << (i % 8);
+        if byte >= self.bits.len() {
+            self.bits.resize(byte + 1, 0); // positions below len that the file never held
+        }
         let Some(b) = self.bits.get_mut(byte) else {
             return Err(Error::Internal(format!("{}: flag byte {byte} missing", self.dir)));
         };
@@ -442,12 +453,7 @@ impl<'s> ChunkedVectorsWriter<'s> {
     /// Create a new chunked directory for records of `dim` elements of `elem_size` bytes:
     /// `status.dat` (8 zero bytes) and `config.json` (atomically), no chunk yet. Fails if
     /// `config.json` already exists.
-    pub fn create(
-        storage: &'s dyn Storage,
-        dir: &str,
-        dim: u64,
-        elem_size: u64,
-    ) -> Result<ChunkedVectorsWriter<'s>> {
+    pub fn create(storage: &'s dyn Storage, dir: &str, dim: u64, elem_size: u64) -> Result<ChunkedVectorsWriter<'s>> {
         let record_size = dim.checked_mul(elem_size).ok_or_else(|| overflow(dir))?;
         let Some((chunk_size_bytes, chunk_size_vectors)) = chunk_sizing(record_size) else {
             return Err(Error::invalid(format!(
@@ -562,7 +568,8 @@ impl<'s> ChunkedVectorsWriter<'s> {
 
     fn locate(&self, k: u64) -> Result<(usize, u64)> {
         let chunk = to_usize(k / self.config.chunk_size_vectors, &self.dir)?;
-        let off = (k % self.config.chunk_size_vectors).checked_mul(self.record_size).ok_or_else(|| overflow(&self.dir))?;
+        let off =
+            (k % self.config.chunk_size_vectors).checked_mul(self.record_size).ok_or_else(|| overflow(&self.dir))?;
         Ok((chunk, off))
     }
 
@@ -592,7 +599,7 @@ impl<'s> ChunkedVectorsWriter<'s> {
                 self.record_size
             )));
         }
-        if k > u64::from(u32::MAX) * 64 {
+        if k > u64::from(u32::MAX) {
             return Err(Error::invalid(format!("{}: record index {k} is out of range", self.dir)));
         }
         let r = self.put_inner(k, record);
@@ -697,7 +704,14 @@ impl<'s> DenseVectorWriter<'s> {
         let vectors = ChunkedVectorsWriter::create(storage, &join(&dir, "vectors"), cfg.size, elem)?;
         let deleted = FlagsWriter::create(storage, &join(&dir, "deleted"))?;
         storage.sync_dir(&dir)?;
-        Ok(DenseVectorWriter { dir, dim: cfg.size, datatype: cfg.datatype(), vectors, deleted, sticky: Sticky::default() })
+        Ok(DenseVectorWriter {
+            dir,
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            vectors,
+            deleted,
+            sticky: Sticky::default(),
+        })
     }
 
     /// Open the existing storage of vector `name`.
@@ -712,7 +726,14 @@ impl<'s> DenseVectorWriter<'s> {
         let elem = check_dense_cfg(&dir, cfg, false)?;
         let vectors = ChunkedVectorsWriter::open(storage, &join(&dir, "vectors"), elem, Some(cfg.size))?;
         let deleted = FlagsWriter::open(storage, &join(&dir, "deleted"))?;
-        Ok(DenseVectorWriter { dir, dim: cfg.size, datatype: cfg.datatype(), vectors, deleted, sticky: Sticky::default() })
+        Ok(DenseVectorWriter {
+            dir,
+            dim: cfg.size,
+            datatype: cfg.datatype(),
+            vectors,
+            deleted,
+            sticky: Sticky::default(),
+        })
     }
 
     pub fn dir(&self) -> &str {
@@ -1154,7 +1175,9 @@ impl<'s> MutableIdTrackerWriter<'s> {
     /// Open the tracker of the segment at `segment_dir` (no files ⇒ empty).
     pub fn open(storage: &'s dyn Storage, segment_dir: &str) -> Result<MutableIdTrackerWriter<'s>> {
         if !storage.is_dir(segment_dir)? {
-            return Err(StorageError::new("open", segment_dir, StorageErrorKind::NotFound, "no segment directory").into());
+            return Err(
+                StorageError::new("open", segment_dir, StorageErrorKind::NotFound, "no segment directory").into()
+            );
         }
         let mut w = MutableIdTrackerWriter {
             storage,
@@ -1304,69 +1327,86 @@ impl<'s> MutableIdTrackerWriter<'s> {
 
     /// Append the pending mapping records (synced), then write the pending versions (synced).
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_mappings()?;
+        self.flush_versions()
+    }
+
+    /// First step of a segment flush (§3.4: mappings → vector/payload data → versions):
+    /// cut a torn tail, append the pending records, sync.
+    pub fn flush_mappings(&mut self) -> Result<()> {
         self.sticky.check(&self.dir)?;
-        let r = self.flush_inner();
+        let r = self.flush_mappings_inner();
         self.sticky.guard(r)
     }
 
-    fn flush_inner(&mut self) -> Result<()> {
-        if !self.pending_mappings.is_empty() {
-            let path = join(&self.dir, MUTABLE_MAPPINGS);
-            let existed = self.storage.is_file(&path)?;
-            let f = self.storage.open(&path, OpenMode::Create)?;
-            let len = f.len()?;
-            if len < self.mappings_len {
-                return Err(FormatError::corrupt(
-                    &path,
-                    format!("file is {len} bytes, shorter than the {} bytes already persisted", self.mappings_len),
-                )
-                .into());
-            }
-            if len > self.mappings_len {
-                // torn record of an interrupted write: cut it before appending
-                f.set_len(self.mappings_len)?;
-            }
-            f.write_at(self.mappings_len, &self.pending_mappings)?;
-            f.sync()?;
-            if !existed {
-                self.storage.sync_dir(&self.dir)?;
-            }
-            self.mappings_len += self.pending_mappings.len() as u64;
-            self.pending_mappings.clear();
+    /// Last id-tracker step of a segment flush: write the pending versions at `8 × internal`
+    /// (a partial trailing entry is cut first), sync.
+    pub fn flush_versions(&mut self) -> Result<()> {
+        self.sticky.check(&self.dir)?;
+        let r = self.flush_versions_inner();
+        self.sticky.guard(r)
+    }
+
+    fn flush_mappings_inner(&mut self) -> Result<()> {
+        if self.pending_mappings.is_empty() {
+            return Ok(());
         }
-        if !self.pending_versions.is_empty() {
-            let path = join(&self.dir, MUTABLE_VERSIONS);
-            let existed = self.storage.is_file(&path)?;
-            let f = self.storage.open(&path, OpenMode::Create)?;
-            let len = f.len()?;
-            if len % VERSION_ENTRY != 0 {
-                f.set_len(len - len % VERSION_ENTRY)?;
-            }
-            // coalesce runs of consecutive internal ids into one write each
-            let mut run_start: Option<u32> = None;
-            let mut buf: Vec<u8> = Vec::new();
-            let mut prev: Option<u32> = None;
-            for (&i, &v) in &self.pending_versions {
-                if prev.is_some_and(|p| p.checked_add(1) != Some(i)) {
-                    if let Some(s) = run_start {
-                        f.write_at(u64::from(s) * VERSION_ENTRY, &buf)?;
-                    }
-                    buf.clear();
-                    run_start = None;
+        let path = join(&self.dir, MUTABLE_MAPPINGS);
+        let existed = self.storage.is_file(&path)?;
+        let f = self.storage.open(&path, OpenMode::Create)?;
+        let len = f.len()?;
+        if len < self.mappings_len {
+            return Err(FormatError::corrupt(
+                &path,
+                format!("file is {len} bytes, shorter than the {} bytes already persisted", self.mappings_len),
+            )
+            .into());
+        }
+        if len > self.mappings_len {
+            // torn record of an interrupted write: cut it before appending
+            f.set_len(self.mappings_len)?;
+        }
+        f.write_at(self.mappings_len, &self.pending_mappings)?;
+        f.sync()?;
+        if !existed {
+            self.storage.sync_dir(&self.dir)?;
+        }
+        self.mappings_len += self.pending_mappings.len() as u64;
+        self.pending_mappings.clear();
+        Ok(())
+    }
+
+    fn flush_versions_inner(&mut self) -> Result<()> {
+        if self.pending_versions.is_empty() {
+            return Ok(());
+        }
+        let path = join(&self.dir, MUTABLE_VERSIONS);
+        let existed = self.storage.is_file(&path)?;
+        let f = self.storage.open(&path, OpenMode::Create)?;
+        let len = f.len()?;
+        if len % VERSION_ENTRY != 0 {
+            f.set_len(len - len % VERSION_ENTRY)?;
+        }
+        // one write per run of consecutive internal ids
+        let mut run: Option<(u32, Vec<u8>)> = None;
+        for (&i, &v) in &self.pending_versions {
+            if let Some((start, buf)) = &mut run {
+                if u64::from(*start) + (buf.len() as u64 / VERSION_ENTRY) == u64::from(i) {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                    continue;
                 }
-                run_start.get_or_insert(i);
-                buf.extend_from_slice(&v.to_le_bytes());
-                prev = Some(i);
+                f.write_at(u64::from(*start) * VERSION_ENTRY, buf)?;
             }
-            if let Some(s) = run_start {
-                f.write_at(u64::from(s) * VERSION_ENTRY, &buf)?;
-            }
-            f.sync()?;
-            if !existed {
-                self.storage.sync_dir(&self.dir)?;
-            }
-            self.pending_versions.clear();
+            run = Some((i, v.to_le_bytes().to_vec()));
         }
+        if let Some((start, buf)) = run {
+            f.write_at(u64::from(start) * VERSION_ENTRY, &buf)?;
+        }
+        f.sync()?;
+        if !existed {
+            self.storage.sync_dir(&self.dir)?;
+        }
+        self.pending_versions.clear();
         Ok(())
     }
 }
@@ -1829,6 +1869,19 @@ mod tests {
         let r = read_flags_dir(&st, "d").unwrap();
         let set: Vec<u64> = (0..32).filter(|&i| r.get(i)).collect();
         assert_eq!(set, vec![0, 9, 20]); // stale 10..20 cleared
+                                         // a status claiming more flags than the file holds: missing bytes read as unset
+        let st2 = MemoryStorage::new();
+        let mut status = 100u64.to_le_bytes().to_vec();
+        status.extend(0u64.to_le_bytes());
+        put_file(&st2, "s/status.dat", &status);
+        put_file(&st2, "s/flags_a.dat", &[0x80]);
+        std::mem::drop(f);
+        let mut f = FlagsWriter::open(&st2, "s").unwrap();
+        assert!(f.get(7) && !f.get(8) && !f.get(99));
+        f.set(50, true).unwrap();
+        f.flush().unwrap();
+        let r = read_flags_dir(&st2, "s").unwrap();
+        assert_eq!((0..100).filter(|&i| r.get(i)).collect::<Vec<_>>(), vec![7, 50]);
         // legacy current_file_id = 1: flags_b is migrated into flags_a
         let st = MemoryStorage::new();
         let mut status = 3u64.to_le_bytes().to_vec();
@@ -1992,10 +2045,7 @@ mod tests {
         assert_eq!(&r.record(10).unwrap().unwrap()[..], &rec(10)[..]);
         assert_eq!(&st.read_all("v/status.dat").unwrap()[..], &11u64.to_le_bytes());
         // wrong dim / record size
-        assert_eq!(
-            ChunkedVectorsWriter::open(&st, "v", 2, Some(3)).unwrap_err().kind(),
-            ErrorKind::Corrupted
-        );
+        assert_eq!(ChunkedVectorsWriter::open(&st, "v", 2, Some(3)).unwrap_err().kind(), ErrorKind::Corrupted);
         let mut w = ChunkedVectorsWriter::open(&st, "v", 2, Some(2)).unwrap();
         assert_eq!(w.put(0, &[1, 2]).unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
@@ -2070,7 +2120,7 @@ mod tests {
         assert_eq!(r.get(2).unwrap(), Some(mv(1, 10.0)));
         let inner = st.read_all("s/vector_storage-m/vectors/chunk_0.mmap").unwrap();
         assert_eq!(&inner[24..32], &[0u8; 8]); // the placeholder
-        // reopen: smaller fits the slot, larger moves to the end
+                                               // reopen: smaller fits the slot, larger moves to the end
         let mut w = MultiVectorWriter::open(&st, "s", "m", &cfg).unwrap();
         w.put(0, Some(&mv(2, 20.0))).unwrap();
         w.put(2, Some(&mv(4, 30.0))).unwrap();
@@ -2099,8 +2149,8 @@ mod tests {
     fn sparse_encoding_matches_real_bytes() {
         // spec §5.6: indices [2, 9, 93], weights [0.6354, 0.2908, 0.7922]
         let real: [u8; 32] = [
-            0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f,
-            0x90, 0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
+            0x04, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xc0, 0x01, 0x15, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x67, 0xa8, 0x22, 0x3f, 0x90,
+            0xe6, 0x94, 0x3e, 0x9f, 0xcc, 0x4a, 0x3f,
         ];
         let v = decode_stored_sparse(&real, "x").unwrap();
         assert_eq!(encode_stored_sparse(&v), real.to_vec());
@@ -2224,6 +2274,26 @@ mod tests {
     }
 
     #[test]
+    fn mutable_tracker_versions_with_gaps() {
+        let st = MemoryStorage::new();
+        st.create_dir_all("s").unwrap();
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        for (i, v) in [(0u32, 1u64), (1, 2), (5, 6), (6, 7), (9, 10)] {
+            t.set_version(i, v).unwrap();
+        }
+        t.flush().unwrap();
+        let b = st.read_all("s/mutable_id_tracker.versions").unwrap();
+        let want: Vec<u8> = [1u64, 2, 0, 0, 0, 6, 7, 0, 0, 10].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&b[..], &want[..]);
+        assert!(!st.exists("s/mutable_id_tracker.mappings").unwrap()); // no mapping ⇒ no file
+        let mut t = MutableIdTrackerWriter::open(&st, "s").unwrap();
+        assert_eq!((t.version(6), t.version(7), t.version(10)), (Some(7), Some(0), None));
+        t.set_version(3, 4).unwrap();
+        t.flush().unwrap();
+        assert_eq!(&st.read_all("s/mutable_id_tracker.versions").unwrap()[24..32], &4u64.to_le_bytes());
+    }
+
+    #[test]
     fn mutable_tracker_relinks_like_qdrant() {
         let st = MemoryStorage::new();
         st.create_dir_all("s").unwrap();
@@ -2307,7 +2377,11 @@ mod tests {
             ]
         };
         let chunked = |v: &str, sub: &str| {
-            vec![(format!("{v}/{sub}/"), 0), (format!("{v}/{sub}/config.json"), 66), (format!("{v}/{sub}/status.dat"), 8)]
+            vec![
+                (format!("{v}/{sub}/"), 0),
+                (format!("{v}/{sub}/config.json"), 66),
+                (format!("{v}/{sub}/status.dat"), 8),
+            ]
         };
         let grid = |d: &str, cfg_len: u64| {
             vec![
