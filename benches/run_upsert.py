@@ -57,7 +57,7 @@ def main():
         "## Upsert",
         "",
         f"{n} points x {a.dim} Cosine f32 with a small payload, batches of {a.batch} (one WAL entry each), filesystem, same vectors, same run. "
-        "Command: `.venv/bin/python benches/run_upsert.py`. Times include building the points from arrays in each language.",
+        "Command: `.venv/bin/python benches/run_upsert.py`. Times include building the points from arrays in each language: Python objects for qdrant-edge-py, the typed Rust update API for ours.",
         "",
         "| engine | upsert points/s | flush s | optimize s |",
         "|---|---|---|---|",

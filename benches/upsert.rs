@@ -2,15 +2,19 @@
 //!
 //! `cargo bench --bench upsert -- <shard-dir> <vectors.f32> <dim> <batch> <out.json>`: creates a
 //! Cosine shard on the filesystem backend, upserts the vectors (raw little-endian f32, `dim` per
-//! point) with a small payload in batches (each batch one WAL entry, synced), then flushes.
+//! point) with a small payload in batches through the typed update API (each batch one WAL
+//! entry, synced), then flushes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use qdrant_edge_wasm::api::dispatch_update;
+use std::collections::BTreeMap;
+
 use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
+use qdrant_edge_wasm::operations::{PointStruct, UpdateOperation};
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::FsStorage;
+use qdrant_edge_wasm::{PointId, VectorValue};
 use serde_json::json;
 
 fn main() {
@@ -25,14 +29,19 @@ fn main() {
     let data: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let n = data.len() / dim;
     let _ = std::fs::remove_dir_all(&args[0]);
-    let config: EdgeConfig = serde_json::from_value(json!({"vectors": {"": {"size": dim, "distance": "Cosine"}}})).unwrap();
+    let config: EdgeConfig =
+        serde_json::from_value(json!({"vectors": {"": {"size": dim, "distance": "Cosine"}}})).unwrap();
     let mut shard = EdgeShard::create(Arc::new(FsStorage::new(&args[0]).unwrap()), "", config).unwrap();
     let t0 = Instant::now();
     for start in (0..n).step_by(batch) {
-        let points: Vec<_> = (start..(start + batch).min(n))
-            .map(|i| json!({"id": i, "vector": &data[i * dim..(i + 1) * dim], "payload": {"n": i % 100}}))
+        let points: Vec<PointStruct> = (start..(start + batch).min(n))
+            .map(|i| PointStruct {
+                id: PointId::Num(i as u64),
+                vectors: BTreeMap::from([(String::new(), VectorValue::Dense(data[i * dim..(i + 1) * dim].to_vec()))]),
+                payload: json!({"n": i % 100}).as_object().cloned(),
+            })
             .collect();
-        dispatch_update(&mut shard, "upsert", &json!({ "points": points })).unwrap();
+        shard.update(UpdateOperation::UpsertPoints(points)).unwrap();
     }
     let upsert_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();

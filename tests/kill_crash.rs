@@ -41,10 +41,15 @@ fn step(k: u64) -> (&'static str, Value) {
                 json!({"id": id(i), "vector": {"v": [k as f32, j as f32, 1.0, -1.0], "s": {"indices": [i as u32 % 13], "values": [k as f32]}}, "payload": {"k": k, "j": j}})
             }).collect::<Vec<_>>()}),
         ),
-        1 => ("set_payload", json!({"payload": {"touched": k}, "filter": {"must": [{"key": "j", "range": {"lt": 3}}]}})),
+        1 => {
+            ("set_payload", json!({"payload": {"touched": k}, "filter": {"must": [{"key": "j", "range": {"lt": 3}}]}}))
+        }
         2 => ("delete", json!({"points": [(k * 5) % 97, (k * 11) % 97]})),
         4 => ("delete_payload", json!({"keys": ["j"], "filter": {"must": [{"key": "k", "match": {"value": k - 1}}]}})),
-        _ => ("overwrite_payload", json!({"payload": {"o": k}, "filter": {"must": [{"key": "k", "range": {"lt": k.saturating_sub(3)}}]}})),
+        _ => (
+            "overwrite_payload",
+            json!({"payload": {"o": k}, "filter": {"must": [{"key": "k", "range": {"lt": k.saturating_sub(3)}}]}}),
+        ),
     }
 }
 
@@ -60,12 +65,14 @@ fn run_step(shard: &mut EdgeShard, k: u64) {
 }
 
 fn state(shard: &EdgeShard) -> Value {
-    dispatch(shard, "scroll", &json!({"limit": 100000, "with_payload": true, "with_vector": true})).unwrap()["points"].clone()
+    dispatch(shard, "scroll", &json!({"limit": 100000, "with_payload": true, "with_vector": true})).unwrap()["points"]
+        .clone()
 }
 
 fn child(dir: &Path) {
     let mut shard = EdgeShard::load(Arc::new(FsStorage::new(dir).unwrap()), "").unwrap();
-    let start: u64 = std::fs::read_to_string(dir.join("next-step")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let start: u64 =
+        std::fs::read_to_string(dir.join("next-step")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     let out = std::io::stdout();
     for k in start..STEPS {
         run_step(&mut shard, k);
@@ -155,7 +162,12 @@ fn sigkill_at_random_points() {
             let ok = got == states[a] || states.get(a + 1).is_some_and(|s| *s == got);
             if !ok {
                 let only = |x: &Value, y: &Value| -> Vec<String> {
-                    x.as_array().unwrap().iter().filter(|p| !y.as_array().unwrap().contains(p)).map(|p| p.to_string()).collect()
+                    x.as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|p| !y.as_array().unwrap().contains(p))
+                        .map(|p| p.to_string())
+                        .collect()
                 };
                 panic!(
                     "round {round} life {life} (dir kept: {}): state after the kill matches neither {a} nor {} acknowledged steps\nonly in got: {:?}\nonly in expected[{a}]: {:?}\nonly in expected[{}]: {:?}",

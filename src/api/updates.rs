@@ -208,7 +208,9 @@ fn selector(points: Option<Vec<PointId>>, filter: &Option<Value>, prefix: &str) 
             parse_filter_opt(&Some(f.clone()), &format!("{prefix}filter"))?;
             Ok(PointsSelector::Filter(f.clone()))
         }
-        (Some(_), Some(_)) => Err(Error::invalid_field(format!("{prefix}points"), "give either `points` or `filter`, not both")),
+        (Some(_), Some(_)) => {
+            Err(Error::invalid_field(format!("{prefix}points"), "give either `points` or `filter`, not both"))
+        }
         (None, None) => Err(Error::invalid_field(format!("{prefix}points"), "`points` or `filter` is required")),
     }
 }
@@ -218,7 +220,11 @@ fn upsert(body: &Value, prefix: &str) -> Result<UpdateOperation> {
     let points = match (b.points, b.batch) {
         (Some(points), None) => points
             .into_iter()
-            .map(|p| PointStruct { id: p.id, vectors: p.vector.map(VectorStruct::into_named).unwrap_or_default(), payload: p.payload })
+            .map(|p| PointStruct {
+                id: p.id,
+                vectors: p.vector.map(VectorStruct::into_named).unwrap_or_default(),
+                payload: p.payload,
+            })
             .collect::<Vec<_>>(),
         (None, Some(batch)) => expand_batch(batch, prefix)?,
         _ => return Err(Error::invalid_field(format!("{prefix}points"), "give either `points` or `batch`")),
@@ -238,7 +244,8 @@ fn upsert(body: &Value, prefix: &str) -> Result<UpdateOperation> {
 
 fn expand_batch(b: Batch, prefix: &str) -> Result<Vec<PointStruct>> {
     let n = b.ids.len();
-    let bad = |f: &str| Error::invalid_field(format!("{prefix}batch.{f}"), format!("must have {n} entries, one per id"));
+    let bad =
+        |f: &str| Error::invalid_field(format!("{prefix}batch.{f}"), format!("must have {n} entries, one per id"));
     let mut vectors: Vec<BTreeMap<String, VectorValue>> = vec![BTreeMap::new(); n];
     match b.vectors {
         None => {}
@@ -266,7 +273,12 @@ fn expand_batch(b: Batch, prefix: &str) -> Result<Vec<PointStruct>> {
         Some(p) if p.len() == n => p,
         Some(_) => return Err(bad("payloads")),
     };
-    Ok(b.ids.into_iter().zip(vectors).zip(payloads).map(|((id, vectors), payload)| PointStruct { id, vectors, payload }).collect())
+    Ok(b.ids
+        .into_iter()
+        .zip(vectors)
+        .zip(payloads)
+        .map(|((id, vectors), payload)| PointStruct { id, vectors, payload })
+        .collect())
 }
 
 /// Parse one update command body into operations.
@@ -326,7 +338,10 @@ fn parse_one(command: &str, body: &Value, prefix: &str) -> Result<Vec<UpdateOper
             for (i, op) in b.operations.iter().enumerate() {
                 let pre = format!("{prefix}operations[{i}].");
                 let Some(obj) = op.as_object().filter(|o| o.len() == 1) else {
-                    return Err(Error::invalid_field(pre.trim_end_matches('.'), "each operation is an object with one key"));
+                    return Err(Error::invalid_field(
+                        pre.trim_end_matches('.'),
+                        "each operation is an object with one key",
+                    ));
                 };
                 let (k, v) = obj.iter().next().expect("one key");
                 let cmd = match k.as_str() {

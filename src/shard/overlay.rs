@@ -155,7 +155,12 @@ impl EdgeShard {
         Ok(())
     }
 
-    pub(crate) fn point_matches(&self, id: PointId, r: PointRef, filter: &crate::query::filter::Filter) -> Result<bool> {
+    pub(crate) fn point_matches(
+        &self,
+        id: PointId,
+        r: PointRef,
+        filter: &crate::query::filter::Filter,
+    ) -> Result<bool> {
         let ctx = self.point_context(id, r.loc)?;
         Ok(filter.check(&ctx, &self.filter_ctx))
     }

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
 use crate::api::requests::{PayloadSelector, WithPayload, WithVector};
 use crate::error::{Error, Result};
+use crate::format::dense::DenseVectorStorage;
 use crate::query::filter::{Filter, PointContext};
 use crate::query::json_path::{self, JsonPath};
-use crate::format::dense::DenseVectorStorage;
 use crate::segment::convert_row;
 use crate::spaces;
 use crate::types::{Datatype, Distance, Payload, PointId, RowRef, SparseVector, VectorValue};
@@ -518,8 +518,16 @@ enum Scorer<'a> {
         /// Per segment, its storage of the vector (resolved once per query).
         stores: Vec<Option<&'a DenseVectorStorage>>,
     },
-    Multi { q: Vec<spaces::QueryVector>, name: String, distance: Distance, datatype: Datatype },
-    Sparse { q: SparseVector, name: String },
+    Multi {
+        q: Vec<spaces::QueryVector>,
+        name: String,
+        distance: Distance,
+        datatype: Datatype,
+    },
+    Sparse {
+        q: SparseVector,
+        name: String,
+    },
 }
 
 impl<'a> Scorer<'a> {
@@ -568,7 +576,9 @@ impl<'a> Scorer<'a> {
         match self {
             Scorer::Dense { q, name, distance, datatype, stores } => match loc {
                 Loc::Segment { seg, internal } => match stores.get(seg as usize).copied().flatten() {
-                    Some(d) => d.with_row(internal, |row| spaces::score_row(*distance, q, convert_row(row)))?.transpose(),
+                    Some(d) => {
+                        d.with_row(internal, |row| spaces::score_row(*distance, q, convert_row(row)))?.transpose()
+                    }
                     None => Ok(None),
                 },
                 Loc::Overlay(i) => match shard.overlay[i].vectors.get(name) {

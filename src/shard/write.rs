@@ -145,16 +145,22 @@ impl EdgeShard {
             }
         };
         Ok(match op {
-            UpdateOperation::DeleteByFilter(f) => UpdateOperation::DeletePoints(self.select(&PointsSelector::Filter(f))?),
+            UpdateOperation::DeleteByFilter(f) => {
+                UpdateOperation::DeletePoints(self.select(&PointsSelector::Filter(f))?)
+            }
             UpdateOperation::SetPayload { payload, selector, key } => {
                 UpdateOperation::SetPayload { payload, selector: ids(selector)?, key }
             }
             UpdateOperation::OverwritePayload { payload, selector, key } => {
                 UpdateOperation::OverwritePayload { payload, selector: ids(selector)?, key }
             }
-            UpdateOperation::DeletePayload { keys, selector } => UpdateOperation::DeletePayload { keys, selector: ids(selector)? },
+            UpdateOperation::DeletePayload { keys, selector } => {
+                UpdateOperation::DeletePayload { keys, selector: ids(selector)? }
+            }
             UpdateOperation::ClearPayload(selector) => UpdateOperation::ClearPayload(ids(selector)?),
-            UpdateOperation::DeleteVectors { selector, names } => UpdateOperation::DeleteVectors { selector: ids(selector)?, names },
+            UpdateOperation::DeleteVectors { selector, names } => {
+                UpdateOperation::DeleteVectors { selector: ids(selector)?, names }
+            }
             UpdateOperation::UpdateVectors { points, update_filter } => {
                 let filter = update_filter.as_ref().map(parse_filter).transpose()?;
                 let mut kept = Vec::new();
@@ -210,7 +216,10 @@ impl EdgeShard {
                     }
                     (VectorKind::Multi { size, .. }, VectorValue::Multi(m)) => {
                         if m.is_empty() || m.iter().any(|d| d.len() != *size) {
-                            return Err(Error::invalid_field(f, format!("every inner vector must have dimension {size}")));
+                            return Err(Error::invalid_field(
+                                f,
+                                format!("every inner vector must have dimension {size}"),
+                            ));
                         }
                         if !m.iter().all(|d| finite(d)) {
                             return Err(Error::invalid_field(f, "vector contains NaN or infinite values"));
@@ -294,7 +303,8 @@ impl EdgeShard {
         let st = &*storage;
         // The segment that takes the writes: an appendable one without payload indexes (we do
         // not maintain Qdrant's field-index files yet), else a new one.
-        let target = match self.segments.iter().position(|s| s.appendable && s.payload_index.indexed_fields.is_empty()) {
+        let target = match self.segments.iter().position(|s| s.appendable && s.payload_index.indexed_fields.is_empty())
+        {
             Some(t) => t,
             None => {
                 let cfg = self.appendable_config();
@@ -347,14 +357,18 @@ impl EdgeShard {
                 if seg.appendable {
                     let w = match other_mut.entry(si) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(MutableIdTrackerWriter::open(st, &seg.dir)?),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(MutableIdTrackerWriter::open(st, &seg.dir)?)
+                        }
                     };
                     w.delete(*id)?;
                     w.set_version(internal, *op)?;
                 } else {
                     let w = match imm.entry(si) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(ImmutableIdTrackerUpdater::open(st, &seg.dir)?),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(ImmutableIdTrackerUpdater::open(st, &seg.dir)?)
+                        }
                     };
                     w.mark_deleted(internal)?;
                     w.set_version(internal, *op)?;
@@ -369,7 +383,9 @@ impl EdgeShard {
                         Some(i) => i,
                         None => {
                             let i = next_internal;
-                            next_internal = next_internal.checked_add(1).ok_or_else(|| Error::Internal("segment is full".into()))?;
+                            next_internal = next_internal
+                                .checked_add(1)
+                                .ok_or_else(|| Error::Internal("segment is full".into()))?;
                             tracker.insert(*id, i)?;
                             i
                         }
@@ -473,7 +489,11 @@ impl EdgeShard {
         if let Some(c) = &self.edge_config {
             return segment_config_from(c);
         }
-        let mut cfg = self.segments.first().map(|s| s.state.config.clone()).unwrap_or_else(|| segment_config_from(&EdgeConfig::default()));
+        let mut cfg = self
+            .segments
+            .first()
+            .map(|s| s.state.config.clone())
+            .unwrap_or_else(|| segment_config_from(&EdgeConfig::default()));
         for v in cfg.vector_data.values_mut() {
             v.storage_type = VectorStorageType::InRamChunkedMmap;
             v.index = Indexes::Plain {};
@@ -513,10 +533,14 @@ pub(crate) fn segment_config_from(c: &EdgeConfig) -> SegmentConfig {
                 VectorDataConfig {
                     size: p.size,
                     distance: p.distance,
-                    storage_type: if on_disk { VectorStorageType::ChunkedMmap } else { VectorStorageType::InRamChunkedMmap },
+                    storage_type: if on_disk {
+                        VectorStorageType::ChunkedMmap
+                    } else {
+                        VectorStorageType::InRamChunkedMmap
+                    },
                     index: Indexes::Plain {},
                     quantization_config: p.quantization_config.clone().or_else(|| c.quantization_config.clone()),
-                    multivector_config: p.multivector_config.clone(),
+                    multivector_config: p.multivector_config,
                     datatype: p.datatype,
                 },
             )
@@ -566,7 +590,10 @@ fn validate_config(c: &EdgeConfig) -> Result<()> {
             return Err(Error::invalid_field(format!("sparse_vectors.{name}"), "a dense vector has the same name"));
         }
         if name.contains('/') || name.contains('\\') || name.contains("..") || name.contains('\0') {
-            return Err(Error::invalid_field(format!("sparse_vectors.{name}"), "vector names cannot contain `/`, `\\`, `..` or NUL"));
+            return Err(Error::invalid_field(
+                format!("sparse_vectors.{name}"),
+                "vector names cannot contain `/`, `\\`, `..` or NUL",
+            ));
         }
     }
     Ok(())
