@@ -318,3 +318,37 @@ fn faults_never_lose_acknowledged_updates() {
     }
     assert!(checked > total as usize, "only {checked} fault points were checked");
 }
+
+#[test]
+fn load_with_config_checks_compatibility() {
+    let mem = MemoryStorage::new();
+    let mut shard = EdgeShard::create(Arc::new(mem.clone()), "", config()).unwrap();
+    apply(&mut shard, "upsert", &json!({"points": [point(1)]})).unwrap();
+    shard.close_mut().unwrap();
+    // The same vectors with other tunables: accepted and written.
+    let mut same = config();
+    same.on_disk_payload = Some(false);
+    let shard = EdgeShard::load_with_config(Arc::new(mem.clone()), "", same).unwrap();
+    assert_eq!(dispatch(&shard, "count", &json!({})).unwrap(), json!({"count": 1}));
+    let stored: Value = serde_json::from_slice(&mem.read_all("edge_config.json").unwrap()).unwrap();
+    assert_eq!(stored["on_disk_payload"], json!(false));
+    // A different dimension, a missing vector, or an extra one: refused, config untouched.
+    for change in [
+        json!({"vectors": {"d": {"size": 9, "distance": "Cosine"}}}),
+        json!({"vectors": {"d": {"size": 8, "distance": "Dot"}}}),
+        json!({"vectors": {"zzz": {"size": 8, "distance": "Cosine"}}}),
+    ] {
+        let mut v = serde_json::to_value(config()).unwrap();
+        for (k, x) in change["vectors"].as_object().unwrap() {
+            v["vectors"][k] = x.clone();
+        }
+        let bad: EdgeConfig = serde_json::from_value(v).unwrap();
+        let e = EdgeShard::load_with_config(Arc::new(mem.clone()), "", bad).expect_err(&change.to_string());
+        assert_eq!(e.kind(), qdrant_edge_wasm::ErrorKind::InvalidArgument, "{e}");
+    }
+    let mut missing = config();
+    missing.vectors.remove("h");
+    assert!(EdgeShard::load_with_config(Arc::new(mem.clone()), "", missing).is_err());
+    let stored: Value = serde_json::from_slice(&mem.read_all("edge_config.json").unwrap()).unwrap();
+    assert_eq!(stored["on_disk_payload"], json!(false), "a refused config must not be written");
+}

@@ -53,6 +53,61 @@ impl EdgeShard {
         EdgeShard::load(storage, root)
     }
 
+    /// Load the shard at `root`, checking that `config` describes the same vectors as the stored
+    /// data (names, sizes, distances, datatypes, multivector and IDF settings), as qdrant-edge
+    /// does; on success `config` replaces `edge_config.json`.
+    pub fn load_with_config(storage: Arc<dyn Storage>, root: &str, config: EdgeConfig) -> Result<EdgeShard> {
+        validate_config(&config)?;
+        let mut shard = EdgeShard::load(storage.clone(), root)?;
+        let wanted: BTreeMap<String, VectorKind> = config
+            .vectors
+            .iter()
+            .map(|(n, p)| {
+                let datatype = p.datatype.unwrap_or_default();
+                let size = p.size as usize;
+                let k = if p.multivector_config.is_some() {
+                    VectorKind::Multi { size, distance: p.distance, datatype }
+                } else {
+                    VectorKind::Dense { size, distance: p.distance, datatype }
+                };
+                (n.clone(), k)
+            })
+            .chain(config.sparse_vectors.iter().map(|(n, p)| {
+                (n.clone(), VectorKind::Sparse { idf: p.modifier == Some(crate::format::segment_meta::Modifier::Idf) })
+            }))
+            .collect();
+        if !shard.segments.is_empty() {
+            for (name, kind) in &wanted {
+                match shard.vector_kinds.get(name) {
+                    Some(k) if k == kind => {}
+                    Some(k) => {
+                        return Err(Error::invalid_field(
+                            format!("vectors.{name}"),
+                            format!("config is incompatible with existing segments: stored {k:?}, config {kind:?}"),
+                        ))
+                    }
+                    None => {
+                        return Err(Error::invalid_field(
+                            format!("vectors.{name}"),
+                            "config is incompatible with existing segments: no such vector is stored",
+                        ))
+                    }
+                }
+            }
+            if let Some(name) = shard.vector_kinds.keys().find(|n| !wanted.contains_key(*n)) {
+                return Err(Error::invalid_field(
+                    "vectors",
+                    format!("config is incompatible with existing segments: it lacks the stored vector `{name}`"),
+                ));
+            }
+        }
+        let cfg_json = serde_json::to_vec(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        storage.write_atomic(&join(root, names::EDGE_CONFIG_FILE), &cfg_json)?;
+        shard.vector_kinds = wanted;
+        shard.edge_config = Some(config);
+        Ok(shard)
+    }
+
     /// Apply one update. Returns its operation number once the WAL entry is durable.
     pub fn update(&mut self, op: UpdateOperation) -> Result<u64> {
         self.check_writable()?;
@@ -87,6 +142,13 @@ impl EdgeShard {
             return Err(self.fail(e));
         }
         Ok(())
+    }
+
+    /// Segment optimization (vacuum, merge, non-appendable formats) is not implemented yet: this
+    /// returns `Unsupported` without touching the shard.
+    pub fn optimize(&mut self) -> Result<bool> {
+        self.check_writable()?;
+        Err(Error::Unsupported("optimize is not implemented yet (segments stay appendable; search is exact)".into()))
     }
 
     /// Flush and release the shard; later calls fail with `ShardClosed`.

@@ -21,7 +21,7 @@ const USAGE: &str = "usage: wasi-demo <shard-dir> <command> [json]\n\
 read commands: info, query, query_batch, search, scroll, count, facet, retrieve\n\
 write commands: create <edge config>, upsert (points from stdin, one per line), update <batch body>,\n\
   delete, set_payload, overwrite_payload, delete_payload, clear_payload, update_vectors, delete_vectors,\n\
-  create_index <body>, delete_index <field>, flush\n\
+  create_index <body>, delete_index <field>, flush, optimize\n\
 json: the REST request body (read from stdin when given as `-`)";
 
 /// Points per WAL entry for `upsert` from stdin.
@@ -64,6 +64,7 @@ fn run(args: &[String]) -> Result<Value, Error> {
             EdgeShard::load(storage, "")?.close_mut()?;
             Ok(json!(true))
         }
+        "optimize" => Ok(json!(EdgeShard::load(storage, "")?.optimize()?)),
         "upsert" if arg.is_none() => {
             let mut shard = EdgeShard::load(storage, "")?;
             let mut batch = Vec::new();
