@@ -24,14 +24,19 @@ use serde_json::{json, Value};
 fn config() -> EdgeConfig {
     serde_json::from_value(json!({
         "vectors": {"v": {"size": 4, "distance": "Dot"}},
-        "sparse_vectors": {"s": {}}
+        "sparse_vectors": {"s": {}},
+        "optimizers": {"default_segment_number": 1, "indexing_threshold": 1}
     }))
     .unwrap()
 }
 
-/// Step `k` of the workload: upserts, payload changes, deletes, and a flush every 7 steps.
+/// Step `k` of the workload: upserts, payload changes, deletes, a flush every 7 steps and an
+/// optimize every 13.
 fn step(k: u64) -> (&'static str, Value) {
     let id = |i: u64| json!(i);
+    if k % 13 == 12 {
+        return ("optimize", Value::Null);
+    }
     match k % 7 {
         6 => ("flush", Value::Null),
         0 | 3 => (
@@ -59,6 +64,8 @@ fn run_step(shard: &mut EdgeShard, k: u64) {
     let (cmd, body) = step(k);
     if cmd == "flush" {
         shard.flush().unwrap();
+    } else if cmd == "optimize" {
+        shard.optimize().unwrap();
     } else {
         dispatch_update(shard, cmd, &body).unwrap_or_else(|e| panic!("step {k} {cmd}: {e}"));
     }

@@ -240,19 +240,30 @@ fn faults_never_lose_acknowledged_updates() {
         let mut w = workload();
         w.insert(6, ("flush", Value::Null));
         w.push(("flush", Value::Null));
+        w.push(("optimize", Value::Null));
         w.push(("delete", json!({"points": [1, 2, 3]})));
+        w.push(("set_payload", json!({"payload": {"late": true}, "points": [8, 10]})));
         w
+    };
+    let cfg: EdgeConfig = {
+        let mut c = serde_json::to_value(config()).unwrap();
+        c["optimizers"] = json!({"default_segment_number": 1, "indexing_threshold": 1});
+        serde_json::from_value(c).unwrap()
     };
     let run = |storage: Arc<dyn Storage>| -> (usize, Vec<Value>) {
         let mut states = Vec::new();
-        let mut shard = match EdgeShard::create(storage, "", config()) {
+        let mut shard = match EdgeShard::create(storage, "", cfg.clone()) {
             Ok(s) => s,
             Err(_) => return (0, states),
         };
         states.push(state(&shard));
         let mut acked = 0;
         for (cmd, body) in &steps {
-            let r = if *cmd == "flush" { shard.flush() } else { apply(&mut shard, cmd, body) };
+            let r = match *cmd {
+                "flush" => shard.flush(),
+                "optimize" => shard.optimize().map(|_| ()),
+                _ => apply(&mut shard, cmd, body),
+            };
             if r.is_err() {
                 break;
             }
@@ -351,4 +362,39 @@ fn load_with_config_checks_compatibility() {
     assert!(EdgeShard::load_with_config(Arc::new(mem.clone()), "", missing).is_err());
     let stored: Value = serde_json::from_slice(&mem.read_all("edge_config.json").unwrap()).unwrap();
     assert_eq!(stored["on_disk_payload"], json!(false), "a refused config must not be written");
+}
+
+#[test]
+fn optimize_rewrites_segments_and_qdrant_edge_reads_them() {
+    let dir = tmpdir("optimize");
+    let mut cfg = serde_json::to_value(config()).unwrap();
+    cfg["optimizers"] = json!({"deleted_threshold": 0.1, "vacuum_min_vector_number": 5, "default_segment_number": 1, "indexing_threshold": 1});
+    let cfg: EdgeConfig = serde_json::from_value(cfg).unwrap();
+    let mut shard = EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", cfg).unwrap();
+    for (cmd, body) in workload() {
+        apply(&mut shard, cmd, &body).unwrap();
+    }
+    let before = state(&shard);
+    assert!(shard.optimize().unwrap(), "nothing was optimized");
+    assert_same(&state(&shard), &before, "optimize changed the visible state");
+    let info = dispatch(&shard, "info", &Value::Null).unwrap();
+    assert_eq!(info["points_count"], json!(before.as_array().unwrap().len()), "{info}");
+    // One optimized segment plus a fresh appendable one.
+    assert_eq!(info["segments_count"], json!(2), "{info}");
+    assert!(!shard.optimize().unwrap(), "a second optimize found work");
+    // Writes continue after optimizing, including on points now in the optimized segment.
+    apply(&mut shard, "set_payload", &json!({"payload": {"after": 1}, "points": [1, 2]})).unwrap();
+    apply(&mut shard, "delete", &json!({"points": [5]})).unwrap();
+    let after = state(&shard);
+    shard.close_mut().unwrap();
+    assert_same(&state(&ours_fs(&dir)), &after, "reload after optimize");
+    let theirs: Value = serde_json::from_str(&py(&["dump", dir.to_str().unwrap()])).unwrap();
+    assert_same(&after, &theirs["points"], "qdrant-edge-py reading our optimized shard");
+    py(&["update", dir.to_str().unwrap()]);
+    let theirs: Value = serde_json::from_str(&py(&["dump", dir.to_str().unwrap()])).unwrap();
+    assert_same(
+        &state(&ours_fs(&dir)),
+        &theirs["points"],
+        "our reading of qdrant-edge-py's update of our optimized shard",
+    );
 }

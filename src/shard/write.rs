@@ -144,13 +144,6 @@ impl EdgeShard {
         Ok(())
     }
 
-    /// Segment optimization (vacuum, merge, non-appendable formats) is not implemented yet: this
-    /// returns `Unsupported` without touching the shard.
-    pub fn optimize(&mut self) -> Result<bool> {
-        self.check_writable()?;
-        Err(Error::Unsupported("optimize is not implemented yet (segments stay appendable; search is exact)".into()))
-    }
-
     /// Flush and release the shard; later calls fail with `ShardClosed`.
     pub fn close_mut(&mut self) -> Result<()> {
         if self.failed.is_none() && !self.is_closed() {
@@ -160,7 +153,7 @@ impl EdgeShard {
         self.close()
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if let Some(why) = &self.failed {
             return Err(Error::Storage(crate::error::StorageError::new(
@@ -173,7 +166,7 @@ impl EdgeShard {
         Ok(())
     }
 
-    fn fail(&mut self, e: Error) -> Error {
+    pub(crate) fn fail(&mut self, e: Error) -> Error {
         self.failed = Some(e.to_string());
         e
     }
@@ -535,7 +528,7 @@ impl EdgeShard {
     }
 
     /// Re-open the segments and rebuild the merged view; the overlay is empty afterwards.
-    fn reload_segments(&mut self) -> Result<()> {
+    pub(crate) fn reload_segments(&mut self) -> Result<()> {
         let fresh = EdgeShard::load_segments_only(self.storage.clone(), &self.root)?;
         let next_op = self.next_op;
         let wal = self.wal.take();
@@ -547,7 +540,7 @@ impl EdgeShard {
         Ok(())
     }
 
-    fn appendable_config(&self) -> SegmentConfig {
+    pub(crate) fn appendable_config(&self) -> SegmentConfig {
         if let Some(c) = &self.edge_config {
             return segment_config_from(c);
         }
