@@ -69,13 +69,13 @@ impl EdgeShard {
     fn plan_optimization(&self) -> Result<Vec<usize>> {
         let opts = self.edge_config.as_ref().and_then(|c| c.optimizers.clone()).unwrap_or_default();
         let deleted_threshold = opts.deleted_threshold.unwrap_or(DEFAULT_DELETED_THRESHOLD);
-        let vacuum_min = opts.vacuum_min_vector_number.map_or(DEFAULT_VACUUM_MIN_VECTOR_NUMBER, |v| v as u64);
-        let indexing_kb = opts.indexing_threshold.map_or(DEFAULT_INDEXING_THRESHOLD_KB, |v| v as u64);
+        let vacuum_min = opts.vacuum_min_vector_number.map_or(DEFAULT_VACUUM_MIN_VECTOR_NUMBER, |v| v);
+        let indexing_kb = opts.indexing_threshold.map_or(DEFAULT_INDEXING_THRESHOLD_KB, |v| v);
         let target_segments = match opts.default_segment_number {
             Some(n) if n > 0 => n as usize,
             _ => AUTO_SEGMENT_NUMBER,
         };
-        let max_segment_kb = opts.max_segment_size.map(|v| v as u64);
+        let max_segment_kb = opts.max_segment_size.map(|v| v);
 
         // Vacuum.
         for (i, s) in self.segments.iter().enumerate() {
@@ -113,7 +113,7 @@ impl EdgeShard {
                 }
                 size += kb;
                 group.push(i);
-                if self.segments.len() - group.len() + 1 <= target_segments {
+                if self.segments.len() - group.len() < target_segments {
                     break;
                 }
             }
