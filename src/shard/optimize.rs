@@ -75,7 +75,7 @@ impl EdgeShard {
             Some(n) if n > 0 => n as usize,
             _ => AUTO_SEGMENT_NUMBER,
         };
-        let max_segment_kb = opts.max_segment_size.map(|v| v);
+        let max_segment_kb = opts.max_segment_size;
 
         // Vacuum.
         for (i, s) in self.segments.iter().enumerate() {
