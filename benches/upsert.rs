@@ -47,6 +47,9 @@ fn main() {
     let t1 = Instant::now();
     shard.flush().unwrap();
     let flush_s = t1.elapsed().as_secs_f64();
-    let out = json!({"points": n, "upsert_s": upsert_s, "flush_s": flush_s});
+    let t2 = Instant::now();
+    let optimized = shard.optimize().unwrap();
+    let optimize_s = t2.elapsed().as_secs_f64();
+    let out = json!({"points": n, "upsert_s": upsert_s, "flush_s": flush_s, "optimize_s": optimize_s, "optimized": optimized});
     std::fs::write(&args[4], out.to_string()).unwrap();
 }
