@@ -205,10 +205,7 @@ impl Kind {
             Kind::Keyword | Kind::Uuid | Kind::Geo => 16,
             Kind::IntMap | Kind::Int | Kind::Float | Kind::Datetime => 8,
             Kind::Text => {
-                return Some(GridstoreConfig {
-                    compression: Compression::None,
-                    ..GridstoreConfig::payload()
-                })
+                return Some(GridstoreConfig { compression: Compression::None, ..GridstoreConfig::payload() })
             }
             Kind::Bool | Kind::Null => return None,
         };
@@ -428,7 +425,10 @@ fn gridstore_blob(kind: Kind, text: Option<&TextSpec>, values: &[&Value]) -> Opt
         }
         Kind::Geo => {
             let v = flatten(values, geo_value);
-            nonempty(v.iter().flat_map(|(lon, lat)| lon.to_le_bytes().into_iter().chain(lat.to_le_bytes())).collect(), v.len())
+            nonempty(
+                v.iter().flat_map(|(lon, lat)| lon.to_le_bytes().into_iter().chain(lat.to_le_bytes())).collect(),
+                v.len(),
+            )
         }
         Kind::Text => {
             let strings = flatten(values, |x| x.as_str().map(str::to_string));
@@ -503,7 +503,10 @@ impl<'s> FieldIndexWriter<'s> {
                 None => {
                     storage.create_dir_all(&dir)?;
                     let (a, b) = flag_dirs(kind);
-                    Store::Flags(FlagsWriter::create(storage, &join(&dir, a))?, FlagsWriter::create(storage, &join(&dir, b))?)
+                    Store::Flags(
+                        FlagsWriter::create(storage, &join(&dir, a))?,
+                        FlagsWriter::create(storage, &join(&dir, b))?,
+                    )
                 }
             };
             subs.push(SubIndex { kind, dir, store });
@@ -515,23 +518,48 @@ impl<'s> FieldIndexWriter<'s> {
     /// Open the existing index files of `field` (written by Qdrant or by this writer). Every
     /// sub-index the schema implies must exist (a Gridstore's `config.json` with the expected
     /// geometry; the bool / null flags directories), else a `Corrupted` error names it — Qdrant
-    /// rebuilds such an index from the payloads, which [`build_field_index`] does.
+    /// rebuilds such an index from the payloads, which [`build_field_index`] does. If
+    /// `payload_index/config.json` records other `indexed_types` for the field (immutable
+    /// indexes of an optimized segment, or another schema), the open is refused as
+    /// `Unsupported`.
     pub fn open(storage: &'s dyn Storage, segment_dir: &str, field: &str, schema: &Value) -> Result<Self> {
         let path = Self::parse_field(field)?;
         let parsed = parse_schema(field, schema)?;
+        // an optimized segment records immutable sub-indexes: their files are another format
+        let cfg = PayloadIndexConfig::read(storage, segment_dir)?;
+        if let Some(types) = cfg.indexed_types.get(field) {
+            let want: Vec<FullPayloadIndexType> = parsed.kinds.iter().map(|k| k.full_type()).collect();
+            if *types != want {
+                let cfg_path = join(&payload_index_dir(segment_dir), names::PAYLOAD_INDEX_CONFIG_FILE);
+                return Err(FormatError::unsupported(
+                    cfg_path,
+                    format!(
+                        "`{field}` is recorded with index types {} but a mutable `{}` index has {}",
+                        serde_json::to_string(types).unwrap_or_default(),
+                        parsed.type_name,
+                        serde_json::to_string(&want).unwrap_or_default()
+                    ),
+                )
+                .into());
+            }
+        }
         let mut subs = Vec::with_capacity(parsed.kinds.len());
         for &kind in &parsed.kinds {
             let dir = sub_index_dir(segment_dir, field, kind.suffix());
             if storage.entry_kind(&dir)? != Some(EntryKind::Dir) {
-                return Err(FormatError::corrupt(&dir, format!("missing {:?} sub-index of `{field}`", kind.index_type()))
-                    .into());
+                return Err(FormatError::corrupt(
+                    &dir,
+                    format!("missing {:?} sub-index of `{field}`", kind.index_type()),
+                )
+                .into());
             }
             let store = match kind.gridstore() {
                 Some(want) => {
                     let cfg_path = join(&dir, GRIDSTORE_CONFIG);
                     if !storage.exists(&cfg_path)? {
-                        return Err(FormatError::corrupt(&cfg_path, "missing: the index directory holds no Gridstore")
-                            .into());
+                        return Err(
+                            FormatError::corrupt(&cfg_path, "missing: the index directory holds no Gridstore").into()
+                        );
                     }
                     let w = GridstoreWriter::open(storage, &dir)?;
                     let got = *w.config();
@@ -962,7 +990,10 @@ mod tests {
             hex("78563412785634127856341278563412")
         );
         assert_eq!(blob(Kind::Uuid, v(json!(["bad"]))), None);
-        assert_eq!(blob(Kind::Geo, v(json!({"lon": 10.5, "lat": -3.25}))).unwrap(), hex("00000000000025400000000000000ac0"));
+        assert_eq!(
+            blob(Kind::Geo, v(json!({"lon": 10.5, "lat": -3.25}))).unwrap(),
+            hex("00000000000025400000000000000ac0")
+        );
         assert_eq!(blob(Kind::Geo, v(json!({"lon": 181, "lat": 0}))), None);
         // integers: i64 bounds as Qdrant's `as` conversion decides
         assert_eq!(value_to_integer(&json!(9223372036854775808u64)), Some(i64::MAX));
@@ -1036,16 +1067,99 @@ mod tests {
         assert_eq!(k.blob(PayloadIndexType::KeywordIndex, 1).unwrap(), None);
         assert_eq!(k.flags(PayloadIndexType::NullIndex, 1), Some((false, true)));
         // the schema must match the files
-        assert_eq!(FieldIndexWriter::open(&st, "seg", "k", &json!("integer")).unwrap_err().kind(), ErrorKind::Corrupted);
-        assert_eq!(FieldIndexWriter::open(&st, "seg", "zz", &json!("keyword")).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(
+            FieldIndexWriter::open(&st, "seg", "k", &json!("integer")).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        assert_eq!(
+            FieldIndexWriter::open(&st, "seg", "zz", &json!("keyword")).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
         assert_eq!(
             FieldIndexWriter::create(&st, "seg", "a[", &json!("keyword")).unwrap_err().kind(),
             ErrorKind::InvalidArgument
         );
+        // indexes recorded as immutable (optimized segment) are not opened
+        let imm: Vec<FullPayloadIndexType> = mutable_index_types("k", &json!("keyword"))
+            .unwrap()
+            .into_iter()
+            .map(|t| FullPayloadIndexType { mutability: IndexMutability::Immutable, ..t })
+            .collect();
+        config_set_field(&st, "seg", "k", &json!("keyword"), &imm).unwrap();
+        assert_eq!(
+            FieldIndexWriter::open(&st, "seg", "k", &json!("keyword")).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        config_set_field(&st, "seg", "k", &json!("keyword"), &mutable_index_types("k", &json!("keyword")).unwrap())
+            .unwrap();
+        FieldIndexWriter::open(&st, "seg", "k", &json!("keyword")).unwrap();
         // delete: every directory of the field goes
         delete_field_index(&st, "seg", "k").unwrap();
         let left: Vec<String> = st.list_dir("seg/payload_index").unwrap().into_iter().map(|e| e.name).collect();
-        assert_eq!(left, ["7ohug5g075ckkcs99tim9odh-b-bool", "7ohug5g075ckkcs99tim9odh-b-null"]);
+        assert_eq!(left, ["7ohug5g075ckkcs99tim9odh-b-bool", "7ohug5g075ckkcs99tim9odh-b-null", "config.json"]);
+    }
+
+    /// A storage failure at any point of a flush makes the writer refuse further calls, and
+    /// the files reopen with every point's entries either all old or all new per sub-index.
+    #[test]
+    fn flush_failure_is_sticky_and_reopens_consistently() {
+        use crate::storage::wrap::FaultStorage;
+        let old = |i: u32| payload(json!({"k": format!("old{i}"), "t": i}));
+        let new = |i: u32| payload(json!({"k": [format!("new{i}"), "x"]}));
+        let mut n = 0;
+        loop {
+            let fs = FaultStorage::new(MemoryStorage::new());
+            let mut w = FieldIndexWriter::create(&fs, "seg", "k", &json!("keyword")).unwrap();
+            for i in 0..6 {
+                w.set(i, &old(i)).unwrap();
+            }
+            w.flush().unwrap();
+            for i in 0..6 {
+                match i % 3 {
+                    0 => w.set(i, &new(i)).unwrap(),
+                    1 => w.remove(i).unwrap(),
+                    _ => {}
+                }
+            }
+            w.set(9, &new(9)).unwrap();
+            fs.fail_at(fs.ops() + n, n % 2 == 1);
+            let r = w.flush();
+            if !fs.has_failed() {
+                r.unwrap();
+                assert!(n > 10, "only {n} mutations in a flush");
+                break;
+            }
+            assert!(r.is_err(), "fault {n} not reported");
+            assert_eq!(w.set(0, &old(0)).unwrap_err().kind(), ErrorKind::ShardClosed, "fault {n}");
+            assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::ShardClosed);
+            let r = FieldIndexWriter::open(fs.inner(), "seg", "k", &json!("keyword")).unwrap();
+            let blob = |v: &Payload| {
+                let vals = r.path.value_get(v);
+                gridstore_blob(Kind::Keyword, None, &vals)
+            };
+            for i in [0u32, 1, 2, 3, 4, 5, 9] {
+                let got = r.blob(PayloadIndexType::KeywordIndex, i).unwrap();
+                let before = if i < 6 { blob(&old(i)) } else { None };
+                let after = match i % 3 {
+                    _ if i == 9 => blob(&new(9)),
+                    0 => blob(&new(i)),
+                    1 => None,
+                    _ => before.clone(),
+                };
+                assert!(got == before || got == after, "fault {n}: key {i} holds {got:?}");
+                let flags = r.flags(PayloadIndexType::NullIndex, i).unwrap();
+                let fb = if i < 6 { (true, false) } else { (false, false) };
+                let fa = if i % 3 == 1 && i < 6 {
+                    (false, false)
+                } else if i == 9 {
+                    (true, false)
+                } else {
+                    fb
+                };
+                assert!(flags == fb || flags == fa, "fault {n}: null flags of {i} are {flags:?}");
+            }
+            n += 1;
+        }
     }
 
     #[test]
