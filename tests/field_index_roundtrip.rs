@@ -368,6 +368,20 @@ fn qdrant_answers_from_our_entries_for_new_points() {
     // deleted (1002 has "blue", so none), plus point 10's overwrite
     assert_eq!(ca[0], json!(8 + 1));
     assert!(ca.iter().filter(|c| c.as_u64().unwrap() > 0).count() > 30, "{ca:?}");
+
+    // Qdrant keeps writing to the index files we wrote (its Gridstores and flags open them)
+    let more = json!([
+        {"upsert": [{"id": 5000, "vector": [1.0, 2.0], "payload": {"k": "fresh", "b": true, "t": "alpha later"}}]},
+        {"delete": [1001, 12]},
+        {"overwrite_payload": {"id": 1004, "payload": {"k": "blue", "n": 3}}}
+    ]);
+    run_py_json("apply", &ours, &more, tmp.path(), "ops2.json");
+    run_py_json("apply", &theirs, &more, tmp.path(), "ops2.json");
+    let a = run_py_json("counts", &ours, &fl, tmp.path(), "f.json");
+    let b = run_py_json("counts", &theirs, &fl, tmp.path(), "f.json");
+    assert_eq!(a["total"], json!(80 + 24 - 4 + 1 - 2));
+    assert_eq!(a["counts"], b["counts"]);
+    assert_eq!(a["schema"], b["schema"]);
 }
 
 #[test]
