@@ -10,6 +10,7 @@ pub mod names;
 
 pub mod chunked;
 pub mod dense;
+pub mod field_index_write;
 pub mod flags;
 pub mod gridstore;
 pub mod gridstore_write;

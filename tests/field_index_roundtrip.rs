@@ -1,0 +1,478 @@
+//! The mutable payload field-index writer against qdrant-edge-py 0.9.0, in both directions.
+//!
+//! `tests/corpus/field_index_roundtrip.py make` builds a shard whose appendable segment has
+//! payload indexes of every type (keyword, integer, float, bool, datetime, uuid, geo, text,
+//! a nested path, integer without lookup, text with phrase matching, text with BM25 scoring)
+//! and 80 points with varied payloads (arrays, type mismatches, nulls, missing fields).
+//!
+//! 1. Our `FieldIndexWriter` fed the same payloads at the same internal ids writes the same
+//!    files as Qdrant: every file byte-for-byte, except `tracker_journal.dat` whose records
+//!    Qdrant writes in hash order (compared as a set).
+//! 2. New points, deletions and payload overwrites written with our writers (index entries,
+//!    payload, id tracker, vectors) load in qdrant-edge-py and answer filtered counts exactly
+//!    as a copy of the shard that qdrant-edge-py updated itself; a control shows Qdrant answers
+//!    from the index entries, not from the payload.
+//! 3. Creating indexes from stored payloads and dropping indexes with our functions gives the
+//!    same `info().payload_schema`, counts and index files as qdrant-edge-py doing it.
+//!
+//! The interpreter is `QEW_PYTHON` or `/work/main/.venv/bin/python`; if it cannot import
+//! `qdrant_edge` the tests FAIL (they never skip).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qdrant_edge_wasm::format::field_index_write::{
+    create_field_index, drop_field_index, field_dir_name, FieldIndexWriter,
+};
+use qdrant_edge_wasm::format::gridstore::{read_payload, Gridstore};
+use qdrant_edge_wasm::format::gridstore_write::GridstoreWriter;
+use qdrant_edge_wasm::format::id_tracker::IdTracker;
+use qdrant_edge_wasm::format::payload_index::PayloadIndexConfig;
+use qdrant_edge_wasm::format::segment_meta::read_segment_state;
+use qdrant_edge_wasm::format::segment_write::{write_segment_state, DenseVectorWriter, MutableIdTrackerWriter};
+use qdrant_edge_wasm::storage::{EntryKind, FsStorage, MemoryStorage, Storage};
+use qdrant_edge_wasm::{Payload, PointId};
+use serde_json::{json, Value};
+
+fn python() -> PathBuf {
+    let py = std::env::var_os("QEW_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/main/.venv/bin/python"));
+    let ok = Command::new(&py).args(["-c", "import qdrant_edge"]).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "{} cannot import qdrant_edge: set QEW_PYTHON to a Python with qdrant-edge-py 0.9.0", py.display());
+    py
+}
+
+fn run_py(args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/field_index_roundtrip.py");
+    let out = Command::new(python()).arg(&script).args(args).output().expect("run python");
+    assert!(
+        out.status.success(),
+        "python {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+fn run_py_json(cmd: &str, shard: &Path, arg: &Value, tmp: &Path, name: &str) -> Value {
+    let f = tmp.join(name);
+    std::fs::write(&f, serde_json::to_vec(arg).unwrap()).unwrap();
+    run_py(&[cmd, shard.to_str().unwrap(), f.to_str().unwrap()])
+}
+
+fn make_shard(tmp: &Path, name: &str) -> PathBuf {
+    let shard = tmp.join(name);
+    run_py(&["make", shard.to_str().unwrap()]);
+    shard
+}
+
+fn copy_shard(from: &Path, to: &Path) {
+    let ok = Command::new("cp").args(["-a", "--sparse=always"]).arg(from).arg(to).status().unwrap().success();
+    assert!(ok, "cp failed");
+}
+
+fn only_segment(st: &FsStorage) -> String {
+    let segs: Vec<String> = st
+        .list_dir("segments")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Dir)
+        .map(|e| format!("segments/{}", e.name))
+        .collect();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    segs[0].clone()
+}
+
+/// Every live point's payload, ascending internal id.
+fn stored_points(st: &dyn Storage, seg: &str) -> Vec<(u32, Payload)> {
+    let tracker = IdTracker::open(st, seg, true).unwrap();
+    let gs = Gridstore::open(st, &format!("{seg}/payload_storage")).unwrap();
+    (0..tracker.total_point_count() as u32)
+        .filter(|&i| tracker.external_id(i).is_some())
+        .map(|i| (i, read_payload(&gs, i).unwrap()))
+        .collect()
+}
+
+/// Relative paths of every file under `dir`.
+fn files_under(st: &dyn Storage, dir: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let full = if rel.is_empty() { dir.to_string() } else { format!("{dir}/{rel}") };
+        for e in st.list_dir(&full).unwrap() {
+            let r = if rel.is_empty() { e.name.clone() } else { format!("{rel}/{}", e.name) };
+            match e.kind {
+                EntryKind::Dir => stack.push(r),
+                _ => {
+                    out.insert(r);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `(key, slot)` records of a Gridstore journal.
+fn journal_records(bytes: &[u8]) -> BTreeSet<Vec<u8>> {
+    let mut out = BTreeSet::new();
+    let mut off = 0;
+    while off + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        assert!(len > 0 && len % 20 == 0 && off + 8 + len <= bytes.len(), "journal entry at {off}");
+        for r in bytes[off + 8..off + 8 + len].chunks(20) {
+            out.insert(r.to_vec());
+        }
+        off += 8 + len;
+    }
+    out
+}
+
+/// Every file of the index directories of `field` in (`a`, `seg_a`) equals the one in
+/// (`b`, `seg_b`); journals as record sets. Returns the number of files compared.
+fn assert_same_index_files(a: &dyn Storage, seg_a: &str, b: &dyn Storage, seg_b: &str, field: &str) -> usize {
+    let base = field_dir_name(field);
+    let list = |st: &dyn Storage, seg: &str| -> BTreeSet<String> {
+        st.list_dir(&format!("{seg}/payload_index"))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Dir && e.name.starts_with(&format!("{base}-")))
+            .map(|e| e.name)
+            .collect()
+    };
+    let dirs = list(a, seg_a);
+    assert!(!dirs.is_empty(), "no index directories for `{field}`");
+    assert_eq!(dirs, list(b, seg_b), "index directories of `{field}`");
+    let mut n = 0;
+    for d in &dirs {
+        let (da, db) = (format!("{seg_a}/payload_index/{d}"), format!("{seg_b}/payload_index/{d}"));
+        let files = files_under(a, &da);
+        assert_eq!(files, files_under(b, &db), "files of {d}");
+        for f in &files {
+            let (x, y) = (a.read_all(&format!("{da}/{f}")).unwrap(), b.read_all(&format!("{db}/{f}")).unwrap());
+            if f == "tracker_journal.dat" {
+                assert_eq!(journal_records(&x), journal_records(&y), "{d}/{f} records");
+            } else {
+                assert!(x == y, "{d}/{f} differs ({} vs {} bytes)", x.len(), y.len());
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn our_index_files_equal_qdrants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shard = make_shard(tmp.path(), "a");
+    let st = FsStorage::new(&shard).unwrap();
+    let seg = only_segment(&st);
+    let cfg = PayloadIndexConfig::read(&st, &seg).unwrap();
+    assert_eq!(cfg.indexed_fields.len(), 12);
+    let points = stored_points(&st, &seg);
+    assert_eq!(points.len(), 80);
+
+    let mem = MemoryStorage::new();
+    let mut compared = 0;
+    for (field, schema) in &cfg.indexed_fields {
+        let mut w = FieldIndexWriter::create(&mem, "seg", field, schema).unwrap();
+        for (i, p) in &points {
+            w.set(*i, p).unwrap();
+        }
+        w.flush().unwrap();
+        assert_eq!(w.index_types(), cfg.indexed_types[field], "indexed_types of `{field}`");
+        assert_eq!(w.indexed_types(), serde_json::to_value(&cfg.indexed_types[field]).unwrap());
+        compared += assert_same_index_files(&mem, "seg", &st, &seg, field);
+        // and what we wrote opens again with the same content
+        let r = FieldIndexWriter::open(&mem, "seg", field, schema).unwrap();
+        for t in r.index_types() {
+            for (i, _) in points.iter().take(5) {
+                let _ = r.blob(t.index_type, *i).unwrap();
+            }
+        }
+    }
+    assert!(compared > 100, "{compared} files compared");
+
+    // a second pass that deletes and re-sets points matches a Qdrant-shaped state too:
+    // deleting clears (flags) and frees; re-setting with the same payload restores the blobs
+    let mut w = FieldIndexWriter::open(&mem, "seg", "k", &json!("keyword")).unwrap();
+    w.remove(points[0].0).unwrap();
+    w.flush().unwrap();
+    assert_eq!(
+        w.flags(qdrant_edge_wasm::format::payload_index::PayloadIndexType::NullIndex, points[0].0),
+        Some((false, false))
+    );
+}
+
+/// Payloads of new points (ids 1000..), written by us and by Qdrant.
+fn new_points() -> Vec<(u64, Vec<f32>, Value)> {
+    let kws = [json!("fresh"), json!(["fresh", "red"]), json!("blue"), json!(null), json!(7), json!([])];
+    (0..24u64)
+        .map(|j| {
+            let i = 1000 + j;
+            let mut p = serde_json::Map::new();
+            p.insert("k".into(), kws[(j % 6) as usize].clone());
+            if j % 4 != 0 {
+                p.insert("n".into(), if j % 3 == 0 { json!([j, j * 2]) } else { json!(j as f64 + 0.5) });
+            }
+            p.insert("f".into(), json!(j as f64 / 3.0));
+            p.insert(
+                "b".into(),
+                [json!(true), json!(false), json!([true, false]), json!(null)][(j % 4) as usize].clone(),
+            );
+            p.insert("dt".into(), json!(format!("2025-06-{:02}T12:00:00+01:00", 1 + j % 28)));
+            p.insert("u".into(), json!(format!("aaaaaaaa-0000-4000-8000-{:012x}", j)));
+            p.insert("g".into(), json!({"lon": j as f64 * 7.0 - 80.0, "lat": j as f64 * 3.0 - 40.0}));
+            p.insert("t".into(), json!(format!("Fresh words number{} ALPHA", j % 3)));
+            p.insert("tp".into(), json!(["fresh start", format!("phrase {j}")]));
+            p.insert("ts".into(), json!("fresh fresh beta"));
+            p.insert("meta".into(), json!({"tag": if j % 2 == 0 { "m9" } else { "m1" }}));
+            p.insert("ni".into(), json!(j));
+            p.insert("extra".into(), json!("e9"));
+            (i, vec![j as f32, 1.0], Value::Object(p))
+        })
+        .collect()
+}
+
+fn filters() -> Value {
+    json!([
+        {"must": [{"key": "k", "match": {"value": "fresh"}}]},
+        {"must": [{"key": "k", "match": {"value": "red"}}]},
+        {"must": [{"key": "k", "match": {"any": ["blue", "green"]}}]},
+        {"must": [{"key": "k", "match": {"except": ["red"]}}]},
+        {"must": [{"key": "k", "is_null": true}]},
+        {"must": [{"key": "k", "is_empty": true}]},
+        {"must": [{"key": "k", "values_count": {"gte": 2}}]},
+        {"must": [{"key": "n", "range": {"gte": 10, "lt": 1010}}]},
+        {"must": [{"key": "n", "match": {"value": 5}}]},
+        {"must": [{"key": "n", "match": {"any": [2, 1001, 1002]}}]},
+        {"must": [{"key": "n", "is_empty": true}]},
+        {"must": [{"key": "f", "range": {"gt": 2.0}}]},
+        {"must": [{"key": "f", "range": {"lte": 0.0}}]},
+        {"must": [{"key": "b", "match": {"value": true}}]},
+        {"must": [{"key": "b", "match": {"value": false}}]},
+        {"must": [{"key": "b", "is_null": true}]},
+        {"must": [{"key": "dt", "range": {"gte": "2024-01-10T00:00:00Z"}}]},
+        {"must": [{"key": "dt", "range": {"lt": "2024-02-03T00:00:01Z", "gt": "2023-01-01T00:00:00Z"}}]},
+        {"must": [{"key": "u", "match": {"value": "12345678-1234-5678-1234-567812345678"}}]},
+        {"must": [{"key": "u", "match": {"value": "aaaaaaaa-0000-4000-8000-000000000005"}}]},
+        {"must": [{"key": "u", "match": {"any": ["6ba7b810-9dad-11d1-80b4-00c04fd430c8", "00000000-0000-0000-0000-000000000002"]}}]},
+        {"must": [{"key": "g", "geo_bounding_box": {"top_left": {"lon": -90, "lat": 60}, "bottom_right": {"lon": 90, "lat": -60}}}]},
+        {"must": [{"key": "g", "geo_radius": {"center": {"lon": 2, "lat": -1}, "radius": 500000.0}}]},
+        {"must": [{"key": "t", "match": {"text": "alpha"}}]},
+        {"must": [{"key": "t", "match": {"text": "fresh words"}}]},
+        {"must": [{"key": "t", "match": {"text_any": "number1 theta"}}]},
+        {"must": [{"key": "tp", "match": {"phrase": "gamma delta"}}]},
+        {"must": [{"key": "tp", "match": {"phrase": "fresh start"}}]},
+        {"must": [{"key": "tp", "match": {"text": "eta"}}]},
+        {"must": [{"key": "ts", "match": {"text": "fresh"}}]},
+        {"must": [{"key": "ts", "match": {"text": "zeta"}}]},
+        {"must": [{"key": "meta.tag", "match": {"value": "m1"}}]},
+        {"must": [{"key": "meta.tag", "match": {"value": "m9"}}]},
+        {"must": [{"key": "ni", "range": {"gte": 5}}]},
+        {"must": [{"key": "ni", "range": {"gte": 1}, "match": null}, {"key": "k", "match": {"value": "fresh"}}]},
+        {"must": [{"key": "extra", "match": {"value": "e1"}}]},
+        {"must": [{"key": "xi", "match": {"value": 1}}]},
+        {"must": [{"key": "xi", "range": {"gte": 2}}]},
+        {"must": [{"key": "xb", "match": {"value": true}}]},
+        {"must": [{"key": "xb", "is_null": true}]},
+        {"must": [{"key": "xt", "match": {"phrase": "delta gamma"}}]},
+        {"must": [{"key": "xt", "match": {"text": "alpha"}}]}
+    ])
+}
+
+#[test]
+fn qdrant_answers_from_our_entries_for_new_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = make_shard(tmp.path(), "ours");
+    let theirs = tmp.path().join("theirs");
+    copy_shard(&ours, &theirs);
+
+    let st = FsStorage::new(&ours).unwrap();
+    let seg = only_segment(&st);
+    let state = read_segment_state(&st, &seg).unwrap();
+    let op = state.version.unwrap_or(0) + 1;
+    let cfg = PayloadIndexConfig::read(&st, &seg).unwrap();
+    let mut tracker = MutableIdTrackerWriter::open(&st, &seg).unwrap();
+    let mut dense = DenseVectorWriter::open(&st, &seg, "d", &state.config.vector_data["d"]).unwrap();
+    let mut payloads = GridstoreWriter::open(&st, &format!("{seg}/payload_storage")).unwrap();
+    let mut fields: Vec<FieldIndexWriter> =
+        cfg.indexed_fields.iter().map(|(f, s)| FieldIndexWriter::open(&st, &seg, f, s).unwrap()).collect();
+    let mut ops = Vec::new();
+
+    // (a) new points
+    let news = new_points();
+    for (id, v, p) in &news {
+        let internal = u32::try_from(tracker.total_point_count()).unwrap();
+        tracker.insert(PointId::Num(*id), internal).unwrap();
+        dense.put(internal, Some(v)).unwrap();
+        payloads.put(internal, &serde_json::to_vec(p).unwrap()).unwrap();
+        let pl = p.as_object().unwrap();
+        for w in &mut fields {
+            w.set(internal, pl).unwrap();
+        }
+        tracker.set_version(internal, op).unwrap();
+    }
+    ops.push(json!({"upsert": news.iter().map(|(id, v, p)| json!({"id": id, "vector": v, "payload": p})).collect::<Vec<_>>()}));
+    // (b) delete old and new points
+    let deleted = [3u64, 7, 40, 1002];
+    for id in deleted {
+        let internal = tracker.delete(PointId::Num(id)).unwrap().expect("mapped");
+        payloads.delete(internal).unwrap();
+        for w in &mut fields {
+            w.remove(internal).unwrap();
+        }
+        tracker.set_version(internal, op).unwrap();
+    }
+    ops.push(json!({"delete": deleted}));
+    // (c) overwrite payloads in place (field removed, type changed, values changed)
+    let overwrites = [
+        (10u64, json!({"k": "fresh", "n": [1, 2, 3], "b": false, "t": "Alpha omega", "meta": {"tag": "m9"}})),
+        (11u64, json!({"k": 11, "dt": "2024-01-15", "g": {"lon": 2.5, "lat": -1.5}, "tp": "gamma delta"})),
+        (1005u64, json!({})),
+    ];
+    for (id, p) in &overwrites {
+        let internal = tracker.internal_id(PointId::Num(*id)).unwrap();
+        payloads.put(internal, &serde_json::to_vec(p).unwrap()).unwrap();
+        for w in &mut fields {
+            w.set(internal, p.as_object().unwrap()).unwrap();
+        }
+        tracker.set_version(internal, op).unwrap();
+        ops.push(json!({"overwrite_payload": {"id": id, "payload": p}}));
+    }
+    // flush in Qdrant's order: mappings → vectors → field indexes → payload → versions → segment.json
+    tracker.flush_mappings().unwrap();
+    dense.flush().unwrap();
+    for w in &mut fields {
+        w.flush().unwrap();
+    }
+    payloads.flush(&st).unwrap();
+    tracker.flush_versions().unwrap();
+    let mut new_state = state.clone();
+    new_state.version = Some(op);
+    write_segment_state(&st, &seg, &new_state).unwrap();
+
+    run_py_json("apply", &theirs, &Value::Array(ops), tmp.path(), "ops.json");
+    let fl = filters();
+    let a = run_py_json("counts", &ours, &fl, tmp.path(), "f.json");
+    let b = run_py_json("counts", &theirs, &fl, tmp.path(), "f.json");
+    assert_eq!(a["total"], json!(80 + 24 - 4));
+    assert_eq!(a["total"], b["total"]);
+    let (ca, cb) = (a["counts"].as_array().unwrap(), b["counts"].as_array().unwrap());
+    for (i, (x, y)) in ca.iter().zip(cb).enumerate() {
+        assert_eq!(x, y, "filter {i} {}: ours {x}, qdrant {y}", fl[i]);
+    }
+    assert_eq!(a["schema"], b["schema"]);
+    // the new points are really counted: 8 new points have k = fresh (j%6 in 0,1), one is
+    // deleted (1002 has "blue", so none), plus point 10's overwrite
+    assert_eq!(ca[0], json!(8 + 1));
+    assert!(ca.iter().filter(|c| c.as_u64().unwrap() > 0).count() > 30, "{ca:?}");
+
+    // Qdrant keeps writing to the index files we wrote (its Gridstores and flags open them)
+    let more = json!([
+        {"upsert": [{"id": 5000, "vector": [1.0, 2.0], "payload": {"k": "fresh", "b": true, "t": "alpha later"}}]},
+        {"delete": [1001, 12]},
+        {"overwrite_payload": {"id": 1004, "payload": {"k": "blue", "n": 3}}}
+    ]);
+    run_py_json("apply", &ours, &more, tmp.path(), "ops2.json");
+    run_py_json("apply", &theirs, &more, tmp.path(), "ops2.json");
+    let a = run_py_json("counts", &ours, &fl, tmp.path(), "f.json");
+    let b = run_py_json("counts", &theirs, &fl, tmp.path(), "f.json");
+    assert_eq!(a["total"], json!(80 + 24 - 4 + 1 - 2));
+    assert_eq!(a["counts"], b["counts"]);
+    assert_eq!(a["schema"], b["schema"]);
+}
+
+#[test]
+fn qdrant_filters_through_our_index_entries() {
+    // control: an index entry that disagrees with the payload decides Qdrant's count, so the
+    // counts above really come from our index files
+    let tmp = tempfile::tempdir().unwrap();
+    let shard = make_shard(tmp.path(), "s");
+    let st = FsStorage::new(&shard).unwrap();
+    let seg = only_segment(&st);
+    let internal = IdTracker::open(&st, &seg, true).unwrap().internal_id(PointId::Num(0)).unwrap();
+    let mut w = FieldIndexWriter::open(&st, &seg, "k", &json!("keyword")).unwrap();
+    w.set(internal, json!({"k": "ghost"}).as_object().unwrap()).unwrap();
+    w.flush().unwrap();
+    let got = run_py_json(
+        "counts",
+        &shard,
+        &json!([{"must": [{"key": "k", "match": {"value": "ghost"}}]}]),
+        tmp.path(),
+        "f.json",
+    );
+    assert_eq!(got["counts"], json!([1]), "Qdrant did not answer from the keyword index");
+}
+
+#[test]
+fn create_and_drop_index_like_qdrant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = make_shard(tmp.path(), "ours");
+    let theirs = tmp.path().join("theirs");
+    copy_shard(&ours, &theirs);
+    let created = [
+        ("extra", json!("keyword")),
+        ("xi", json!("integer")),
+        ("xb", json!("bool")),
+        ("xt", json!({"type": "text", "tokenizer": "word", "phrase_matching": true})),
+    ];
+    let dropped = ["f", "meta.tag"];
+
+    let st = FsStorage::new(&ours).unwrap();
+    let seg = only_segment(&st);
+    let mut ops = Vec::new();
+    for (field, schema) in &created {
+        let types = create_field_index(&st, &seg, field, schema).unwrap();
+        assert_eq!(
+            types.last().unwrap().index_type,
+            qdrant_edge_wasm::format::payload_index::PayloadIndexType::NullIndex
+        );
+        ops.push(json!({"create_index": [field, schema]}));
+    }
+    for field in dropped {
+        assert!(drop_field_index(&st, &seg, field).unwrap());
+        assert!(!drop_field_index(&st, &seg, field).unwrap());
+        ops.push(json!({"delete_index": field}));
+    }
+    let mut state = read_segment_state(&st, &seg).unwrap();
+    state.version = Some(state.version.unwrap_or(0) + ops.len() as u64);
+    write_segment_state(&st, &seg, &state).unwrap();
+    run_py_json("apply", &theirs, &Value::Array(ops), tmp.path(), "ops.json");
+
+    // same files as Qdrant's builder wrote, same config
+    let th = FsStorage::new(&theirs).unwrap();
+    let seg_t = only_segment(&th);
+    for (field, _) in &created {
+        assert_same_index_files(&st, &seg, &th, &seg_t, field);
+    }
+    for field in dropped {
+        let base = field_dir_name(field);
+        for (store, s) in [(&st as &dyn Storage, &seg), (&th as &dyn Storage, &seg_t)] {
+            assert!(
+                store.list_dir(&format!("{s}/payload_index")).unwrap().iter().all(|e| !e.name.starts_with(&base)),
+                "directories of dropped `{field}` remain"
+            );
+        }
+    }
+    let (ca, ct) = (PayloadIndexConfig::read(&st, &seg).unwrap(), PayloadIndexConfig::read(&th, &seg_t).unwrap());
+    let as_map = |c: &PayloadIndexConfig| -> BTreeMap<String, Value> {
+        c.indexed_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    // Qdrant normalises a params schema it is given (adds "tokenizer" etc.); ours stores the
+    // caller's schema verbatim, so pass the normalised form
+    assert_eq!(as_map(&ca), as_map(&ct));
+    assert_eq!(ca.indexed_types, ct.indexed_types);
+
+    let fl = filters();
+    let a = run_py_json("counts", &ours, &fl, tmp.path(), "f.json");
+    let b = run_py_json("counts", &theirs, &fl, tmp.path(), "f.json");
+    assert_eq!(a["schema"], b["schema"]);
+    for f in ["extra", "xi", "xb", "xt"] {
+        assert!(a["schema"][f]["points"].as_u64().unwrap() > 0, "{f}: {}", a["schema"]);
+    }
+    assert!(a["schema"].get("f").is_none() && a["schema"].get("meta.tag").is_none());
+    assert_eq!(a["counts"], b["counts"]);
+    assert_eq!(a["total"], json!(80));
+}
