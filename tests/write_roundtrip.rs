@@ -68,7 +68,9 @@ fn point(i: u64) -> Value {
 /// A workload touching every supported update operation.
 fn workload() -> Vec<(&'static str, Value)> {
     vec![
+        ("create_index", json!({"field_name": "tag", "field_schema": "keyword"})),
         ("upsert", json!({"points": (1..40).map(point).collect::<Vec<_>>()})),
+        ("create_index", json!({"field_name": "n", "field_schema": "integer"})),
         ("delete", json!({"points": [4, 7]})),
         ("set_payload", json!({"payload": {"extra": true, "arr": [1, 2, {"k": null}]}, "points": [10, 11]})),
         ("set_payload", json!({"payload": {"deep": 1}, "points": [13], "key": "nested"})),
@@ -153,6 +155,23 @@ fn shard_made_here_loads_in_qdrant_edge_and_back() {
     let theirs: Value = serde_json::from_str(&py(&["dump", dir.to_str().unwrap()])).unwrap();
     assert_eq!(theirs["count"], json!(before_flush.as_array().unwrap().len()));
     assert_same(&before_flush, &theirs["points"], "qdrant-edge-py reading our shard");
+    // ... and answers filters on the indexed fields from our index files the same way.
+    let reloaded = ours_fs(&dir);
+    for filter in [
+        json!({"must": [{"key": "tag", "match": {"value": "a"}}]}),
+        json!({"must": [{"key": "n", "range": {"gte": 10, "lt": 30}}]}),
+        json!({"must_not": [{"key": "tag", "match": {"any": ["b", "c"]}}]}),
+        json!({"must": [{"is_empty": {"key": "tag"}}]}),
+    ] {
+        let body = json!({"filter": filter, "exact": true});
+        let ours = dispatch(&reloaded, "count", &body).unwrap();
+        let theirs: Value = serde_json::from_str(&py(&["count", dir.to_str().unwrap(), &body.to_string()])).unwrap();
+        assert_eq!(ours, theirs, "count {body}");
+    }
+    let info_theirs: Value = serde_json::from_str(&py(&["info", dir.to_str().unwrap()])).unwrap();
+    let info_ours = dispatch(&reloaded, "info", &Value::Null).unwrap();
+    assert_eq!(info_ours["payload_schema"], info_theirs["payload_schema"], "payload schema");
+    drop(reloaded);
 
     // qdrant-edge-py updates it further; we load its result and agree.
     py(&["update", dir.to_str().unwrap()]);

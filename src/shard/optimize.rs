@@ -21,6 +21,7 @@
 
 use super::{EdgeShard, VectorKind};
 use crate::error::{Error, Result};
+use crate::format::field_index_write::{build_field_index, config_set_field};
 use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
 use crate::format::names;
 use crate::format::segment_meta::{Indexes, SegmentConfig, SegmentState, SparseIndexType, VectorStorageType};
@@ -48,15 +49,6 @@ impl EdgeShard {
             let plan = self.plan_optimization()?;
             if plan.is_empty() {
                 break;
-            }
-            if let Some(s) =
-                plan.iter().map(|&i| &self.segments[i]).find(|s| !s.payload_index.indexed_fields.is_empty())
-            {
-                // Rewriting would drop the segment's payload indexes, which change filter answers.
-                return Err(Error::Unsupported(format!(
-                    "optimizing segment {} needs its payload indexes rebuilt, which is not implemented yet",
-                    s.id
-                )));
             }
             if let Err(e) = self.rewrite_segments(&plan) {
                 return Err(self.fail(e));
@@ -243,6 +235,16 @@ impl EdgeShard {
         }
         payloads.flush(st)?;
         write_payload_index_config(st, &dir, &Default::default())?;
+        // The shard's payload indexes, built for the new segment (Qdrant's mutable index files).
+        for (field, schema) in self.indexed_fields.clone() {
+            let mut entries = Vec::with_capacity(points.len());
+            for (k, (_, si, internal, _)) in points.iter().enumerate() {
+                entries.push((k as u32, (*self.segments[*si].payload(*internal)?).clone()));
+            }
+            let mut w = build_field_index(st, &dir, &field, &schema, entries)?;
+            w.flush()?;
+            config_set_field(st, &dir, &field, &schema, &w.index_types())?;
+        }
 
         // Immutable id tracker: mappings, versions, deleted.
         let mut mappings = Vec::with_capacity(8 + points.len() * 21);

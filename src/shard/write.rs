@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, VectorKind};
 use crate::error::{Error, Result};
+use crate::format::field_index_write::{
+    build_field_index, config_set_field, drop_field_index, mutable_index_types, FieldIndexWriter,
+};
 use crate::format::gridstore_write::GridstoreWriter;
 use crate::format::names;
 use crate::format::segment_meta::{
@@ -135,7 +138,7 @@ impl EdgeShard {
     /// Persist every applied operation into the segments and acknowledge the WAL.
     pub fn flush(&mut self) -> Result<()> {
         self.check_writable()?;
-        if self.dirty.is_empty() {
+        if self.dirty.is_empty() && self.segment_index_fields() == self.indexed_fields {
             return Ok(());
         }
         if let Err(e) = self.flush_inner() {
@@ -342,12 +345,22 @@ impl EdgeShard {
             | UpdateOperation::DeletePayload { selector, .. }
             | UpdateOperation::ClearPayload(selector) => check_selector(selector, "filter")?,
             UpdateOperation::DeletePoints(_) => {}
-            UpdateOperation::CreateIndex { .. } | UpdateOperation::DeleteIndex(_) => {
-                return Err(Error::Unsupported(
-                    "creating or deleting payload indexes needs Qdrant's field-index writers, which are not implemented yet"
-                        .into(),
-                ))
+            UpdateOperation::CreateIndex { field_name, field_schema } => {
+                let schema = field_schema
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid_field("field_schema", "an index needs a field schema"))?;
+                if crate::query::json_path::JsonPath::parse(field_name).is_none() {
+                    return Err(Error::invalid_field(
+                        "field_name",
+                        format!("`{field_name}` is not a valid payload path"),
+                    ));
+                }
+                mutable_index_types(field_name, schema).map_err(|e| match e {
+                    Error::InvalidArgument { message, .. } => Error::invalid_field("field_schema", message),
+                    other => other,
+                })?;
             }
+            UpdateOperation::DeleteIndex(_) => {}
             other => return Err(Error::Unsupported(format!("update operation `{}` is not supported", other.kind()))),
         }
         Ok(())
@@ -356,10 +369,8 @@ impl EdgeShard {
     fn flush_inner(&mut self) -> Result<()> {
         let storage = self.storage.clone();
         let st = &*storage;
-        // The segment that takes the writes: an appendable one without payload indexes (we do
-        // not maintain Qdrant's field-index files yet), else a new one.
-        let target = match self.segments.iter().position(|s| s.appendable && s.payload_index.indexed_fields.is_empty())
-        {
+        // The segment that takes the writes: an appendable one, else a new one.
+        let target = match self.segments.iter().position(|s| s.appendable) {
             Some(t) => t,
             None => {
                 let cfg = self.appendable_config();
@@ -390,6 +401,11 @@ impl EdgeShard {
             } else {
                 return Err(Error::Internal(format!("segment {tdir} has no storage for vector `{name}`")));
             }
+        }
+        // The target's payload indexes follow every point written to it.
+        let mut field_indexes: Vec<FieldIndexWriter> = Vec::new();
+        for (field, schema) in &self.segments[target].payload_index.indexed_fields {
+            field_indexes.push(FieldIndexWriter::open(st, &tdir, field, schema)?);
         }
         let mut next_internal = self.segments[target].id_tracker.total_point_count() as u32;
         let mut max_op: BTreeMap<usize, u64> = BTreeMap::new();
@@ -468,6 +484,9 @@ impl EdgeShard {
                             SparseStoreOp::Delete => store.delete(internal)?,
                         }
                     }
+                    for w in field_indexes.iter_mut() {
+                        w.set(internal, &point.payload)?;
+                    }
                     if point.payload.is_empty() {
                         payloads.delete(internal)?;
                     } else {
@@ -482,6 +501,9 @@ impl EdgeShard {
                 None => {
                     if let Some(internal) = existing {
                         tracker.delete(*id)?;
+                        for w in field_indexes.iter_mut() {
+                            w.remove(internal)?;
+                        }
                         payloads.delete(internal)?;
                         versions.push((internal, *op));
                         let m = max_op.entry(target).or_default();
@@ -502,6 +524,10 @@ impl EdgeShard {
             store.flush(st)?;
             flags.flush()?;
         }
+        // Field indexes before the payloads, as Qdrant flushes them.
+        for w in field_indexes.iter_mut() {
+            w.flush()?;
+        }
         payloads.flush(st)?;
         for (internal, v) in versions {
             tracker.set_version(internal, v)?;
@@ -519,12 +545,59 @@ impl EdgeShard {
             state.version = Some(state.version.unwrap_or(0).max(*op));
             write_segment_state(st, &seg.dir, &state)?;
         }
+        // Payload indexes created or dropped since the last flush, in every segment.
+        let wanted = self.indexed_fields.clone();
+        self.reload_segments()?;
+        if self.reconcile_indexes(&wanted)? {
+            self.reload_segments()?;
+        }
         // Everything applied so far is in the segments: acknowledge the WAL.
         let last = self.next_op.saturating_sub(1);
         if let Some(wal) = self.wal_writer()? {
             wal.ack(last)?;
         }
-        self.reload_segments()
+        Ok(())
+    }
+
+    /// The union of the segments' indexed fields.
+    pub(crate) fn segment_index_fields(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for s in &self.segments {
+            for (k, v) in &s.payload_index.indexed_fields {
+                out.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        out
+    }
+
+    /// Make every segment index exactly the `wanted` fields: build missing indexes from the
+    /// stored payloads of live points, drop the others. Returns whether anything changed.
+    fn reconcile_indexes(&mut self, wanted: &BTreeMap<String, Value>) -> Result<bool> {
+        let storage = self.storage.clone();
+        let st = &*storage;
+        let mut changed = false;
+        for seg in &self.segments {
+            for (field, schema) in wanted {
+                if seg.payload_index.indexed_fields.get(field) == Some(schema) {
+                    continue;
+                }
+                let mut points = Vec::new();
+                for (_, internal, _) in seg.live_points() {
+                    points.push((internal, (*seg.payload(internal)?).clone()));
+                }
+                let mut w = build_field_index(st, &seg.dir, field, schema, points)?;
+                w.flush()?;
+                config_set_field(st, &seg.dir, field, schema, &w.index_types())?;
+                changed = true;
+            }
+            for field in seg.payload_index.indexed_fields.keys() {
+                if !wanted.contains_key(field) {
+                    drop_field_index(st, &seg.dir, field)?;
+                    changed = true;
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// Re-open the segments and rebuild the merged view; the overlay is empty afterwards.

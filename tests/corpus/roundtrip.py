@@ -78,6 +78,14 @@ def main():
         s = qe.EdgeShard.load(d)
         print(json.dumps(dump(s)))
         s.close()
+    elif cmd == "info":
+        s = qe.EdgeShard.load(d)
+        print(json.dumps(rest.run(s, "info", {})))
+        s.close()
+    elif cmd == "count":
+        s = qe.EdgeShard.load(d)
+        print(json.dumps(rest.run(s, "count", json.loads(sys.argv[3]))))
+        s.close()
     elif cmd == "query":
         s = qe.EdgeShard.load(d)
         print(json.dumps(rest.run(s, "query", json.loads(sys.argv[3]))))
