@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export QEW_CORPUS="${QEW_CORPUS:-$ROOT/target/corpus}"
 export QEW_SHARED="${QEW_SHARED:-$ROOT/../shared}"
+export QEW_PYTHON="${QEW_PYTHON:-$ROOT/.venv/bin/python}"
 PY=$ROOT/.venv/bin/python
 
 bash scripts/setup.sh

@@ -15,7 +15,7 @@
 //! 3. Creating indexes from stored payloads and dropping indexes with our functions gives the
 //!    same `info().payload_schema`, counts and index files as qdrant-edge-py doing it.
 //!
-//! The interpreter is `QEW_PYTHON` or `/work/main/.venv/bin/python`; if it cannot import
+//! The interpreter is `QEW_PYTHON` or `.venv/bin/python` (made by `scripts/setup.sh`); if it cannot import
 //! `qdrant_edge` the tests FAIL (they never skip).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 fn python() -> PathBuf {
     let py = std::env::var_os("QEW_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/main/.venv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
     let ok = Command::new(&py).args(["-c", "import qdrant_edge"]).output().map(|o| o.status.success()).unwrap_or(false);
     assert!(ok, "{} cannot import qdrant_edge: set QEW_PYTHON to a Python with qdrant-edge-py 0.9.0", py.display());
     py

@@ -40,7 +40,7 @@ fn load() -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "filter oracle corpus missing at {} ({e}); generate it with \
-             `/work/main/.venv/bin/python tests/corpus/filter_oracle.py`",
+             `.venv/bin/python tests/corpus/filter_oracle.py`",
             path.display()
         )
     });

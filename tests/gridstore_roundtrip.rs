@@ -1,7 +1,7 @@
 //! Gridstore writer against Qdrant Edge itself (qdrant-edge-py 0.9.0, driven through
 //! `tests/corpus/gridstore_roundtrip.py`): payloads our writer puts into a real shard's
 //! `payload_storage/` are what `EdgeShard.retrieve` returns, and payloads qdrant-edge-py writes
-//! are what our writer reads. Python is `$QEW_PYTHON`, else `/work/main/.venv/bin/python`; the
+//! are what our writer reads. Python is `$QEW_PYTHON`, else `.venv/bin/python` (made by `scripts/setup.sh`); the
 //! tests fail (they do not skip) when it or `qdrant_edge` is missing.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/gridstore_roundtrip.py");
 
 fn python() -> PathBuf {
-    std::env::var_os("QEW_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/work/main/.venv/bin/python"))
+    std::env::var_os("QEW_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
 }
 
 /// Run the helper; panics with its stderr on failure.

@@ -28,7 +28,7 @@ fn shard(name: &str) -> (FsStorage, Value) {
     let exp = corpus().join("wal").join(format!("{name}.expected.json"));
     assert!(
         dir.is_dir() && exp.is_file(),
-        "WAL corpus missing at {} — run `/work/main/.venv/bin/python tests/corpus/make_wal_shards.py` \
+        "WAL corpus missing at {} — run `.venv/bin/python tests/corpus/make_wal_shards.py` \
          (or scripts/test.sh) first",
         dir.display()
     );

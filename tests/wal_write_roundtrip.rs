@@ -9,7 +9,7 @@
 //!   `edge_config.json`), with rotations by both writers and acknowledgements by edge-py.
 //!
 //! The Python side is `tests/corpus/wal_write_roundtrip.py`, run with `$QEW_PYTHON` or the
-//! oracle venv `/work/main/.venv/bin/python`. Without it these tests fail: they never skip.
+//! oracle venv `.venv/bin/python` (made by `scripts/setup.sh`). Without it these tests fail: they never skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 fn python() -> PathBuf {
     let p = std::env::var_os("QEW_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/main/.venv/bin/python"));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
     assert!(
         p.exists(),
         "python with qdrant-edge-py 0.9.0 not found at {} (set QEW_PYTHON); this test needs the oracle",

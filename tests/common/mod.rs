@@ -17,7 +17,7 @@ const CHUNK: usize = 1 << 20;
 static ZEROS: [u8; BLOCK] = [0u8; BLOCK];
 
 /// The command that (re)generates the corpus.
-pub const GENERATOR: &str = "/work/main/.venv/bin/python tests/corpus/generate.py \
+pub const GENERATOR: &str = ".venv/bin/python tests/corpus/generate.py \
     (any python with qdrant-edge-py 0.9.0 and numpy; `--out DIR` or QEW_CORPUS picks the directory)";
 
 /// `$QEW_CORPUS`, else `<crate root>/target/corpus`.

@@ -2,7 +2,7 @@
 """Differential corpus generator: shards written by qdrant-edge-py 0.9.0 and the answers it
 gives, as REST request/response pairs, for tests/differential.rs.
 
-    /work/main/.venv/bin/python tests/corpus/generate.py [--out DIR] [--shared DIR]
+    .venv/bin/python tests/corpus/generate.py [--out DIR] [--shared DIR]
 
 Output (DIR defaults to $QEW_CORPUS, else <crate root>/target/corpus):
   shards/<name>/      shard directories built by qdrant-edge-py (recipes in shards.py)

@@ -3,7 +3,7 @@
 
 Run with the project's oracle venv:
 
-    /work/main/.venv/bin/python tests/corpus/make_wal_shards.py [--out CORPUS] [NAME...]
+    .venv/bin/python tests/corpus/make_wal_shards.py [--out CORPUS] [NAME...]
 
 It writes, under ``CORPUS/wal/`` (``--out``, else ``$QEW_CORPUS``, else ``<crate>/target/corpus``):
 

@@ -6,7 +6,7 @@
 back into the `result` JSON a Qdrant server returns.
 
 REST shapes produced (checked against the real server answers in
-/work/shared/fixtures/*/full.expected.json):
+../shared/fixtures/*/full.expected.json):
 
 * ScoredPoint: {"id", "version", "score", "payload"?, "vector"?, "order_value"?}
 * Record:      {"id", "payload"?, "vector"?, "order_value"?}
