@@ -213,7 +213,7 @@ fn malformed_requests_name_the_field() {
 
 #[test]
 fn closed_shard_refuses_reads() {
-    let shard = EdgeShard::load(Arc::new(multi_in_memory()), "").unwrap();
+    let mut shard = EdgeShard::load(Arc::new(multi_in_memory()), "").unwrap();
     shard.close().unwrap();
     let e = dispatch(&shard, "count", &json!({})).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ShardClosed);

@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/gridstore_roundtrip.py");
 
 fn python() -> PathBuf {
-    std::env::var_os("QEW_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
+    std::env::var_os("QEW_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
 }
 
 /// Run the helper; panics with its stderr on failure.

@@ -120,7 +120,7 @@ fn sigkill_at_random_points() {
     for round in 0..rounds {
         let dir = base.join(format!("r{round}"));
         let _ = std::fs::remove_dir_all(&dir);
-        EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", config()).unwrap().close_mut().unwrap();
+        EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", config()).unwrap().close().unwrap();
         // Each round kills the child twice: once cold, once after it resumed the workload.
         let mut acked: i64 = -1;
         for life in 0..2 {

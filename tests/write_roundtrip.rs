@@ -146,7 +146,7 @@ fn shard_made_here_loads_in_qdrant_edge_and_back() {
     shard.flush().unwrap();
     let after_flush = state(&shard);
     assert_same(&after_flush, &before_flush, "flush changed the visible state");
-    shard.close_mut().unwrap();
+    shard.close().unwrap();
 
     // Reloaded here, from the segments only (the WAL is acknowledged).
     assert_same(&state(&ours_fs(&dir)), &before_flush, "reload");
@@ -204,7 +204,7 @@ fn qdrant_edge_shard_takes_our_updates() {
     }
     apply(&mut shard, "upsert", &json!({"points": (300..320).map(point).collect::<Vec<_>>()})).unwrap();
     let ours = state(&shard);
-    shard.close_mut().unwrap();
+    shard.close().unwrap();
     let theirs: Value = serde_json::from_str(&py(&["dump", dir.to_str().unwrap()])).unwrap();
     assert_same(&ours, &theirs["points"], "qdrant-edge-py reading its shard after our updates");
 }
@@ -354,7 +354,7 @@ fn load_with_config_checks_compatibility() {
     let mem = MemoryStorage::new();
     let mut shard = EdgeShard::create(Arc::new(mem.clone()), "", config()).unwrap();
     apply(&mut shard, "upsert", &json!({"points": [point(1)]})).unwrap();
-    shard.close_mut().unwrap();
+    shard.close().unwrap();
     // The same vectors with other tunables: accepted and written.
     let mut same = config();
     same.on_disk_payload = Some(false);
@@ -405,7 +405,7 @@ fn optimize_rewrites_segments_and_qdrant_edge_reads_them() {
     apply(&mut shard, "set_payload", &json!({"payload": {"after": 1}, "points": [1, 2]})).unwrap();
     apply(&mut shard, "delete", &json!({"points": [5]})).unwrap();
     let after = state(&shard);
-    shard.close_mut().unwrap();
+    shard.close().unwrap();
     assert_same(&state(&ours_fs(&dir)), &after, "reload after optimize");
     let theirs: Value = serde_json::from_str(&py(&["dump", dir.to_str().unwrap()])).unwrap();
     assert_same(&after, &theirs["points"], "qdrant-edge-py reading our optimized shard");

@@ -180,10 +180,9 @@ impl EdgeShard {
         &self.root
     }
 
-    /// Release the shard; later calls fail with `ShardClosed`.
-    pub fn close(&self) -> Result<()> {
+    /// Mark the shard closed: later calls fail with `ShardClosed`.
+    pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        Ok(())
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

@@ -147,13 +147,15 @@ impl EdgeShard {
         Ok(())
     }
 
-    /// Flush and release the shard; later calls fail with `ShardClosed`.
-    pub fn close_mut(&mut self) -> Result<()> {
+    /// Flush (unless an earlier write failed) and release the shard, as qdrant-edge's `close`;
+    /// later calls fail with `ShardClosed`.
+    pub fn close(&mut self) -> Result<()> {
         if self.failed.is_none() && !self.is_closed() {
             self.flush()?;
         }
         self.wal = None;
-        self.close()
+        self.mark_closed();
+        Ok(())
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {

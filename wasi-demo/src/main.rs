@@ -57,11 +57,11 @@ fn run(args: &[String]) -> Result<Value, Error> {
         "create" => {
             let body = read_body(arg, json!({}))?;
             let config: EdgeConfig = qdrant_edge_wasm::api::requests::parse(&body)?;
-            EdgeShard::create(storage, "", config)?.close_mut()?;
+            EdgeShard::create(storage, "", config)?.close()?;
             Ok(json!(true))
         }
         "flush" => {
-            EdgeShard::load(storage, "")?.close_mut()?;
+            EdgeShard::load(storage, "")?.close()?;
             Ok(json!(true))
         }
         "optimize" => Ok(json!(EdgeShard::load(storage, "")?.optimize()?)),
