@@ -151,12 +151,29 @@ pub enum VectorValue {
     Multi(Vec<Vec<f32>>),
 }
 
+/// An `f32` as a JSON number printed the way Qdrant prints it: the shortest decimal that
+/// round-trips the `f32` (e.g. `0.57921398`), not the digits of its widened `f64`.
+pub fn f32_json(x: f32) -> serde_json::Value {
+    let mut buf = ryu::Buffer::new();
+    let short = if x.is_finite() { buf.format_finite(x) } else { return serde_json::Value::Null };
+    short
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn f32s_json(v: &[f32]) -> serde_json::Value {
+    serde_json::Value::Array(v.iter().map(|x| f32_json(*x)).collect())
+}
+
 impl VectorValue {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
-            VectorValue::Dense(v) => serde_json::json!(v),
-            VectorValue::Sparse(s) => serde_json::json!({"indices": s.indices, "values": s.values}),
-            VectorValue::Multi(m) => serde_json::json!(m),
+            VectorValue::Dense(v) => f32s_json(v),
+            VectorValue::Sparse(s) => serde_json::json!({"indices": s.indices, "values": f32s_json(&s.values)}),
+            VectorValue::Multi(m) => serde_json::Value::Array(m.iter().map(|v| f32s_json(v)).collect()),
         }
     }
 }
@@ -201,4 +218,41 @@ pub enum RowRef<'a> {
     F32(&'a [u8]),
     F16(&'a [u8]),
     U8(&'a [u8]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_printed_as_qdrant_prints_it() {
+        for (x, text) in
+            [(0.1f32, "0.1"), (3.363954, "3.363954"), (0.5792139768600464, "0.579214"), (-2.0, "-2.0"), (1e-8, "1e-8")]
+        {
+            assert_eq!(f32_json(x).to_string(), text, "{x}");
+        }
+        assert_eq!(f32_json(f32::NAN), serde_json::Value::Null);
+        assert_eq!(VectorValue::Dense(vec![0.1, 0.2]).to_json().to_string(), "[0.1,0.2]");
+    }
+
+    #[test]
+    fn point_ids_order_numbers_before_uuids() {
+        let u = |s: &str| PointId::Uuid(uuid::Uuid::parse_str(s).unwrap());
+        let mut ids = vec![
+            u("ff000000-0000-0000-0000-000000000001"),
+            PointId::Num(5),
+            u("00000000-0000-0000-0000-000000000002"),
+            PointId::Num(u64::MAX),
+        ];
+        ids.sort();
+        assert_eq!(
+            ids,
+            vec![
+                PointId::Num(5),
+                PointId::Num(u64::MAX),
+                u("00000000-0000-0000-0000-000000000002"),
+                u("ff000000-0000-0000-0000-000000000001")
+            ]
+        );
+    }
 }

@@ -48,10 +48,11 @@ def main():
             failed += 1
             continue
         answers = json.load(open(os.path.join(SHARED, "fixtures", coll, "partial1.expected.json")))["answers"]
-        picks = ["count_f0", "count_f1", "count_f5", "facet_color", "scroll_page", "query_f2_exact"]
+        picks = ["count_f0", "count_f1", "count_f5", "facet_color", "scroll_page", "query_f2_exact", "retrieve"]
         for name in picks:
             ans = answers[name]
-            cmd = {"points/count": "count", "facet": "facet", "points/scroll": "scroll", "points/query": "query"}[ans["request"]["path"]]
+            cmd = {"points/count": "count", "facet": "facet", "points/scroll": "scroll", "points/query": "query",
+                   "points": "retrieve"}[ans["request"]["path"]]
             body = json.dumps(ans["request"]["body"])
             rn = run_native(a.native, shard, [cmd, body])
             rw = run_wasm(a.wasm, shard, [cmd, body])

@@ -44,7 +44,7 @@ impl ScoredPoint {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), self.id.to_json());
         m.insert("version".into(), json!(self.version));
-        m.insert("score".into(), json!(self.score));
+        m.insert("score".into(), crate::types::f32_json(self.score));
         if let Some(p) = &self.payload {
             m.insert("payload".into(), Value::Object(p.clone()));
         }
