@@ -194,9 +194,7 @@ impl Ctx {
             match c {
                 "" | "." => {}
                 ".." => return Err(invalid(here, "path with a `..` component")),
-                c if c.contains('\\') || c.contains('\0') => {
-                    return Err(invalid(here, "backslash or NUL in the path"))
-                }
+                c if c.contains('\\') || c.contains('\0') => return Err(invalid(here, "backslash or NUL in the path")),
                 c => out.push(c),
             }
         }
@@ -242,7 +240,10 @@ impl Ctx {
             }
             prefix.push_str(c);
             if self.files.contains(&prefix) {
-                return Err(invalid(here, format!("`{prefix}` is a file in this archive but is needed as a directory")));
+                return Err(invalid(
+                    here,
+                    format!("`{prefix}` is a file in this archive but is needed as a directory"),
+                ));
             }
         }
         self.storage.create_dir_all(&join(&self.target, rel))?;
@@ -259,7 +260,13 @@ impl Ctx {
 
     /// Map an archive path to a path relative to the target, applying the policy.
     /// Returns `(relative path, nested tar id)`.
-    fn resolve(&mut self, nested: Option<&str>, here: &str, path: &str, is_dir: bool) -> Result<(String, Option<String>)> {
+    fn resolve(
+        &mut self,
+        nested: Option<&str>,
+        here: &str,
+        path: &str,
+        is_dir: bool,
+    ) -> Result<(String, Option<String>)> {
         let comps = self.split(here, path)?;
         if let Some(id) = nested {
             let mut rel = format!("segments/{id}");
@@ -336,7 +343,10 @@ impl Ctx {
         }
         let total = self.data_bytes.checked_add(data_size).filter(|&t| t <= self.limits.max_total_bytes);
         let Some(total) = total else {
-            return Err(invalid(here, format!("archive exceeds the limit of {} data bytes", self.limits.max_total_bytes)));
+            return Err(invalid(
+                here,
+                format!("archive exceeds the limit of {} data bytes", self.limits.max_total_bytes),
+            ));
         };
         let parent = crate::storage::parent(&rel).to_string();
         self.ensure_dir(here, &parent)?;
@@ -470,7 +480,8 @@ impl SnapshotUnpacker {
                 if head.len() < 2 {
                     return Ok(());
                 }
-                let Input::Sniff(driver, head) = std::mem::replace(&mut self.input, Input::Failed(String::new())) else {
+                let Input::Sniff(driver, head) = std::mem::replace(&mut self.input, Input::Failed(String::new()))
+                else {
                     return Err(Error::Internal("snapshot unpacker state".into()));
                 };
                 self.input = if head[..] == GZIP_MAGIC {

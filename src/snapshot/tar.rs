@@ -309,7 +309,10 @@ impl TarStream {
                 _ => MAX_PAX,
             };
             if size > max {
-                return Err(invalid(&self.here(), format!("meta entry of type '{}' too large ({size} bytes)", kind as char)));
+                return Err(invalid(
+                    &self.here(),
+                    format!("meta entry of type '{}' too large ({size} bytes)", kind as char),
+                ));
             }
             if kind == b'L' && self.long_name.is_some() {
                 return Err(corrupt(&self.here(), "two GNU long-name headers in a row"));
@@ -391,7 +394,10 @@ impl TarStream {
             b'6' => Err(invalid(&here, "FIFO entries are not allowed in a snapshot")),
             k => Err(invalid(
                 &here,
-                format!("entry type {} is not allowed in a snapshot", if k.is_ascii_graphic() { format!("'{}'", k as char) } else { format!("0x{k:02x}") }),
+                format!(
+                    "entry type {} is not allowed in a snapshot",
+                    if k.is_ascii_graphic() { format!("'{}'", k as char) } else { format!("0x{k:02x}") }
+                ),
             )),
         }
     }
@@ -505,10 +511,8 @@ fn parse_pax(mut buf: &[u8]) -> Result<Vec<(&str, &[u8])>, String> {
     }
     while !buf.is_empty() {
         let sp = buf.iter().position(|&b| b == b' ').ok_or("record without a length")?;
-        let len: usize = std::str::from_utf8(&buf[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or("bad record length")?;
+        let len: usize =
+            std::str::from_utf8(&buf[..sp]).ok().and_then(|s| s.parse().ok()).ok_or("bad record length")?;
         if len <= sp + 1 || len > buf.len() || buf[len - 1] != b'\n' {
             return Err("record length out of range".into());
         }
