@@ -10,6 +10,7 @@ pub mod operations;
 pub mod query;
 pub mod segment;
 pub mod shard;
+pub mod snapshot;
 pub mod spaces;
 pub mod storage;
 pub mod types;
