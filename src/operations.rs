@@ -386,7 +386,7 @@ fn ids_json(ids: &[PointId]) -> Value {
 }
 
 fn vectors_json(v: &NamedVectors) -> Value {
-    Value::Object(v.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+    Value::Object(v.iter().map(|(k, v)| (k.clone(), v.to_json_exact())).collect())
 }
 
 fn points_json(points: &[PointStruct]) -> Value {

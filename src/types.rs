@@ -169,6 +169,17 @@ fn f32s_json(v: &[f32]) -> serde_json::Value {
 }
 
 impl VectorValue {
+    /// The vector with every `f32` widened exactly to `f64` — what Qdrant's WAL records hold
+    /// (each float is then written in its shortest lossless CBOR width).
+    pub fn to_json_exact(&self) -> serde_json::Value {
+        match self {
+            VectorValue::Dense(v) => serde_json::json!(v),
+            VectorValue::Sparse(s) => serde_json::json!({"indices": s.indices, "values": s.values}),
+            VectorValue::Multi(m) => serde_json::json!(m),
+        }
+    }
+
+    /// The vector as the REST API prints it (see [`f32_json`]).
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             VectorValue::Dense(v) => f32s_json(v),
