@@ -16,7 +16,7 @@
 //!    storage holding only the data and the unpacker's buffers bounded.
 //!
 //! Environment: `QEW_FIXTURES` (default `<crate>/../shared/fixtures`), `QEW_CORPUS`,
-//! `QEW_PYTHON` (default `/work/main/.venv/bin/python`).
+//! `QEW_PYTHON` (default `.venv/bin/python` in the crate, made by `scripts/setup.sh`).
 
 mod common;
 
@@ -62,7 +62,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn python() -> String {
-    std::env::var("QEW_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into())
+    std::env::var("QEW_PYTHON").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into())
 }
 
 /// Push `bytes` in random chunk sizes (some tiny, some large).
