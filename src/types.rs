@@ -231,6 +231,35 @@ pub enum RowRef<'a> {
     U8(&'a [u8]),
 }
 
+impl<'a> RowRef<'a> {
+    /// View `bytes` as a row of `datatype` (the TurboQuant types are never stored rows here).
+    pub fn new(datatype: Datatype, bytes: &'a [u8]) -> RowRef<'a> {
+        match datatype {
+            Datatype::Float16 => RowRef::F16(bytes),
+            Datatype::Uint8 => RowRef::U8(bytes),
+            _ => RowRef::F32(bytes),
+        }
+    }
+
+    /// Number of elements.
+    pub fn dim(&self) -> usize {
+        match self {
+            RowRef::F32(b) => b.len() / 4,
+            RowRef::F16(b) => b.len() / 2,
+            RowRef::U8(b) => b.len(),
+        }
+    }
+
+    /// The row widened to `f32` (f16 widened, u8 as its integer value).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            RowRef::F32(b) => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            RowRef::F16(b) => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            RowRef::U8(b) => b.iter().map(|&x| f32::from(x)).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,41 +36,8 @@ use crate::format::segment_meta::{VectorDataConfig, VectorStorageType};
 use crate::storage::{join, FileSlice, Memory, Storage};
 use crate::types::Datatype;
 
-/// Raw little-endian bytes of one stored row, tagged with its element type.
-#[derive(Debug, Clone, Copy)]
-pub enum RowRef<'a> {
-    F32(&'a [u8]),
-    F16(&'a [u8]),
-    U8(&'a [u8]),
-}
-
-impl RowRef<'_> {
-    pub fn new(datatype: Datatype, bytes: &[u8]) -> RowRef<'_> {
-        match datatype {
-            Datatype::Float16 => RowRef::F16(bytes),
-            Datatype::Uint8 => RowRef::U8(bytes),
-            _ => RowRef::F32(bytes),
-        }
-    }
-
-    /// Number of elements.
-    pub fn dim(&self) -> usize {
-        match self {
-            RowRef::F32(b) => b.len() / 4,
-            RowRef::F16(b) => b.len() / 2,
-            RowRef::U8(b) => b.len(),
-        }
-    }
-
-    /// Decode to `f32` (f16 widened, u8 as its integer value).
-    pub fn to_f32(&self) -> Vec<f32> {
-        match self {
-            RowRef::F32(b) => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            RowRef::F16(b) => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            RowRef::U8(b) => b.iter().map(|&x| f32::from(x)).collect(),
-        }
-    }
-}
+/// Rows are handed out as the crate-wide [`RowRef`].
+pub use crate::types::RowRef;
 
 /// Check the storage type and datatype of a vector config against what this crate reads.
 pub(crate) fn check_supported(dir: &str, cfg: &VectorDataConfig) -> Result<usize, Error> {

@@ -180,7 +180,7 @@ impl Segment {
     /// Raw row access for scoring dense vectors without copies.
     pub fn with_dense_row<R>(&self, name: &str, i: PointOffset, f: impl FnOnce(RowRef<'_>) -> R) -> Result<Option<R>> {
         match self.vectors.get(name) {
-            Some(VectorData::Dense(d)) => d.with_row(i, |row| f(convert_row(row))),
+            Some(VectorData::Dense(d)) => d.with_row(i, f),
             _ => Ok(None),
         }
     }
@@ -265,15 +265,6 @@ impl Segment {
             }
         }
         Ok(n)
-    }
-}
-
-pub(crate) fn convert_row(r: crate::format::dense::RowRef<'_>) -> RowRef<'_> {
-    use crate::format::dense::RowRef as D;
-    match r {
-        D::F32(b) => RowRef::F32(b),
-        D::F16(b) => RowRef::F16(b),
-        D::U8(b) => RowRef::U8(b),
     }
 }
 

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::format::dense::DenseVectorStorage;
 use crate::query::filter::{Filter, PointContext};
 use crate::query::json_path::{self, JsonPath};
-use crate::segment::convert_row;
 use crate::spaces;
 use crate::types::{Datatype, Distance, Payload, PointId, RowRef, SparseVector, VectorValue};
 
@@ -576,15 +575,13 @@ impl<'a> Scorer<'a> {
         match self {
             Scorer::Dense { q, name, distance, datatype, stores } => match loc {
                 Loc::Segment { seg, internal } => match stores.get(seg as usize).copied().flatten() {
-                    Some(d) => {
-                        d.with_row(internal, |row| spaces::score_row(*distance, q, convert_row(row)))?.transpose()
-                    }
+                    Some(d) => d.with_row(internal, |row| spaces::score_row(*distance, q, row))?.transpose(),
                     None => Ok(None),
                 },
                 Loc::Overlay(i) => match shard.overlay[i].vectors.get(name) {
                     Some(VectorValue::Dense(v)) => {
                         let bytes = spaces::encode_row(*datatype, v);
-                        spaces::score_row(*distance, q, spaces::row_ref(*datatype, &bytes)).map(Some)
+                        spaces::score_row(*distance, q, RowRef::new(*datatype, &bytes)).map(Some)
                     }
                     _ => Ok(None),
                 },
@@ -592,7 +589,7 @@ impl<'a> Scorer<'a> {
             Scorer::Multi { q, name, distance, datatype } => {
                 let Some(VectorValue::Multi(m)) = shard.vector_at(loc, name)? else { return Ok(None) };
                 let bytes: Vec<Vec<u8>> = m.iter().map(|v| spaces::encode_row(*datatype, v)).collect();
-                let rows: Vec<RowRef<'_>> = bytes.iter().map(|b| spaces::row_ref(*datatype, b)).collect();
+                let rows: Vec<RowRef<'_>> = bytes.iter().map(|b| RowRef::new(*datatype, b)).collect();
                 spaces::max_sim(*distance, q, &rows).map(Some)
             }
             Scorer::Sparse { q, name } => {

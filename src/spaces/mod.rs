@@ -35,39 +35,6 @@ pub fn encode_row(datatype: Datatype, v: &[f32]) -> Vec<u8> {
     }
 }
 
-/// A row reference over bytes made by [`encode_row`].
-pub fn row_ref(datatype: Datatype, bytes: &[u8]) -> RowRef<'_> {
-    match datatype {
-        Datatype::Float16 => RowRef::F16(bytes),
-        Datatype::Uint8 => RowRef::U8(bytes),
-        _ => RowRef::F32(bytes),
-    }
-}
-
-impl RowRef<'_> {
-    /// Number of elements.
-    pub fn dim(&self) -> usize {
-        match self {
-            RowRef::F32(b) => b.len() / 4,
-            RowRef::F16(b) => b.len() / 2,
-            RowRef::U8(b) => b.len(),
-        }
-    }
-
-    /// The row widened to f32.
-    pub fn to_f32(&self) -> Vec<f32> {
-        match self {
-            RowRef::F32(b) => f32_elems(b).collect(),
-            RowRef::F16(b) => f16_elems(b).collect(),
-            RowRef::U8(b) => b.iter().map(|&x| f32::from(x)).collect(),
-        }
-    }
-}
-
-fn f32_elems(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-}
-
 fn f16_elems(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
     b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
 }
