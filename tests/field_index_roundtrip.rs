@@ -18,6 +18,8 @@
 //! The interpreter is `QEW_PYTHON` or `.venv/bin/python` (made by `scripts/setup.sh`); if it cannot import
 //! `qdrant_edge` the tests FAIL (they never skip).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,18 +37,9 @@ use qdrant_edge_wasm::storage::{EntryKind, FsStorage, MemoryStorage, Storage};
 use qdrant_edge_wasm::{Payload, PointId};
 use serde_json::{json, Value};
 
-fn python() -> PathBuf {
-    let py = std::env::var_os("QEW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    let ok = Command::new(&py).args(["-c", "import qdrant_edge"]).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "{} cannot import qdrant_edge: set QEW_PYTHON to a Python with qdrant-edge-py 0.9.0", py.display());
-    py
-}
-
 fn run_py(args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/field_index_roundtrip.py");
-    let out = Command::new(python()).arg(&script).args(args).output().expect("run python");
+    let out = Command::new(common::oracle_python()).arg(&script).args(args).output().expect("run python");
     assert!(
         out.status.success(),
         "python {args:?} failed:\n{}\n{}",

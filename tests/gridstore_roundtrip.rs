@@ -4,6 +4,8 @@
 //! are what our writer reads. Python is `$QEW_PYTHON`, else `.venv/bin/python` (made by `scripts/setup.sh`); the
 //! tests fail (they do not skip) when it or `qdrant_edge` is missing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,15 +20,9 @@ use serde_json::{json, Value};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/gridstore_roundtrip.py");
 
-fn python() -> PathBuf {
-    std::env::var_os("QEW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
-}
-
 /// Run the helper; panics with its stderr on failure.
 fn py(args: &[&str], stdin: &Value) -> Value {
-    let mut child = Command::new(python())
+    let mut child = Command::new(common::oracle_python())
         .arg(SCRIPT)
         .args(args)
         .stdin(Stdio::piped())
@@ -34,14 +30,17 @@ fn py(args: &[&str], stdin: &Value) -> Value {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot run {} (set QEW_PYTHON to a python with qdrant-edge-py 0.9.0): {e}", python().display())
+            panic!(
+                "cannot run {} (set QEW_PYTHON to a python with qdrant-edge-py 0.9.0): {e}",
+                common::oracle_python().display()
+            )
         });
     child.stdin.take().unwrap().write_all(stdin.to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{} {SCRIPT} {args:?} failed ({}):\n{}",
-        python().display(),
+        common::oracle_python().display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );

@@ -61,10 +61,6 @@ fn fixtures_dir() -> PathBuf {
     dir
 }
 
-fn python() -> String {
-    std::env::var("QEW_PYTHON").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into())
-}
-
 /// Push `bytes` in random chunk sizes (some tiny, some large).
 fn push_random(u: &mut SnapshotUnpacker, bytes: &[u8], rng: &mut Rng) -> qdrant_edge_wasm::Result<()> {
     let mut pos = 0;
@@ -301,7 +297,7 @@ fn python_oracle(snapshot: &Path, out: &Path, cases: &[Case], tmp: &Path) -> Vec
     let list: Vec<Value> = cases.iter().map(|c| json!([c.command, c.body])).collect();
     std::fs::write(&cases_path, serde_json::to_vec(&list).unwrap()).unwrap();
     let corpus_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let st = Command::new(python())
+    let st = Command::new(common::oracle_python())
         .arg(&script)
         .arg(snapshot)
         .arg(out)

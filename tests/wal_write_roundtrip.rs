@@ -11,6 +11,8 @@
 //! The Python side is `tests/corpus/wal_write_roundtrip.py`, run with `$QEW_PYTHON` or the
 //! oracle venv `.venv/bin/python` (made by `scripts/setup.sh`). Without it these tests fail: they never skip.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -22,25 +24,13 @@ use qdrant_edge_wasm::storage::FsStorage;
 use qdrant_edge_wasm::{Payload, PointId, Storage, VectorValue};
 use serde_json::{json, Value};
 
-fn python() -> PathBuf {
-    let p = std::env::var_os("QEW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    assert!(
-        p.exists(),
-        "python with qdrant-edge-py 0.9.0 not found at {} (set QEW_PYTHON); this test needs the oracle",
-        p.display()
-    );
-    p
-}
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/wal_write_roundtrip.py")
 }
 
 /// Run the helper; panics with its stderr on failure. Returns stdout.
 fn py(args: &[&str]) -> String {
-    let out = Command::new(python()).arg(script()).args(args).output().expect("cannot start python");
+    let out = Command::new(common::oracle_python()).arg(script()).args(args).output().expect("cannot start python");
     assert!(out.status.success(), "python {args:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

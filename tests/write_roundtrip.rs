@@ -2,6 +2,8 @@
 //! shards from qdrant-edge-py take our updates, and a fault at any storage operation never
 //! loses an acknowledged update nor half-applies an unacknowledged one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -13,16 +15,14 @@ use qdrant_edge_wasm::storage::wrap::FaultStorage;
 use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage, Storage};
 use serde_json::{json, Value};
 
-fn python() -> String {
-    std::env::var("QEW_PYTHON").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_string())
-}
-
 fn py(args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/roundtrip.py");
-    let out =
-        Command::new(python()).arg(script).args(args).output().unwrap_or_else(|e| {
-            panic!("cannot run {} (qdrant-edge-py is required; run scripts/setup.sh): {e}", python())
-        });
+    let out = Command::new(common::oracle_python()).arg(script).args(args).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} (qdrant-edge-py is required; run scripts/setup.sh): {e}",
+            common::oracle_python().display()
+        )
+    });
     assert!(out.status.success(), "roundtrip.py {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -127,3 +127,28 @@ pub fn copy_dir_sparse(src: &Path, dst: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The Python that runs the qdrant-edge-py oracle: `$QEW_PYTHON`, else the crate's `.venv`
+/// (made by `scripts/setup.sh`). Panics, naming the interpreter, when it cannot import
+/// `qdrant_edge` — the oracle tests must fail, never skip.
+pub fn oracle_python() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let py = std::env::var_os("QEW_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+            let ok = std::process::Command::new(&py)
+                .args(["-c", "import qdrant_edge"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(
+                ok,
+                "{} cannot import qdrant_edge: run scripts/setup.sh or set QEW_PYTHON to a Python with qdrant-edge-py 0.9.0",
+                py.display()
+            );
+            py
+        })
+        .clone()
+}
