@@ -39,6 +39,20 @@ pub enum PayloadIndexType {
     NullIndex,
 }
 
+impl PayloadIndexType {
+    /// Suffix of the directory `<field dir>-<suffix>` holding this index's files (§8.2).
+    pub fn dir_suffix(self) -> &'static str {
+        use PayloadIndexType::*;
+        match self {
+            KeywordIndex | IntMapIndex | UuidMapIndex | GeoIndex => "map",
+            IntIndex | FloatIndex | DatetimeIndex | UuidIndex => "numeric",
+            FullTextIndex => "text",
+            BoolIndex => "bool",
+            NullIndex => "null",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IndexMutability {

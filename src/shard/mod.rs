@@ -8,11 +8,13 @@
 
 mod optimize;
 mod overlay;
+mod snapshot;
 pub mod query;
 pub mod read;
 mod write;
 
 pub use read::{Record, ScoredPoint};
+pub(crate) use write::new_uuid;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +98,15 @@ impl EdgeShard {
     /// Load the shard stored at `root` (`""` for the storage root): its segments, then the WAL
     /// entries they lack.
     pub fn load(storage: Arc<dyn Storage>, root: &str) -> Result<EdgeShard> {
+        // Finish a committed snapshot apply, or drop an uncommitted one.
+        if storage.is_dir(root)? {
+            crate::snapshot::apply::recover(&*storage, root)?;
+        }
+        Self::load_unrecovered(storage, root)
+    }
+
+    /// [`load`](Self::load) without the snapshot-apply recovery step.
+    pub(crate) fn load_unrecovered(storage: Arc<dyn Storage>, root: &str) -> Result<EdgeShard> {
         let mut shard = Self::load_segments_only(storage.clone(), root)?;
         // WAL replay.
         let wal_dir = join(root, names::WAL_DIR);

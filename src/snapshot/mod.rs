@@ -45,7 +45,9 @@
 //! On error the unpacker is poisoned; the target holds a partial tree that the caller should
 //! remove ([`SnapshotUnpacker::abort`]). The atomic swap into place is the caller's business.
 
+pub mod apply;
 mod header;
+pub mod manifest;
 mod restore;
 mod tar;
 
@@ -58,6 +60,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, FormatError, Result};
 use crate::storage::{components, join, EntryKind, OpenMode, Storage, StorageFile};
 
+pub use apply::{ApplyOptions, ApplyReport, SnapshotApply, SnapshotKind};
+pub use manifest::{FileVersion, SegmentManifest, SnapshotManifest};
 pub use restore::SegmentLayout;
 
 /// Top-level files a shard snapshot may carry (§2.1).

@@ -7,11 +7,13 @@ gives, as REST request/response pairs, for tests/differential.rs.
 Output (DIR defaults to $QEW_CORPUS, else <crate root>/target/corpus):
   shards/<name>/      shard directories built by qdrant-edge-py (recipes in shards.py)
   fixtures/<c>/       EdgeShard.unpack_snapshot(<shared>/fixtures/<c>/full2.snapshot)
+  fixtures-full/<c>/  EdgeShard.unpack_snapshot(<shared>/fixtures/<c>/full.snapshot)
                       (<shared> = $QEW_SHARED, else <crate root>/../shared)
+  manifests.json      {"<shard>": snapshot_manifest() of qdrant-edge-py after load + flush}
   cases.json          [{"name", "shard", "command", "body", "expected", ...}]
 
 Case fields:
-  shard      "shards/<name>" or "fixtures/<c>", relative to DIR
+  shard      "shards/<name>", "fixtures/<c>" or "fixtures-full/<c>", relative to DIR
   command    query | search | scroll | count | facet | retrieve | info
   body       the REST request body (POST /collections/c/points/query, /points/search,
              /points/scroll, /points/count, /facet, /points; {} for info)
@@ -232,8 +234,21 @@ def shard_ctx(shard, vectors: list, seed: int, ever_ids: list) -> Ctx:
                default_only=len(vectors) == 1 and vectors[0].name == "")
 
 
-def server_cases(shard, c: str, shared: Path, stats: dict) -> list:
-    d = json.loads((shared / "fixtures" / c / "partial1.expected.json").read_text())
+def flushed_manifest(shard) -> dict:
+    """snapshot_manifest() after a flush: ours flushes first (it describes the files), edge's
+    describes in-memory segments, which only differ while WAL entries are unflushed."""
+    shard.flush()
+    return shard.snapshot_manifest()
+
+
+def server_cases(shard, c: str, shared: Path, stats: dict, stage: str = "partial1",
+                 shard_name: str = "") -> list:
+    """The server's recorded answers of `<stage>.expected.json` as cases on `shard_name`
+    (default `fixtures/<c>`); `stage` is `full` (the state of full.snapshot) or `partial1`
+    (the state partial1.snapshot and full2.snapshot bring)."""
+    d = json.loads((shared / "fixtures" / c / f"{stage}.expected.json").read_text())
+    shard_name = shard_name or f"fixtures/{c}"
+    tag = "server:" if stage == "partial1" else f"server-{stage}:"
     out = []
     for name, a in d["answers"].items():
         req = a["request"]
@@ -242,7 +257,7 @@ def server_cases(shard, c: str, shared: Path, stats: dict) -> list:
             stats["unsupported"].append(f"fixtures/{c} server:{name}: {req['method']} {req['path']}")
             continue
         body = req.get("body") or {}
-        case = {"name": f"server:{c}:{name}", "shard": f"fixtures/{c}", "command": command,
+        case = {"name": f"{tag}{c}:{name}", "shard": shard_name, "command": command,
                 "body": body, "expected": a["response"]}
         approximate = (command in ("query", "search") and
                        not (body.get("params") or {}).get("exact", False) and
@@ -281,7 +296,7 @@ def main() -> None:
     t0 = time.time()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("shards", "fixtures"):
+    for sub in ("shards", "fixtures", "fixtures-full"):
         if (out / sub).exists():
             shutil.rmtree(out / sub)
         (out / sub).mkdir()
@@ -291,6 +306,7 @@ def main() -> None:
     stats: dict = {"unsupported": [], "rejected": [], "server_vs_edge": [], "wal": {}}
     timings = {}
     cases: list = []
+    manifests: dict = {}
     with tempfile.TemporaryDirectory(prefix="qew-corpus-") as tmpd:
         tmp = Path(tmpd)
         for spec in shards.SPECS:
@@ -311,6 +327,7 @@ def main() -> None:
                     raise SystemExit(f"{spec.name}: live ids differ from the plan "
                                      f"({len(got)} vs {len(want)})")
             cases += answer_all(shard, f"shards/{spec.name}", ctx, stats)
+            manifests[f"shards/{spec.name}"] = flushed_manifest(shard)
             shard.close()
             shutil.rmtree(work)
             timings[spec.name] = round(time.time() - t, 2)
@@ -331,11 +348,22 @@ def main() -> None:
             ctx = shard_ctx(shard, FIXTURE_VECTORS[c], 100 + len(c), ever)
             cases += answer_all(shard, f"fixtures/{c}", ctx, stats)
             cases += server_cases(shard, c, args.shared, stats)
+            manifests[f"fixtures/{c}"] = flushed_manifest(shard)
+            shard.close()
+            shutil.rmtree(work)
+            # The state of full.snapshot, with the server's answers at that moment.
+            path = out / "fixtures-full" / c
+            qe.EdgeShard.unpack_snapshot(str(args.shared / "fixtures" / c / "full.snapshot"), str(path))
+            sparse_copy(path, work)
+            shard = qe.EdgeShard.load(str(work))
+            cases += server_cases(shard, c, args.shared, stats, "full", f"fixtures-full/{c}")
+            manifests[f"fixtures-full/{c}"] = flushed_manifest(shard)
             shard.close()
             shutil.rmtree(work)
             timings[f"fixture:{c}"] = round(time.time() - t, 2)
             log(f"fixture {c}: {timings[f'fixture:{c}']}s")
 
+    (out / "manifests.json").write_text(json.dumps(manifests, indent=1, sort_keys=True))
     with open(out / "cases.json", "w") as f:
         f.write("[\n")
         f.write(",\n".join(json.dumps(c, separators=(",", ":"), allow_nan=False) for c in cases))
