@@ -17,6 +17,7 @@ mkdir -p "$QEW_CORPUS"
 for gen in tests/corpus/generate.py tests/corpus/make_wal_shards.py tests/corpus/filter_oracle.py; do
   if [ -f "$gen" ]; then "$PY" "$gen" --out "$QEW_CORPUS"; fi
 done
+"$PY" tests/corpus/make_snapshots.py --out "$QEW_CORPUS/snapshots"
 
 echo "== native tests"
 cargo test --workspace --all-features --release

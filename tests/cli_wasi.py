@@ -3,6 +3,7 @@
 must print identical JSON, and that JSON must equal the server answers recorded in the
 fixtures; bad input must exit non-zero with a JSON error on stderr."""
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -117,6 +118,45 @@ def main():
         dumps.append(r[1])
         shutil.rmtree(work, ignore_errors=True)
     check(len(dumps) == 2 and dumps[0] == dumps[1], "native and wasm write sessions give different shards")
+
+    # Snapshots: unpack full.snapshot, manifest (= qdrant-edge-py's), apply partial1 (with its
+    # SHA-256), a bad checksum and a non-empty target refused; native and wasm alike.
+    fx = os.path.join(SHARED, "fixtures", "basic")
+    final = json.load(open(os.path.join(fx, "partial1.expected.json")))["answers"]["count_f0"]
+    want_manifest = json.load(open(os.path.join(fx, "full.manifest.json")))
+    outs = []
+    for name, exe in [("native", a.native), ("wasm", a.wasm)]:
+        work = tempfile.mkdtemp(prefix=f"cli-snap-{name}-", dir=os.path.join(ROOT, "target"))
+        shard = os.path.join(work, "shard")
+        shutil.copy(os.path.join(fx, "full.snapshot"), os.path.join(work, "full.snapshot"))
+        shutil.copy(os.path.join(fx, "partial1.snapshot"), os.path.join(work, "partial1.snapshot"))
+        os.makedirs(shard)
+
+        def snap(*args):
+            if name == "native":
+                argv = [exe, shard] + [os.path.join(work, x) if x.endswith(".snapshot") else x for x in args]
+            else:
+                argv = [sys.executable, RUNNER, "--dir", f"{work}::/w", exe, "/w/shard"] + \
+                       ["/w/" + x if x.endswith(".snapshot") else x for x in args]
+            p = subprocess.run(argv, capture_output=True, text=True)
+            return p.returncode, p.stdout, p.stderr
+
+        r = snap("unpack", "full.snapshot")
+        check(r[0] == 0 and json.loads(r[1])["kind"] == "full", f"{name}: unpack {r}")
+        r = snap("manifest")
+        check(r[0] == 0 and json.loads(r[1]) == want_manifest, f"{name}: manifest differs from full.manifest.json")
+        r = snap("apply", "partial1.snapshot", "0" * 64)
+        check(r[0] == 2 and json.loads(r[2])["error"]["field"] == "checksum", f"{name}: bad checksum {r}")
+        sha = hashlib.sha256(open(os.path.join(fx, "partial1.snapshot"), "rb").read()).hexdigest()
+        r = snap("apply", "partial1.snapshot", sha)
+        check(r[0] == 0 and json.loads(r[1])["kind"] == "partial", f"{name}: apply partial1 {r}")
+        r = snap("count", json.dumps(final["request"]["body"]))
+        check(r[0] == 0 and json.loads(r[1]) == final["response"], f"{name}: count after partial1 {r}")
+        outs.append(r[1])
+        r = snap("unpack", "full.snapshot")
+        check(r[0] == 2 and json.loads(r[2])["error"]["code"] == "invalid_argument", f"{name}: unpack into a shard {r}")
+        shutil.rmtree(work, ignore_errors=True)
+    check(len(outs) == 2 and outs[0] == outs[1], "native and wasm snapshot sessions differ")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -1,4 +1,4 @@
-//! `wasi-demo <shard-dir> <command> [json]`: the command-line front end of qdrant-edge-wasm.
+//! `wasi-demo <shard-dir> <command> [json | archive [sha256]]`: the command-line front end of qdrant-edge-wasm.
 //!
 //! The same binary runs natively and under WASI (`wasmtime run --dir <host>::<guest>`). The JSON
 //! argument is the body of the matching Qdrant REST request; stdout gets exactly the JSON a
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use qdrant_edge_wasm::api::{dispatch, dispatch_update, READ_COMMANDS, UPDATE_COMMANDS};
 use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
 use qdrant_edge_wasm::shard::EdgeShard;
+use qdrant_edge_wasm::snapshot::{ApplyOptions, ApplyReport, SnapshotKind};
 use qdrant_edge_wasm::storage::FsStorage;
 use qdrant_edge_wasm::{Error, ErrorKind};
 use serde_json::{json, Value};
@@ -22,6 +23,7 @@ read commands: info, query, query_batch, search, scroll, count, facet, retrieve\
 write commands: create <edge config>, upsert (points from stdin, one per line), update <batch body>,\n\
   delete, set_payload, overwrite_payload, delete_payload, clear_payload, update_vectors, delete_vectors,\n\
   create_index <body>, delete_index <field>, flush, optimize\n\
+snapshot commands: manifest, unpack <archive> [sha256], apply <archive> [sha256] (archive `-` = stdin)\n\
 json: the REST request body (read from stdin when given as `-`)";
 
 /// Points per WAL entry for `upsert` from stdin.
@@ -49,11 +51,70 @@ fn read_body(arg: Option<&str>, default: Value) -> Result<Value, Error> {
     serde_json::from_str(&text).map_err(|e| Error::invalid_field("body", format!("not valid JSON: {e}")))
 }
 
+fn report_json(r: &ApplyReport) -> Value {
+    json!({
+        "kind": match r.kind { SnapshotKind::Full => "full", SnapshotKind::Partial => "partial" },
+        "segments_added": r.segments_added,
+        "segments_removed": r.segments_removed,
+        "segments_merged": r.segments_merged,
+        "files_written": r.files_written,
+        "files_deleted": r.files_deleted,
+        "archive_bytes": r.unpack.archive_bytes,
+        "sha256": r.unpack.sha256,
+    })
+}
+
+/// The archive argument of `unpack` / `apply`: a path, or `-` for stdin.
+fn archive_reader(arg: Option<&str>) -> Result<Box<dyn Read>, Error> {
+    match arg {
+        None => Err(Error::invalid_field("archive", "give the snapshot archive path (or `-` for stdin)")),
+        Some("-") => Ok(Box::new(std::io::stdin().lock())),
+        Some(p) => std::fs::File::open(p)
+            .map(|f| Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read>)
+            .map_err(|e| Error::NotFound(format!("snapshot archive `{p}`: {e}"))),
+    }
+}
+
+fn snapshot_options(args: &[String]) -> Result<ApplyOptions, Error> {
+    let sha256 = args.get(3).cloned();
+    if let Some(h) = &sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid_field("sha256", "expected 64 hexadecimal digits"));
+        }
+    }
+    Ok(ApplyOptions { sha256, ..ApplyOptions::default() })
+}
+
 fn run(args: &[String]) -> Result<Value, Error> {
     let (dir, command) = (&args[0], args[1].as_str());
+    if args.len() > 3 && !matches!(command, "unpack" | "apply") {
+        return Err(Error::invalid_field("command", format!("too many arguments\n{USAGE}")));
+    }
+    if command == "unpack" {
+        std::fs::create_dir_all(dir).map_err(|e| Error::invalid_field("shard-dir", format!("`{dir}`: {e}")))?;
+    }
     let storage = Arc::new(FsStorage::new(dir)?);
     let arg = args.get(2).map(String::as_str);
     match command {
+        "manifest" => {
+            let mut shard = EdgeShard::load(storage, "")?;
+            let m = shard.snapshot_manifest()?;
+            serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string()))
+        }
+        "unpack" => {
+            let options = snapshot_options(args)?;
+            let (mut shard, report) = EdgeShard::unpack_snapshot(storage, "", archive_reader(arg)?, options)?;
+            shard.close()?;
+            Ok(report_json(&report))
+        }
+        "apply" => {
+            let options = snapshot_options(args)?;
+            let reader = archive_reader(arg)?;
+            let mut shard = EdgeShard::load(storage, "")?;
+            let report = shard.update_from_snapshot(reader, options)?;
+            shard.close()?;
+            Ok(report_json(&report))
+        }
         "create" => {
             let body = read_body(arg, json!({}))?;
             let config: EdgeConfig = qdrant_edge_wasm::api::requests::parse(&body)?;
@@ -108,7 +169,7 @@ fn run(args: &[String]) -> Result<Value, Error> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 || args.len() > 3 || args.iter().any(|a| a == "--help" || a == "-h") {
+    if args.len() < 2 || args.len() > 4 || args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
