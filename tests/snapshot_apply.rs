@@ -293,3 +293,28 @@ impl Storage for RootedAt {
         self.0.capabilities()
     }
 }
+
+/// A full snapshot of other vectors replaces the shard's config too; one of the same vectors
+/// keeps `edge_config.json`.
+#[test]
+fn full_snapshot_over_a_shard_with_another_config() {
+    let cases = load_cases(&common::corpus_dir());
+    for (dim, kept) in [(4, false), (32, true)] {
+        let st: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let cfg: qdrant_edge_wasm::format::segment_meta::EdgeConfig =
+            serde_json::from_value(serde_json::json!({"vectors": {"v": {"size": dim, "distance": "Cosine"}}})).unwrap();
+        let mut shard = EdgeShard::create(st.clone(), "s", cfg).unwrap();
+        let v: Vec<f32> = (0..dim).map(|i| i as f32 + 1.0).collect();
+        qdrant_edge_wasm::api::dispatch_update(
+            &mut shard,
+            "upsert",
+            &serde_json::json!({"points": [{"id": 123456789, "vector": {"v": v}}]}),
+        )
+        .unwrap();
+        shard.update_from_snapshot(open(&fixture("basic", "full.snapshot")), ApplyOptions::default()).unwrap();
+        assert_eq!(st.is_file("s/edge_config.json").unwrap(), kept, "dim {dim}");
+        check_answers(&format!("config dim {dim}"), &shard, &cases, "fixtures-full/basic");
+        let reloaded = EdgeShard::load(st.clone(), "s").unwrap();
+        check_answers(&format!("config dim {dim} reloaded"), &reloaded, &cases, "fixtures-full/basic");
+    }
+}

@@ -14,7 +14,7 @@ pub mod read;
 mod write;
 
 pub use read::{Record, ScoredPoint};
-pub(crate) use write::new_uuid;
+pub(crate) use write::{config_vector_kinds, new_uuid};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -262,7 +262,7 @@ fn memory_plan(cfg: Option<&EdgeConfig>) -> MemoryPlan {
     plan
 }
 
-fn collect_vector_kinds(segments: &[Segment], edge: Option<&EdgeConfig>) -> Result<BTreeMap<String, VectorKind>> {
+pub(crate) fn collect_vector_kinds(segments: &[Segment], edge: Option<&EdgeConfig>) -> Result<BTreeMap<String, VectorKind>> {
     let mut kinds = BTreeMap::new();
     for s in segments {
         for (name, cfg) in &s.state.config.vector_data {

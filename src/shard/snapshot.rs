@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::EdgeShard;
 use crate::error::{Error, Result};
-use crate::snapshot::apply::{commit, ApplyOptions, ApplyReport, SnapshotApply};
+use crate::snapshot::apply::{commit, ApplyOptions, ApplyReport, SnapshotApply, SnapshotKind};
 use crate::snapshot::manifest::{shard_manifest, SnapshotManifest};
 use crate::storage::Storage;
 
@@ -51,13 +51,26 @@ impl EdgeShard {
         let staged = apply.stage()?;
         let prepared = (|| {
             let local = shard_manifest(&*self.storage, &self.root)?;
-            let plan = staged.plan(&local)?;
+            let mut plan = staged.plan(&local)?;
             let report = staged.report(&plan, &local)?;
             // Load what the result would be, through a read-only view: a snapshot that does
             // not make a loadable shard is refused before anything changes.
             let view = staged.view(&plan);
             let preview = EdgeShard::load_unrecovered(view, &self.root)
                 .map_err(|e| Error::invalid(format!("the snapshot does not give a loadable shard: {e}")))?;
+            // A full snapshot of other vectors replaces the shard's identity too: the local
+            // edge_config.json no longer describes it and goes (the config then comes from the
+            // segments, as for a freshly restored server snapshot).
+            let cfg_name = crate::format::names::EDGE_CONFIG_FILE;
+            let brings_config = plan.move_files.iter().any(|(_, to)| to == cfg_name);
+            if staged.kind == SnapshotKind::Full && !brings_config && !preview.segments.is_empty() {
+                if let Some(cfg) = &preview.edge_config {
+                    let stored = super::collect_vector_kinds(&preview.segments, None)?;
+                    if super::config_vector_kinds(cfg) != stored {
+                        plan.delete_files.push(cfg_name.to_string());
+                    }
+                }
+            }
             drop(preview);
             Ok::<_, Error>((plan, report))
         })();

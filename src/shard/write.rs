@@ -62,23 +62,7 @@ impl EdgeShard {
     pub fn load_with_config(storage: Arc<dyn Storage>, root: &str, config: EdgeConfig) -> Result<EdgeShard> {
         validate_config(&config)?;
         let mut shard = EdgeShard::load(storage.clone(), root)?;
-        let wanted: BTreeMap<String, VectorKind> = config
-            .vectors
-            .iter()
-            .map(|(n, p)| {
-                let datatype = p.datatype.unwrap_or_default();
-                let size = p.size as usize;
-                let k = if p.multivector_config.is_some() {
-                    VectorKind::Multi { size, distance: p.distance, datatype }
-                } else {
-                    VectorKind::Dense { size, distance: p.distance, datatype }
-                };
-                (n.clone(), k)
-            })
-            .chain(config.sparse_vectors.iter().map(|(n, p)| {
-                (n.clone(), VectorKind::Sparse { idf: p.modifier == Some(crate::format::segment_meta::Modifier::Idf) })
-            }))
-            .collect();
+        let wanted = config_vector_kinds(&config);
         if !shard.segments.is_empty() {
             for (name, kind) in &wanted {
                 match shard.vector_kinds.get(name) {
@@ -636,6 +620,27 @@ impl EdgeShard {
 }
 
 /// A random (v4) UUID for a new segment directory.
+/// The vectors an `EdgeConfig` describes, as the shard compares them with stored segments.
+pub(crate) fn config_vector_kinds(config: &EdgeConfig) -> BTreeMap<String, VectorKind> {
+    config
+        .vectors
+        .iter()
+        .map(|(n, p)| {
+            let datatype = p.datatype.unwrap_or_default();
+            let size = p.size as usize;
+            let k = if p.multivector_config.is_some() {
+                VectorKind::Multi { size, distance: p.distance, datatype }
+            } else {
+                VectorKind::Dense { size, distance: p.distance, datatype }
+            };
+            (n.clone(), k)
+        })
+        .chain(config.sparse_vectors.iter().map(|(n, p)| {
+            (n.clone(), VectorKind::Sparse { idf: p.modifier == Some(crate::format::segment_meta::Modifier::Idf) })
+        }))
+        .collect()
+}
+
 pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
