@@ -136,9 +136,13 @@ fn server_fixtures_full_partial_full2() {
             let label = format!("{backend}/{c}");
             let root = format!("{c}-a");
             // full.snapshot → the server's answers at that moment, and edge's manifest.
-            let (mut shard, report) =
-                EdgeShard::unpack_snapshot(st.clone(), &root, open(&fixture(c, "full.snapshot")), ApplyOptions::default())
-                    .unwrap_or_else(|e| panic!("{label}: unpack full.snapshot: {e}"));
+            let (mut shard, report) = EdgeShard::unpack_snapshot(
+                st.clone(),
+                &root,
+                open(&fixture(c, "full.snapshot")),
+                ApplyOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{label}: unpack full.snapshot: {e}"));
             assert_eq!(report.kind, SnapshotKind::Full);
             assert!(!report.segments_added.is_empty());
             let (p, a) = check_answers(&format!("{label} full"), &shard, &cases, &format!("fixtures-full/{c}"));
@@ -186,9 +190,13 @@ fn server_fixtures_full_partial_full2() {
             assert_eq!(segs, report.unpack.segments.len(), "{label}: old segments were left behind");
 
             // full2.snapshot alone.
-            let (shard2, _) =
-                EdgeShard::unpack_snapshot(st.clone(), &format!("{c}-b"), open(&fixture(c, "full2.snapshot")), ApplyOptions::default())
-                    .unwrap_or_else(|e| panic!("{label}: unpack full2.snapshot: {e}"));
+            let (shard2, _) = EdgeShard::unpack_snapshot(
+                st.clone(),
+                &format!("{c}-b"),
+                open(&fixture(c, "full2.snapshot")),
+                ApplyOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{label}: unpack full2.snapshot: {e}"));
             check_answers(&format!("{label} full2"), &shard2, &cases, &format!("fixtures/{c}"));
         }
     }
@@ -268,7 +276,10 @@ impl Storage for RootedAt {
     ) -> qdrant_edge_wasm::storage::StorageResult<Arc<dyn qdrant_edge_wasm::storage::StorageFile>> {
         self.0.open(&self.p(path), mode)
     }
-    fn list_dir(&self, path: &str) -> qdrant_edge_wasm::storage::StorageResult<Vec<qdrant_edge_wasm::storage::DirEntry>> {
+    fn list_dir(
+        &self,
+        path: &str,
+    ) -> qdrant_edge_wasm::storage::StorageResult<Vec<qdrant_edge_wasm::storage::DirEntry>> {
         self.0.list_dir(&self.p(path))
     }
     fn create_dir_all(&self, path: &str) -> qdrant_edge_wasm::storage::StorageResult<()> {
@@ -283,7 +294,10 @@ impl Storage for RootedAt {
     fn remove_dir_all(&self, path: &str) -> qdrant_edge_wasm::storage::StorageResult<()> {
         self.0.remove_dir_all(&self.p(path))
     }
-    fn entry_kind(&self, path: &str) -> qdrant_edge_wasm::storage::StorageResult<Option<qdrant_edge_wasm::storage::EntryKind>> {
+    fn entry_kind(
+        &self,
+        path: &str,
+    ) -> qdrant_edge_wasm::storage::StorageResult<Option<qdrant_edge_wasm::storage::EntryKind>> {
         self.0.entry_kind(&self.p(path))
     }
     fn sync_dir(&self, path: &str) -> qdrant_edge_wasm::storage::StorageResult<()> {

@@ -313,7 +313,10 @@ fn hostile_corpus() -> Vec<(String, Vec<u8>, ErrorKind, &'static str)> {
     );
     add(
         "manifest is not JSON",
-        rewrite(&partial, |p, d| if p.ends_with("segment_manifest.json") { keep(p, b"{nope".to_vec()) } else { keep(p, d) }),
+        rewrite(
+            &partial,
+            |p, d| if p.ends_with("segment_manifest.json") { keep(p, b"{nope".to_vec()) } else { keep(p, d) },
+        ),
         ErrorKind::Corrupted,
         "segment manifest",
     );
@@ -367,11 +370,22 @@ fn hostile_corpus() -> Vec<(String, Vec<u8>, ErrorKind, &'static str)> {
     );
     add(
         "truncated id tracker",
-        rewrite(&full, |p, d| if p.ends_with("id_tracker.mappings") { keep(p, d[..d.len() / 2].to_vec()) } else { keep(p, d) }),
+        rewrite(&full, |p, d| {
+            if p.ends_with("id_tracker.mappings") {
+                keep(p, d[..d.len() / 2].to_vec())
+            } else {
+                keep(p, d)
+            }
+        }),
         ErrorKind::InvalidArgument,
         "loadable",
     );
-    add("no wal", rewrite(&full, |p, d| if p.starts_with("wal") { vec![] } else { keep(p, d) }), ErrorKind::Corrupted, "WAL");
+    add(
+        "no wal",
+        rewrite(&full, |p, d| if p.starts_with("wal") { vec![] } else { keep(p, d) }),
+        ErrorKind::Corrupted,
+        "WAL",
+    );
     // Archive structure (the unpacker's own corpus is in snapshot_unpack.rs).
     add(
         "path escapes",
@@ -387,7 +401,10 @@ fn hostile_corpus() -> Vec<(String, Vec<u8>, ErrorKind, &'static str)> {
     );
     add(
         "duplicate entry",
-        rewrite(&full, |p, d| if p == "shard_config.json" { vec![(p.into(), d.clone()), (p.into(), d)] } else { keep(p, d) }),
+        rewrite(
+            &full,
+            |p, d| if p == "shard_config.json" { vec![(p.into(), d.clone()), (p.into(), d)] } else { keep(p, d) },
+        ),
         ErrorKind::InvalidArgument,
         "shard_config.json",
     );
@@ -438,7 +455,8 @@ fn hostile_snapshots_are_refused_and_the_shard_is_untouched() {
             _ => {
                 let dir = tmp.path().join("fs");
                 let st = Arc::new(FsStorage::new(&dir).unwrap());
-                EdgeShard::unpack_snapshot(st.clone(), "", &bytes("full.snapshot")[..], ApplyOptions::default()).unwrap();
+                EdgeShard::unpack_snapshot(st.clone(), "", &bytes("full.snapshot")[..], ApplyOptions::default())
+                    .unwrap();
                 st
             }
         };
@@ -471,7 +489,10 @@ fn hostile_snapshots_are_refused_and_the_shard_is_untouched() {
             d.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
         shard
-            .update_from_snapshot(&bytes("partial1.snapshot")[..], ApplyOptions { sha256: Some(sha), ..ApplyOptions::default() })
+            .update_from_snapshot(
+                &bytes("partial1.snapshot")[..],
+                ApplyOptions { sha256: Some(sha), ..ApplyOptions::default() },
+            )
             .unwrap();
         assert_ne!(state(&mut shard), before_state);
     }

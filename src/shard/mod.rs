@@ -8,9 +8,9 @@
 
 mod optimize;
 mod overlay;
-mod snapshot;
 pub mod query;
 pub mod read;
+mod snapshot;
 mod write;
 
 pub use read::{Record, ScoredPoint};
@@ -262,7 +262,10 @@ fn memory_plan(cfg: Option<&EdgeConfig>) -> MemoryPlan {
     plan
 }
 
-pub(crate) fn collect_vector_kinds(segments: &[Segment], edge: Option<&EdgeConfig>) -> Result<BTreeMap<String, VectorKind>> {
+pub(crate) fn collect_vector_kinds(
+    segments: &[Segment],
+    edge: Option<&EdgeConfig>,
+) -> Result<BTreeMap<String, VectorKind>> {
     let mut kinds = BTreeMap::new();
     for s in segments {
         for (name, cfg) in &s.state.config.vector_data {

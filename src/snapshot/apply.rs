@@ -292,10 +292,8 @@ impl Staged {
                     }
                 }
                 for id in &staged_segments {
-                    plan.merge_dirs.push((
-                        format!("{stg}/{}/{id}", names::SEGMENTS_DIR),
-                        format!("{}/{id}", names::SEGMENTS_DIR),
-                    ));
+                    plan.merge_dirs
+                        .push((format!("{stg}/{}/{id}", names::SEGMENTS_DIR), format!("{}/{id}", names::SEGMENTS_DIR)));
                 }
             }
         }
@@ -403,7 +401,13 @@ fn check_plan_paths(plan: &Plan) -> Result<()> {
     let all = std::iter::once(plan.staging.as_str())
         .chain(plan.delete_files.iter().map(String::as_str))
         .chain(plan.delete_dirs.iter().map(String::as_str))
-        .chain(plan.move_files.iter().chain(&plan.replace_dirs).chain(&plan.merge_dirs).flat_map(|(a, b)| [a.as_str(), b.as_str()]));
+        .chain(
+            plan.move_files
+                .iter()
+                .chain(&plan.replace_dirs)
+                .chain(&plan.merge_dirs)
+                .flat_map(|(a, b)| [a.as_str(), b.as_str()]),
+        );
     for p in all {
         if !ok(p) {
             return Err(FormatError::corrupt(PLAN_FILE, format!("bad path `{p}` in the snapshot apply record")).into());

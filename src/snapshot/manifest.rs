@@ -100,7 +100,10 @@ impl SegmentManifest {
             if !is_relative_path(path) {
                 return Err(FormatError::corrupt(
                     origin,
-                    format!("segment {}: file path `{path}` is not a relative path inside the segment", self.segment_id),
+                    format!(
+                        "segment {}: file path `{path}` is not a relative path inside the segment",
+                        self.segment_id
+                    ),
                 )
                 .into());
             }
@@ -129,8 +132,8 @@ fn is_relative_path(p: &str) -> bool {
 /// Parse a manifest (e.g. a request body) strictly: a JSON object of segment manifests whose
 /// keys equal their `segment_id`, each valid.
 pub fn parse_snapshot_manifest(bytes: &[u8], origin: &str) -> Result<SnapshotManifest> {
-    let m: SnapshotManifest = serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("{origin}: not a snapshot manifest: {e}")))?;
+    let m: SnapshotManifest =
+        serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("{origin}: not a snapshot manifest: {e}")))?;
     for (id, s) in &m {
         if *id != s.segment_id {
             return Err(Error::invalid(format!("{origin}: key `{id}` names segment `{}`", s.segment_id)));
@@ -249,10 +252,8 @@ mod tests {
 
     #[test]
     fn file_version_json_is_untagged() {
-        let m: SegmentManifest = serde_json::from_str(
-            r#"{"segment_id":"a","segment_version":5,"file_versions":{"x":3,"y":null}}"#,
-        )
-        .unwrap();
+        let m: SegmentManifest =
+            serde_json::from_str(r#"{"segment_id":"a","segment_version":5,"file_versions":{"x":3,"y":null}}"#).unwrap();
         assert_eq!(m.file_versions["x"], FileVersion::Version(3));
         assert_eq!(m.file_versions["y"], FileVersion::NULL);
         assert_eq!(

@@ -214,4 +214,3 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
     assert!(!cases.is_empty(), "{}: no cases; regenerate with {}", path.display(), super::GENERATOR);
     cases
 }
-
