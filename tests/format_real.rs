@@ -336,11 +336,8 @@ fn corruption_battery(collection: &str, appendable: bool, flips: u64, masks: &[(
         if path.contains("/payload_index/") && !path.ends_with("payload_index/config.json") {
             continue; // field index files are not read by this layer
         }
-        if path.contains("/vector_storage-dense/quantized")
-            || path.ends_with("bitmask.dat")
-            || path.ends_with("gaps.dat")
-        {
-            continue; // acceleration / allocation files, not read
+        if path.ends_with("bitmask.dat") || path.ends_with("gaps.dat") {
+            continue; // allocation files, not read
         }
         // truncations: to 0, to a few bytes, to half, to one byte short
         let data_len = if *len > 1 << 20 { 4096 * 4 } else { *len };

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::query::filter::parse_datetime;
 use crate::shard::query::{Direction, QueryNode, StageQuery, DEFAULT_RRF_K};
 use crate::shard::read::{QueryVector, SearchSpec};
-use crate::shard::EdgeShard;
+use crate::shard::{EdgeShard, SearchOptions};
 use requests::*;
 
 /// Read commands understood by [`dispatch`].
@@ -96,6 +96,7 @@ pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value>
                 score_threshold: req.score_threshold,
                 with_payload: req.with_payload.clone().unwrap_or_default(),
                 with_vector: req.with_vector.clone().unwrap_or_default(),
+                params: search_options(&req.params),
             };
             let hits = shard.search(&spec)?;
             Ok(Value::Array(hits.iter().map(|h| h.to_json()).collect()))
@@ -174,6 +175,7 @@ fn run_query(shard: &EdgeShard, req: &QueryRequest, prefix: &str) -> Result<Vec<
             filter: &req.filter,
             score_threshold: req.score_threshold,
             limit: req.limit().saturating_add(offset),
+            params: &req.params,
         },
         prefix,
     )?;
@@ -194,6 +196,21 @@ struct Stage<'a> {
     filter: &'a Option<Value>,
     score_threshold: Option<f32>,
     limit: usize,
+    params: &'a Option<SearchParams>,
+}
+
+/// The engine's view of a request's `params`.
+fn search_options(p: &Option<SearchParams>) -> SearchOptions {
+    match p {
+        None => SearchOptions::default(),
+        Some(p) => SearchOptions {
+            hnsw_ef: p.hnsw_ef.map(|e| e as usize),
+            exact: p.exact,
+            quantization_ignore: p.quantization.as_ref().is_some_and(|q| q.ignore),
+            rescore: p.quantization.as_ref().and_then(|q| q.rescore),
+            oversampling: p.quantization.as_ref().and_then(|q| q.oversampling),
+        },
+    }
 }
 
 fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNode> {
@@ -211,6 +228,7 @@ fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNo
                 filter: &p.filter,
                 score_threshold: p.score_threshold,
                 limit: p.limit.unwrap_or(10),
+                params: &p.params,
             },
             &format!("{prefix}prefetch[{i}]."),
         )?);
@@ -233,6 +251,7 @@ fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNo
         filter: parse_filter_opt(st.filter, &format!("{prefix}filter"))?,
         score_threshold: st.score_threshold,
         limit: st.limit,
+        params: search_options(st.params),
     })
 }
 

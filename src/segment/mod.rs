@@ -43,6 +43,10 @@ pub struct Segment {
     /// `hnsw_config.json`; immutable sparse: `inverted_index_config.json`). RAM sparse indexes
     /// keep nothing on disk; see [`Segment::sparse_idf_stats`].
     pub indexed_counts: BTreeMap<String, usize>,
+    /// HNSW graphs of dense and multivector names whose index is HNSW.
+    pub hnsw: BTreeMap<String, crate::format::hnsw::HnswGraph>,
+    /// Scalar-quantized copies of dense vectors (optimized segments).
+    pub quantized: BTreeMap<String, crate::format::quantized::ScalarQuantized>,
     /// Statistics of immutable sparse indexes, per sparse vector name.
     sparse_stats: BTreeMap<String, SparseIndexStats>,
     payload_memory: Memory,
@@ -115,8 +119,42 @@ impl Segment {
                 }
             }
         }
+        let mut hnsw = BTreeMap::new();
+        for (name, cfg) in &state.config.vector_data {
+            if matches!(cfg.index, Indexes::Hnsw(_)) {
+                let idx_dir = join(dir, &names::vector_index_dir(name));
+                if let Some(g) = crate::format::hnsw::HnswGraph::open(storage, &idx_dir)? {
+                    if g.point_count as u64 > id_tracker.total_point_count() {
+                        return Err(FormatError::corrupt(
+                            &idx_dir,
+                            format!(
+                                "the graph has {} points, the segment {}",
+                                g.point_count,
+                                id_tracker.total_point_count()
+                            ),
+                        )
+                        .into());
+                    }
+                    hnsw.insert(name.clone(), g);
+                }
+            }
+        }
+        let mut quantized = BTreeMap::new();
+        for (name, cfg) in &state.config.vector_data {
+            if cfg.quantization_config.is_some() && cfg.multivector_config.is_none() {
+                let sdir = join(dir, &names::vector_storage_dir(name));
+                if let Some(q) = crate::format::quantized::ScalarQuantized::open(storage, &sdir)? {
+                    if q.dim() != cfg.size as usize {
+                        return Err(FormatError::corrupt(&sdir, "quantized dimension differs from the vector's").into());
+                    }
+                    quantized.insert(name.clone(), q);
+                }
+            }
+        }
         let id = dir.rsplit('/').next().unwrap_or(dir).to_string();
         Ok(Segment {
+            hnsw,
+            quantized,
             id,
             dir: dir.to_string(),
             state,

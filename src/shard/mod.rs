@@ -6,6 +6,7 @@
 //! point-level operation is skipped for a point whose version is greater than the operation
 //! number. Replayed changes live in an in-memory overlay until the write path persists them.
 
+mod hnsw;
 mod optimize;
 mod overlay;
 pub mod query;
@@ -13,6 +14,7 @@ pub mod read;
 mod snapshot;
 mod write;
 
+pub use hnsw::SearchOptions;
 pub use read::{Record, ScoredPoint};
 pub(crate) use write::{config_vector_kinds, new_uuid};
 

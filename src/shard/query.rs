@@ -50,6 +50,8 @@ pub struct QueryNode {
     pub score_threshold: Option<f32>,
     /// How many results this stage keeps (for the root: limit + offset).
     pub limit: usize,
+    /// `params` of the stage.
+    pub params: super::hnsw::SearchOptions,
 }
 
 impl EdgeShard {
@@ -73,7 +75,7 @@ impl EdgeShard {
         if node.prefetch.is_empty() {
             return match &node.query {
                 Some(StageQuery::Nearest { using, vector }) => {
-                    self.search_hits(using, vector, filter, node.limit, node.score_threshold, None)
+                    self.search_hits(using, vector, filter, node.limit, node.score_threshold, None, node.params)
                 }
                 Some(StageQuery::OrderBy { key, direction, start_from }) => {
                     self.order_by_hits(key, *direction, *start_from, filter, node.limit, None)
@@ -107,7 +109,15 @@ impl EdgeShard {
             Some(StageQuery::Dbsf) => dbsf(lists),
             Some(StageQuery::Nearest { using, vector }) => {
                 let candidates: HashSet<PointId> = lists.iter().flatten().map(|h| h.id).collect();
-                return self.search_hits(using, vector, filter, node.limit, node.score_threshold, Some(&candidates));
+                return self.search_hits(
+                    using,
+                    vector,
+                    filter,
+                    node.limit,
+                    node.score_threshold,
+                    Some(&candidates),
+                    node.params,
+                );
             }
             Some(StageQuery::OrderBy { key, direction, start_from }) => {
                 let candidates: HashSet<PointId> = lists.iter().flatten().map(|h| h.id).collect();

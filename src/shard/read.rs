@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::hnsw::SearchOptions;
 use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
 use crate::api::requests::{PayloadSelector, WithPayload, WithVector};
 use crate::error::{Error, Result};
@@ -103,6 +104,8 @@ pub struct SearchSpec {
     pub score_threshold: Option<f32>,
     pub with_payload: WithPayload,
     pub with_vector: WithVector,
+    /// `params`: `hnsw_ef`, `exact`.
+    pub params: SearchOptions,
 }
 
 /// Filter context of one point.
@@ -172,6 +175,7 @@ impl EdgeShard {
             spec.limit.saturating_add(spec.offset),
             spec.score_threshold,
             None,
+            spec.params,
         )?;
         let hits: Vec<QueryHit> = hits.into_iter().skip(spec.offset).collect();
         self.materialize(&hits, &spec.with_payload, &spec.with_vector)
@@ -179,6 +183,7 @@ impl EdgeShard {
 
     /// The best `want` points by vector similarity (public scores, best first), among all
     /// visible points or only `candidates`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_hits(
         &self,
         using: &str,
@@ -187,6 +192,7 @@ impl EdgeShard {
         want: usize,
         score_threshold: Option<f32>,
         candidates: Option<&HashSet<PointId>>,
+        opts: SearchOptions,
     ) -> Result<Vec<QueryHit>> {
         self.check_open()?;
         let kind = self.vector_kind(using, "using")?.clone();
@@ -194,24 +200,48 @@ impl EdgeShard {
         if want == 0 {
             return Ok(Vec::new());
         }
+        // Segments searched through their HNSW graph (a rescoring stage is always exact).
+        let mut by_graph = vec![false; self.segments.len()];
+        let mut graph_hits = Vec::new();
+        if candidates.is_none() && !opts.exact && !matches!(kind, VectorKind::Sparse { .. }) {
+            for (si, seg) in self.segments.iter().enumerate() {
+                if seg.hnsw.contains_key(using) || seg.quantized.contains_key(using) {
+                    if let Some(found) = self.segment_search(si as u32, using, &scorer, filter, want, opts)? {
+                        by_graph[si] = true;
+                        graph_hits.extend(found);
+                    }
+                }
+            }
+        }
         let mut heap: BinaryHeap<Hit> = BinaryHeap::new();
+        let offer = |heap: &mut BinaryHeap<Hit>, internal: f32, id: PointId, r: PointRef| {
+            if let Some(t) = score_threshold {
+                if !scorer.passes_threshold(scorer.postprocess(internal), t) {
+                    return;
+                }
+            }
+            if heap.len() == want && heap.peek().is_some_and(|worst| internal < worst.score) {
+                return;
+            }
+            heap.push(Hit { score: internal, id, r });
+            if heap.len() > want {
+                heap.pop();
+            }
+        };
+        for (score, id, r) in graph_hits {
+            offer(&mut heap, score, id, r);
+        }
         let mut consider = |id: &PointId, r: &PointRef| -> Result<()> {
+            if let Loc::Segment { seg, .. } = r.loc {
+                if by_graph[seg as usize] {
+                    return Ok(());
+                }
+            }
             if !self.matches(filter, *id, r)? {
                 return Ok(());
             }
             let Some(internal) = scorer.score(self, r.loc)? else { return Ok(()) };
-            if let Some(t) = score_threshold {
-                if !scorer.passes_threshold(scorer.postprocess(internal), t) {
-                    return Ok(());
-                }
-            }
-            if heap.len() == want && heap.peek().is_some_and(|worst| internal < worst.score) {
-                return Ok(());
-            }
-            heap.push(Hit { score: internal, id: *id, r: *r });
-            if heap.len() > want {
-                heap.pop();
-            }
+            offer(&mut heap, internal, *id, *r);
             Ok(())
         };
         match candidates {
@@ -508,7 +538,7 @@ impl FacetKey {
 }
 
 /// Prepared scoring for one query.
-enum Scorer<'a> {
+pub(crate) enum Scorer<'a> {
     Dense {
         q: spaces::QueryVector,
         name: String,
@@ -571,7 +601,7 @@ impl<'a> Scorer<'a> {
     }
 
     /// Internal score (bigger is better), or `None` if the point lacks the vector.
-    fn score(&self, shard: &EdgeShard, loc: Loc) -> Result<Option<f32>> {
+    pub(crate) fn score(&self, shard: &EdgeShard, loc: Loc) -> Result<Option<f32>> {
         match self {
             Scorer::Dense { q, name, distance, datatype, stores } => match loc {
                 Loc::Segment { seg, internal } => match stores.get(seg as usize).copied().flatten() {
@@ -599,6 +629,14 @@ impl<'a> Scorer<'a> {
                 }
                 Ok(Some(spaces::sparse_dot(q, &s)))
             }
+        }
+    }
+
+    /// The preprocessed dense query, as the quantizer sees it.
+    pub(crate) fn dense_query_f32(&self) -> Option<Vec<f32>> {
+        match self {
+            Scorer::Dense { q, .. } => Some(q.to_f32()),
+            _ => None,
         }
     }
 

@@ -1,0 +1,154 @@
+//! Scalar (int8) quantized vectors (§6.1, §6.3), read-only.
+//!
+//! Inside `vector_storage[-<name>]/` of an optimized segment:
+//! * `quantized.config.json`: `{"quantization_config": {"scalar": {...}}, "vector_parameters": …}`;
+//! * `quantized.meta.json`: `{"actual_dim", "alpha", "offset", "multiplier",
+//!   "vector_parameters": {"dim", "distance_type": "Dot"|"Cosine"|"L1"|"L2", "invert"}}`;
+//! * `quantized.data`: one record per internal id, no header: `f32` LE vector offset, then
+//!   `actual_dim` (dim rounded up to 16) `u8` codes.
+//!
+//! A value encodes as `round(clamp((v - offset) / alpha, 0, 127))`. A query is encoded the same
+//! way, its padding dimensions with `0.0` (dot family) or `offset` (L1/L2); its offset is
+//! `Σq·alpha·offset` (dot family), `Σq²·alpha²` (L2) or 0 (L1), negated when `invert`. The score
+//! of a record is `multiplier · S + query_offset + vector_offset` with `S` the integer `Σ q·c`
+//! (dot family and L2) or `Σ |q − c|` (L1). Other quantization kinds (binary, product, turbo)
+//! and appendable (`quantized_data/`) storages are not read: [`ScalarQuantized::open`] returns
+//! `None` and searches use the original vectors.
+
+use serde::Deserialize;
+
+use crate::error::{Error, FormatError};
+use crate::storage::{join, FileSlice, Storage};
+
+const ALIGNMENT: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum DistanceType {
+    Dot,
+    Cosine,
+    L1,
+    L2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct VectorParameters {
+    dim: usize,
+    distance_type: DistanceType,
+    #[serde(default)]
+    invert: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Meta {
+    actual_dim: usize,
+    alpha: f32,
+    offset: f32,
+    multiplier: f32,
+    vector_parameters: VectorParameters,
+}
+
+/// A query encoded for one storage.
+#[derive(Debug, Clone)]
+pub struct EncodedQuery {
+    codes: Vec<u8>,
+    offset: f32,
+}
+
+/// An immutable scalar-quantized storage.
+#[derive(Debug)]
+pub struct ScalarQuantized {
+    meta: Meta,
+    record: usize,
+    count: usize,
+    data: bytes::Bytes,
+}
+
+impl ScalarQuantized {
+    /// Open the scalar quantization in `storage_dir`, if there is one this reader supports.
+    pub fn open(storage: &dyn Storage, storage_dir: &str) -> Result<Option<ScalarQuantized>, Error> {
+        let cfg_path = join(storage_dir, "quantized.config.json");
+        let meta_path = join(storage_dir, "quantized.meta.json");
+        let data_path = join(storage_dir, "quantized.data");
+        if !storage.is_file(&cfg_path)? || !storage.is_file(&meta_path)? || !storage.is_file(&data_path)? {
+            return Ok(None);
+        }
+        let cfg: serde_json::Value = serde_json::from_slice(&storage.read_all(&cfg_path)?)
+            .map_err(|e| FormatError::corrupt(&cfg_path, format!("invalid JSON: {e}")))?;
+        if cfg.pointer("/quantization_config/scalar").is_none() {
+            return Ok(None);
+        }
+        let meta: Meta = serde_json::from_slice(&storage.read_all(&meta_path)?)
+            .map_err(|e| FormatError::corrupt(&meta_path, format!("not a scalar quantization meta: {e}")))?;
+        let dim = meta.vector_parameters.dim;
+        if meta.actual_dim != dim.div_ceil(ALIGNMENT) * ALIGNMENT || dim == 0 || dim > 65_536 {
+            return Err(
+                FormatError::corrupt(&meta_path, format!("actual_dim {} for dim {dim}", meta.actual_dim)).into()
+            );
+        }
+        if !(meta.alpha.is_finite() && meta.offset.is_finite() && meta.multiplier.is_finite()) {
+            return Err(FormatError::corrupt(&meta_path, "non-finite quantization parameters").into());
+        }
+        let record = 4 + meta.actual_dim;
+        let data = FileSlice::open(storage, &data_path)?.read_bytes()?;
+        if data.len() % record != 0 {
+            return Err(FormatError::corrupt(
+                &data_path,
+                format!("{} bytes is not a multiple of {record}", data.len()),
+            )
+            .into());
+        }
+        Ok(Some(ScalarQuantized { count: data.len() / record, record, meta, data }))
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The dimension the storage quantizes.
+    pub fn dim(&self) -> usize {
+        self.meta.vector_parameters.dim
+    }
+
+    fn encode_value(&self, v: f32) -> u8 {
+        ((v - self.meta.offset) / self.meta.alpha).clamp(0.0, 127.0).round() as u8
+    }
+
+    /// Encode a preprocessed query (normalised for Cosine) of `dim` values.
+    pub fn encode_query(&self, q: &[f32]) -> EncodedQuery {
+        let m = &self.meta;
+        let mut codes: Vec<u8> = q.iter().map(|&v| self.encode_value(v)).collect();
+        let pad = match m.vector_parameters.distance_type {
+            DistanceType::Dot | DistanceType::Cosine => 0.0,
+            DistanceType::L1 | DistanceType::L2 => m.offset,
+        };
+        while codes.len() < m.actual_dim {
+            codes.push(self.encode_value(pad));
+        }
+        let offset = match m.vector_parameters.distance_type {
+            DistanceType::Dot | DistanceType::Cosine => {
+                codes.iter().map(|&x| f32::from(x)).sum::<f32>() * m.alpha * m.offset
+            }
+            DistanceType::L1 => 0.0,
+            DistanceType::L2 => codes.iter().map(|&x| f32::from(x) * f32::from(x)).sum::<f32>() * m.alpha * m.alpha,
+        };
+        EncodedQuery { codes, offset: if m.vector_parameters.invert { -offset } else { offset } }
+    }
+
+    /// Approximate internal score of record `i`, or `None` past the end.
+    pub fn score(&self, q: &EncodedQuery, i: u32) -> Option<f32> {
+        let start = (i as usize).checked_mul(self.record)?;
+        let rec = self.data.get(start..start + self.record)?;
+        let voff = f32::from_le_bytes(rec[..4].try_into().unwrap());
+        let codes = &rec[4..];
+        let s: i64 = match self.meta.vector_parameters.distance_type {
+            DistanceType::L1 => q.codes.iter().zip(codes).map(|(&a, &b)| (i64::from(a) - i64::from(b)).abs()).sum(),
+            _ => q.codes.iter().zip(codes).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum(),
+        };
+        Some(self.meta.multiplier * s as f32 + q.offset + voff)
+    }
+}

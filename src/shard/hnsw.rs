@@ -1,0 +1,350 @@
+//! Searching a segment's HNSW graph the way Qdrant does (edge 0.9.0 `HNSWIndex::search`).
+//!
+//! Strategy per segment:
+//! * `exact: true` → plain scan.
+//! * no filter: plain scan when the segment's available points are fewer than the graph's
+//!   `full_scan_threshold` (a number of vectors), else the graph.
+//! * with a filter: Qdrant estimates the filter's cardinality from payload indexes and samples
+//!   when unsure; we count the matching points of the segment exactly, stopping as soon as the
+//!   count reaches `full_scan_threshold`: below it the matches are scanned plainly, otherwise the
+//!   graph is walked with the filter checked on every point. The choice can differ from Qdrant's
+//!   only where its estimate is wrong.
+//!
+//! The walk: the first graph entry point that passes the checks (else the highest passing extra
+//! entry point, else the first `2·max(ef, top)` matching points as level-0 seeds); greedy
+//! descent with beam 1 through the upper levels; then the level-0 beam search with
+//! `ef = max(hnsw_ef or the graph's ef, top)`. Each expansion scores at most `m` (level > 0) or
+//! `m0` (level 0) unvisited neighbours that pass the checks, in link order, exactly as Qdrant
+//! bounds it, and the heaps are `std` binary heaps ordered by score only, as Qdrant's, so ties
+//! resolve the same way. Points are checked for: a live mapping in this segment, being the
+//! winning copy of their id in the shard (a newer copy elsewhere hides this one), having the
+//! vector, and the filter.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use ordered_float::OrderedFloat;
+
+use super::read::Scorer;
+use super::{EdgeShard, Loc, PointRef};
+use crate::error::Result;
+use crate::format::hnsw::HnswGraph;
+use crate::format::quantized::{EncodedQuery, ScalarQuantized};
+use crate::query::filter::Filter;
+use crate::types::PointId;
+
+/// Search knobs of a request (`params`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SearchOptions {
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+    /// `quantization.ignore`.
+    pub quantization_ignore: bool,
+    /// `quantization.rescore` (default for scalar quantization: no rescoring, as Qdrant).
+    pub rescore: Option<bool>,
+    /// `quantization.oversampling`.
+    pub oversampling: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sp {
+    idx: u32,
+    score: f32,
+}
+impl PartialEq for Sp {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Sp {}
+impl Ord for Sp {
+    fn cmp(&self, o: &Self) -> Ordering {
+        OrderedFloat(self.score).cmp(&OrderedFloat(o.score))
+    }
+}
+impl PartialOrd for Sp {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Qdrant's fixed-length queue: keeps the `cap` best, the worst on top.
+struct Nearest {
+    heap: BinaryHeap<Reverse<Sp>>,
+    cap: usize,
+}
+
+impl Nearest {
+    /// `None` if added without eviction, else the evicted or rejected element.
+    fn push(&mut self, v: Sp) -> Option<Sp> {
+        if self.heap.len() < self.cap {
+            self.heap.push(Reverse(v));
+            return None;
+        }
+        if self.heap.peek().expect("full queue").0 >= v {
+            return Some(v);
+        }
+        let mut top = self.heap.peek_mut().expect("full queue");
+        let old = std::mem::replace(&mut *top, Reverse(v));
+        drop(top);
+        Some(old.0)
+    }
+    fn lower_bound(&self) -> f32 {
+        self.heap.peek().map_or(f32::MIN, |r| r.0.score)
+    }
+}
+
+/// One point of the segment as the walk sees it.
+pub(crate) type Found = (f32, PointId, PointRef);
+
+struct Walk<'a> {
+    shard: &'a EdgeShard,
+    seg: u32,
+    using: &'a str,
+    scorer: &'a Scorer<'a>,
+    filter: Option<&'a Filter>,
+    /// Score with the quantized copy instead of the vectors.
+    quantized: Option<(&'a ScalarQuantized, EncodedQuery)>,
+}
+
+impl Walk<'_> {
+    /// The point behind an internal id, if it passes every check.
+    fn check(&self, internal: u32) -> Result<Option<(PointId, PointRef)>> {
+        let s = &self.shard.segments[self.seg as usize];
+        let Some(ext) = s.id_tracker.external_id(internal) else { return Ok(None) };
+        let Some(r) = self.shard.points.get(&ext) else { return Ok(None) };
+        if r.loc != (Loc::Segment { seg: self.seg, internal }) || !s.has_vector(self.using, internal) {
+            return Ok(None);
+        }
+        if let Some(f) = self.filter {
+            let ctx = self.shard.point_context(ext, r.loc)?;
+            if !f.check(&ctx, &self.shard.filter_ctx) {
+                return Ok(None);
+            }
+        }
+        Ok(Some((ext, *r)))
+    }
+
+    fn score(&self, internal: u32) -> Result<Option<f32>> {
+        match &self.quantized {
+            Some((q, eq)) => Ok(q.score(eq, internal)),
+            None => self.exact_score(internal),
+        }
+    }
+
+    fn exact_score(&self, internal: u32) -> Result<Option<f32>> {
+        self.scorer.score(self.shard, Loc::Segment { seg: self.seg, internal })
+    }
+
+    /// Qdrant's `score_points`: keep the points passing the checks, at most `limit`, scored.
+    fn score_points(&self, ids: &[u32], limit: usize, out: &mut Vec<Sp>) -> Result<()> {
+        out.clear();
+        for &p in ids {
+            if limit != 0 && out.len() >= limit {
+                break;
+            }
+            if self.check(p)?.is_some() {
+                if let Some(score) = self.score(p)? {
+                    out.push(Sp { idx: p, score });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EdgeShard {
+    /// The best `top` points of segment `seg` (internal scores, best first) by Qdrant's
+    /// strategy for a segment with an HNSW graph and/or scalar quantization of `using`, or
+    /// `None` when the plain exact scan applies (the caller scans the segment's points).
+    pub(crate) fn segment_search(
+        &self,
+        seg: u32,
+        using: &str,
+        scorer: &Scorer<'_>,
+        filter: Option<&Filter>,
+        top: usize,
+        opts: SearchOptions,
+    ) -> Result<Option<Vec<Found>>> {
+        if opts.exact {
+            return Ok(None);
+        }
+        let segment = &self.segments[seg as usize];
+        let graph = segment.hnsw.get(using);
+        let quantized = if opts.quantization_ignore {
+            None
+        } else {
+            match (segment.quantized.get(using), scorer.dense_query_f32()) {
+                (Some(q), Some(v)) if v.len() == q.dim() => Some((q, q.encode_query(&v))),
+                _ => None,
+            }
+        };
+        let is_quantized = quantized.is_some();
+        let walk = Walk { shard: self, seg, using, scorer, filter, quantized };
+        let wanted = match opts.oversampling {
+            Some(o) if is_quantized && o > 1.0 => (o * top as f64) as usize,
+            _ => top,
+        };
+        let use_graph = match graph {
+            None => false,
+            Some(g) => {
+                let threshold = g.config.full_scan_threshold as usize;
+                if filter.is_none() {
+                    segment.id_tracker.live_count() >= threshold
+                } else {
+                    let mut matched = 0usize;
+                    for (_, internal) in segment.id_tracker.iter_live() {
+                        if walk.check(internal)?.is_some() {
+                            matched += 1;
+                            if matched >= threshold {
+                                break;
+                            }
+                        }
+                    }
+                    matched >= threshold
+                }
+            }
+        };
+        let found = match (use_graph, graph) {
+            (true, Some(g)) => walk.graph_search(g, wanted, opts)?,
+            _ if is_quantized => walk.plain_search(wanted)?,
+            _ => return Ok(None),
+        };
+        // Rescoring with the original vectors (off by default for scalar quantization).
+        let mut found = found;
+        if is_quantized && opts.rescore == Some(true) {
+            let mut rescored = Vec::with_capacity(found.len());
+            for sp in &found {
+                if let Some(score) = walk.exact_score(sp.idx)? {
+                    rescored.push(Sp { idx: sp.idx, score });
+                }
+            }
+            rescored.sort_unstable();
+            rescored.reverse();
+            found = rescored;
+        }
+        let mut out = Vec::with_capacity(top);
+        for sp in found.into_iter().take(top) {
+            if let Some((id, r)) = walk.check(sp.idx)? {
+                out.push((sp.score, id, r));
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Walk<'_> {
+    /// Score every point of the segment that passes the checks; the best `top`.
+    fn plain_search(&self, top: usize) -> Result<Vec<Sp>> {
+        let segment = &self.shard.segments[self.seg as usize];
+        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(top + 1), cap: top.max(1) };
+        for (_, internal) in segment.id_tracker.iter_live() {
+            if self.check(internal)?.is_some() {
+                if let Some(score) = self.score(internal)? {
+                    nearest.push(Sp { idx: internal, score });
+                }
+            }
+        }
+        Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).collect())
+    }
+
+    /// The graph walk (module docs); the best `top`, best first.
+    fn graph_search(&self, graph: &HnswGraph, top: usize, opts: SearchOptions) -> Result<Vec<Sp>> {
+        let walk = self;
+        let segment = &self.shard.segments[self.seg as usize];
+        let ef = opts.hnsw_ef.unwrap_or(graph.config.ef as usize).max(top).max(1);
+        let mut visited = vec![false; graph.point_count];
+        let mut scored = Vec::new();
+        let mut links = Vec::new();
+
+        // Entry.
+        let mut first_err = None;
+        let entry = graph.entry_point(|p| match walk.check(p) {
+            Ok(x) => x.is_some(),
+            Err(e) => {
+                first_err.get_or_insert(e);
+                false
+            }
+        });
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let entries: Vec<Sp> = match entry {
+            Some(e) => {
+                let Some(score) = walk.score(e.point)? else { return Ok(Vec::new()) };
+                let mut cur = Sp { idx: e.point, score };
+                for level in (1..=e.level).rev() {
+                    let mut changed = true;
+                    while changed {
+                        changed = false;
+                        links.clear();
+                        graph.links(cur.idx, level, &mut links);
+                        walk.score_points(&links, graph.m_of(level), &mut scored)?;
+                        for sp in &scored {
+                            if sp.score > cur.score {
+                                changed = true;
+                                cur = *sp;
+                            }
+                        }
+                    }
+                }
+                vec![cur]
+            }
+            None => {
+                // Seeds: the first matching points.
+                let want = 2 * ef;
+                let mut seeds = Vec::new();
+                for (_, internal) in segment.id_tracker.iter_live() {
+                    if (internal as usize) < graph.point_count && walk.check(internal)?.is_some() {
+                        if let Some(score) = walk.score(internal)? {
+                            seeds.push(Sp { idx: internal, score });
+                            if seeds.len() >= want {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if seeds.is_empty() {
+                    return Ok(Vec::new());
+                }
+                seeds
+            }
+        };
+
+        // Level 0 beam search.
+        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
+        let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
+        let process = |sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>| {
+            let added = match nearest.push(sp) {
+                None => true,
+                Some(removed) => removed.idx != sp.idx,
+            };
+            if added {
+                candidates.push(sp);
+            }
+        };
+        for e in entries {
+            if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
+                visited[e.idx as usize] = true;
+                process(e, &mut nearest, &mut candidates);
+            }
+        }
+        let m0 = graph.m_of(0);
+        let mut fresh = Vec::new();
+        while let Some(c) = candidates.pop() {
+            if c.score < nearest.lower_bound() {
+                break;
+            }
+            links.clear();
+            graph.links(c.idx, 0, &mut links);
+            fresh.clear();
+            fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
+            walk.score_points(&fresh, m0, &mut scored)?;
+            for &sp in &scored {
+                process(sp, &mut nearest, &mut candidates);
+                visited[sp.idx as usize] = true;
+            }
+        }
+        Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
+    }
+}
