@@ -159,6 +159,21 @@ fn large_positions<S: Storage>(s: &S) -> Result<(), String> {
     Ok(())
 }
 
+fn large_transfers<S: Storage>(s: &S) -> Result<(), String> {
+    // One call moving 160 MiB (a whole `matrix.dat` is read like this): WASI hosts refuse
+    // a single huge read, so the backend must split it.
+    let n = 160 << 20;
+    let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let f = ck(s.open("bulk", OpenMode::Create), "create")?;
+    ck(f.write_at(7, &data), "write 160 MiB")?;
+    let mut back = vec![0u8; n];
+    ck(f.read_at(7, &mut back), "read 160 MiB")?;
+    ensure(back == data, "160 MiB round trip")?;
+    drop(f);
+    ck(s.remove_file("bulk"), "remove")?;
+    Ok(())
+}
+
 /// The list of checks, in order.
 pub fn checks<S: Storage>() -> Vec<Check<S>> {
     vec![
@@ -170,6 +185,7 @@ pub fn checks<S: Storage>() -> Vec<Check<S>> {
         ("bad_paths", bad_paths::<S>),
         ("read_only_mode", read_only_mode::<S>),
         ("large_positions", large_positions::<S>),
+        ("large_transfers", large_transfers::<S>),
     ]
 }
 

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use super::{components, Capabilities, DirEntry, EntryKind, OpenMode, Storage, StorageFile, StorageResult};
 use crate::error::{StorageError, StorageErrorKind};
 
+/// Largest single read or write handed to the OS on the seek-based (WASI) path.
+#[cfg(not(unix))]
+const IO_CHUNK: usize = 4 << 20;
+
 /// A directory on a real file system used as the storage root.
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -75,7 +79,11 @@ impl StorageFile for FsFile {
             use std::io::{Read, Seek, SeekFrom};
             let mut f = self.file.lock();
             f.seek(SeekFrom::Start(offset)).map_err(|e| self.io("read", e))?;
-            f.read_exact(buf).map_err(|e| self.io("read", e))
+            // WASI hosts may refuse one huge read ("Out of memory"): read in bounded pieces.
+            for piece in buf.chunks_mut(IO_CHUNK) {
+                f.read_exact(piece).map_err(|e| self.io("read", e))?;
+            }
+            Ok(())
         }
     }
 
@@ -90,7 +98,10 @@ impl StorageFile for FsFile {
             use std::io::{Seek, SeekFrom, Write};
             let mut f = self.file.lock();
             f.seek(SeekFrom::Start(offset)).map_err(|e| self.io("write", e))?;
-            f.write_all(data).map_err(|e| self.io("write", e))
+            for piece in data.chunks(IO_CHUNK) {
+                f.write_all(piece).map_err(|e| self.io("write", e))?;
+            }
+            Ok(())
         }
     }
 
