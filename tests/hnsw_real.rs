@@ -66,11 +66,11 @@ fn server_graphs_decode_consistently() {
             let mut per_level = vec![0usize; g.levels()];
             let mut total = 0usize;
             for p in 0..g.point_count as u32 {
-                for level in 0..g.levels() {
+                for (level, count) in per_level.iter_mut().enumerate() {
                     links.clear();
                     g.links(p, level, &mut links);
                     if level == 0 || !links.is_empty() {
-                        per_level[level] += 1;
+                        *count += 1;
                     }
                     assert!(links.iter().all(|&l| (l as usize) < g.point_count && l != p), "{dir}: {p}@{level}");
                     total += links.len();
@@ -85,6 +85,9 @@ fn server_graphs_decode_consistently() {
     }
     assert!(graphs >= 5, "only {graphs} graphs in the fixtures");
 }
+
+/// One way of damaging a copy of the shard.
+type Mutation = Box<dyn Fn(&MemoryStorage)>;
 
 #[test]
 fn damaged_graph_and_quantized_files_never_panic() {
@@ -113,7 +116,7 @@ fn damaged_graph_and_quantized_files_never_panic() {
     let mut mutations = 0;
     let mut load_errors = 0;
     for (path, len) in &targets {
-        let mut variants: Vec<Box<dyn Fn(&MemoryStorage)>> = Vec::new();
+        let mut variants: Vec<Mutation> = Vec::new();
         for cut in [0, 7, len / 2, len.saturating_sub(1)] {
             if cut < *len {
                 let p = path.clone();

@@ -245,17 +245,23 @@ fn read_staged_manifests(st: &dyn Storage, staging: &str) -> Result<SnapshotMani
 }
 
 impl Staged {
+    /// Ids of the segments the snapshot brings.
+    fn staged_segments(&self) -> Result<Vec<String>> {
+        Ok(self
+            .storage
+            .list_dir(&join(&self.staging, names::SEGMENTS_DIR))?
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Dir)
+            .map(|e| e.name)
+            .collect())
+    }
+
     /// The merge plan against the local shard, whose manifest is `local`.
     pub(crate) fn plan(&self, local: &SnapshotManifest) -> Result<Plan> {
         let st = &*self.storage;
         let stg = staging_rel(&self.staging, &self.root);
         let mut plan = Plan { staging: stg.clone(), ..Plan::default() };
-        let staged_segments: Vec<String> = st
-            .list_dir(&join(&self.staging, names::SEGMENTS_DIR))?
-            .into_iter()
-            .filter(|e| e.kind == EntryKind::Dir)
-            .map(|e| e.name)
-            .collect();
+        let staged_segments = self.staged_segments()?;
         match self.kind {
             SnapshotKind::Full => {
                 plan.replace_dirs.push((format!("{stg}/{}", names::SEGMENTS_DIR), names::SEGMENTS_DIR.to_string()));
@@ -315,12 +321,7 @@ impl Staged {
     /// The report for `plan`.
     pub(crate) fn report(&self, plan: &Plan, local: &SnapshotManifest) -> Result<ApplyReport> {
         let st = &*self.storage;
-        let staged_segments: Vec<String> = st
-            .list_dir(&join(&self.staging, names::SEGMENTS_DIR))?
-            .into_iter()
-            .filter(|e| e.kind == EntryKind::Dir)
-            .map(|e| e.name)
-            .collect();
+        let staged_segments = self.staged_segments()?;
         let mut files_written = 0u64;
         for id in &staged_segments {
             files_written += list_files_rec(st, &join(&join(&self.staging, names::SEGMENTS_DIR), id))?
