@@ -208,7 +208,6 @@ fn manifests_equal_qdrant_edge() {
     let all = read_json(&corpus.join("manifests.json"));
     let all = all.as_object().expect("manifests.json: an object");
     assert!(all.len() >= 10, "manifests.json lists only {} shards", all.len());
-    let tmp = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for (rel, want) in all {
         let st = MemoryStorage::new();
@@ -218,7 +217,6 @@ fn manifests_equal_qdrant_edge() {
             failures.push(format!("{rel}:\n{d}"));
         }
     }
-    drop(tmp);
     assert!(failures.is_empty(), "manifests differ from qdrant-edge-py's:\n{}", failures.join("\n"));
 }
 

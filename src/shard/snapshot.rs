@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::EdgeShard;
 use crate::error::{Error, Result};
-use crate::snapshot::apply::{commit, ApplyOptions, ApplyReport, SnapshotApply, SnapshotKind};
+use crate::snapshot::apply::{commit, ApplyOptions, ApplyReport, Plan, SnapshotApply, SnapshotKind, Staged};
 use crate::snapshot::manifest::{shard_manifest, SnapshotManifest};
 use crate::storage::Storage;
 
@@ -49,38 +49,14 @@ impl EdgeShard {
             return Err(e);
         }
         let staged = apply.stage()?;
-        let prepared = (|| {
-            let local = shard_manifest(&*self.storage, &self.root)?;
-            let mut plan = staged.plan(&local)?;
-            let report = staged.report(&plan, &local)?;
-            // Load what the result would be, through a read-only view: a snapshot that does
-            // not make a loadable shard is refused before anything changes.
-            let view = staged.view(&plan);
-            let preview = EdgeShard::load_unrecovered(view, &self.root)
-                .map_err(|e| Error::invalid(format!("the snapshot does not give a loadable shard: {e}")))?;
-            // A full snapshot of other vectors replaces the shard's identity too: the local
-            // edge_config.json no longer describes it and goes (the config then comes from the
-            // segments, as for a freshly restored server snapshot).
-            let cfg_name = crate::format::names::EDGE_CONFIG_FILE;
-            let brings_config = plan.move_files.iter().any(|(_, to)| to == cfg_name);
-            if staged.kind == SnapshotKind::Full && !brings_config && !preview.segments.is_empty() {
-                if let Some(cfg) = &preview.edge_config {
-                    let stored = super::collect_vector_kinds(&preview.segments, None)?;
-                    if super::config_vector_kinds(cfg) != stored {
-                        plan.delete_files.push(cfg_name.to_string());
-                    }
-                }
-            }
-            drop(preview);
-            Ok::<_, Error>((plan, report))
-        })();
-        let (plan, report) = match prepared {
-            Ok(x) => x,
+        let local = match shard_manifest(&*self.storage, &self.root) {
+            Ok(m) => m,
             Err(e) => {
                 staged.discard()?;
                 return Err(e);
             }
         };
+        let (plan, report) = prepare(staged, &local)?;
         // Release what refers to the old files, then commit and roll forward.
         let storage = self.storage.clone();
         let root = self.root.clone();
@@ -141,24 +117,40 @@ impl EdgeShard {
         let storage_root = apply.root().to_string();
         let staged = apply.stage()?;
         let storage = staged.storage.clone();
-        let prepared = (|| {
-            let local = SnapshotManifest::new();
-            let plan = staged.plan(&local)?;
-            let report = staged.report(&plan, &local)?;
-            EdgeShard::load_unrecovered(staged.view(&plan), &storage_root)
-                .map_err(|e| Error::invalid(format!("the snapshot does not give a loadable shard: {e}")))?;
-            Ok::<_, Error>((plan, report))
-        })();
-        let (plan, report) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                staged.discard()?;
-                return Err(e);
-            }
-        };
+        let (plan, report) = prepare(staged, &SnapshotManifest::new())?;
         commit(&*storage, &storage_root, &plan)?;
         Ok((EdgeShard::load(storage, &storage_root)?, report))
     }
+}
+
+/// The checked merge plan of a staged snapshot against the local manifest `local`, and its
+/// report. The result is loaded through a read-only view first: a snapshot that does not give a
+/// loadable shard is refused. A full snapshot of other vectors replaces the shard's identity
+/// too, so a local `edge_config.json` that no longer describes it is dropped (the config then
+/// comes from the segments, as for a freshly restored server snapshot). On error the staging
+/// directory is removed.
+fn prepare(staged: Staged, local: &SnapshotManifest) -> Result<(Plan, ApplyReport)> {
+    let prepared = (|| {
+        let mut plan = staged.plan(local)?;
+        let report = staged.report(&plan, local)?;
+        let preview = EdgeShard::load_unrecovered(staged.view(&plan), &staged.root)
+            .map_err(|e| Error::invalid(format!("the snapshot does not give a loadable shard: {e}")))?;
+        let cfg_name = crate::format::names::EDGE_CONFIG_FILE;
+        let brings_config = plan.move_files.iter().any(|(_, to)| to == cfg_name);
+        if staged.kind == SnapshotKind::Full && !brings_config && !preview.segments.is_empty() {
+            if let Some(cfg) = &preview.edge_config {
+                let stored = super::collect_vector_kinds(&preview.segments, None)?;
+                if super::config_vector_kinds(cfg) != stored {
+                    plan.delete_files.push(cfg_name.to_string());
+                }
+            }
+        }
+        Ok::<_, Error>((plan, report))
+    })();
+    if prepared.is_err() {
+        staged.discard()?;
+    }
+    prepared
 }
 
 fn pump<R: Read>(mut reader: R, apply: &mut SnapshotApply) -> Result<()> {
