@@ -15,6 +15,15 @@
 //! 3. Creating indexes from stored payloads and dropping indexes with our functions gives the
 //!    same `info().payload_schema`, counts and index files as qdrant-edge-py doing it.
 //!
+//! 4. Immutable indexes of optimized segments (`format::immutable_index`): rebuilt from the
+//!    payloads of a segment qdrant-edge-py optimized, every file equals Qdrant's
+//!    (`values_to_points.bin`: header and perfect-hash function byte for byte, entries as a
+//!    set, since Qdrant writes them in hash-map order); a shard we optimized loads in
+//!    qdrant-edge-py with the same filtered counts as before, without Qdrant rewriting any
+//!    index file (it silently rebuilds indexes it cannot read), also with the indexes switched
+//!    to Qdrant's on-disk layout, where lookups go through our hash functions (a damaged
+//!    bucket array there changes the answers: the negative control).
+//!
 //! The interpreter is `QEW_PYTHON` or `.venv/bin/python` (made by `scripts/setup.sh`); if it cannot import
 //! `qdrant_edge` the tests FAIL (they never skip).
 
@@ -27,12 +36,15 @@ use std::process::Command;
 use qdrant_edge_wasm::format::field_index_write::{
     create_field_index, drop_field_index, field_dir_name, FieldIndexWriter,
 };
+use qdrant_edge_wasm::format::fmph::ParsedMap;
 use qdrant_edge_wasm::format::gridstore::{read_payload, Gridstore};
 use qdrant_edge_wasm::format::gridstore_write::GridstoreWriter;
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
-use qdrant_edge_wasm::format::payload_index::PayloadIndexConfig;
+use qdrant_edge_wasm::format::immutable_index::build_optimized_field_index;
+use qdrant_edge_wasm::format::payload_index::{IndexMutability, IndexStorageType, PayloadIndexConfig};
 use qdrant_edge_wasm::format::segment_meta::read_segment_state;
 use qdrant_edge_wasm::format::segment_write::{write_segment_state, DenseVectorWriter, MutableIdTrackerWriter};
+use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, MemoryStorage, Storage};
 use qdrant_edge_wasm::{Payload, PointId};
 use serde_json::{json, Value};
@@ -80,7 +92,11 @@ fn only_segment(st: &FsStorage) -> String {
 
 /// Every live point's payload, ascending internal id.
 fn stored_points(st: &dyn Storage, seg: &str) -> Vec<(u32, Payload)> {
-    let tracker = IdTracker::open(st, seg, true).unwrap();
+    stored_points_of(st, seg, true)
+}
+
+fn stored_points_of(st: &dyn Storage, seg: &str, appendable: bool) -> Vec<(u32, Payload)> {
+    let tracker = IdTracker::open(st, seg, appendable).unwrap();
     let gs = Gridstore::open(st, &format!("{seg}/payload_storage")).unwrap();
     (0..tracker.total_point_count() as u32)
         .filter(|&i| tracker.external_id(i).is_some())
@@ -146,6 +162,14 @@ fn assert_same_index_files(a: &dyn Storage, seg_a: &str, b: &dyn Storage, seg_b:
             let (x, y) = (a.read_all(&format!("{da}/{f}")).unwrap(), b.read_all(&format!("{db}/{f}")).unwrap());
             if f == "tracker_journal.dat" {
                 assert_eq!(journal_records(&x), journal_records(&y), "{d}/{f} records");
+            } else if f == "values_to_points.bin" {
+                // header and function exact; Qdrant writes the entries in hash-map order (so the
+                // alignment gaps, and the length, of i64 / u128 maps vary with that order)
+                let (mx, my) = (ParsedMap::parse(&x, f).unwrap(), ParsedMap::parse(&y, f).unwrap());
+                assert_eq!(mx.buckets_pos, my.buckets_pos, "{d}/{f} buckets_pos");
+                assert!(x[..mx.buckets_pos as usize] == y[..my.buckets_pos as usize], "{d}/{f}: function differs");
+                let set = |m: &ParsedMap| m.entries.iter().cloned().collect::<BTreeMap<_, _>>();
+                assert_eq!(set(&mx), set(&my), "{d}/{f} entries");
             } else {
                 assert!(x == y, "{d}/{f} differs ({} vs {} bytes)", x.len(), y.len());
             }
@@ -468,4 +492,184 @@ fn create_and_drop_index_like_qdrant() {
     assert!(a["schema"].get("f").is_none() && a["schema"].get("meta.tag").is_none());
     assert_eq!(a["counts"], b["counts"]);
     assert_eq!(a["total"], json!(80));
+}
+
+// ---- immutable indexes of optimized segments --------------------------------------------------
+
+/// The non-appendable segment of a shard (exactly one).
+fn optimized_segment(st: &FsStorage) -> String {
+    let segs: Vec<String> = st
+        .list_dir("segments")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Dir)
+        .map(|e| format!("segments/{}", e.name))
+        .filter(|s| !read_segment_state(st, s).unwrap().config.is_appendable())
+        .collect();
+    assert_eq!(segs.len(), 1, "optimized segments: {segs:?}");
+    segs[0].clone()
+}
+
+#[test]
+fn optimized_index_files_equal_qdrants() {
+    let tmp = tempfile::tempdir().unwrap();
+    for n in [301usize, 5000] {
+        let shard = tmp.path().join(format!("opt{n}"));
+        run_py(&["make_optimized", shard.to_str().unwrap(), &n.to_string(), "1"]);
+        let st = FsStorage::new(&shard).unwrap();
+        let seg = optimized_segment(&st);
+        let cfg = PayloadIndexConfig::read(&st, &seg).unwrap();
+        assert_eq!(cfg.indexed_fields.len(), 19);
+        let points = stored_points_of(&st, &seg, false);
+        assert_eq!(points.len(), n);
+        assert_eq!(points.iter().filter(|(_, p)| !p.is_empty()).count(), n - n / 10, "points with a payload");
+        let mem = MemoryStorage::new();
+        let (mut compared, mut fields, mut mutable) = (0, 0, Vec::new());
+        for (field, schema) in &cfg.indexed_fields {
+            let types = build_optimized_field_index(&mem, "seg", field, schema, points.clone()).unwrap();
+            if types[0].mutability == IndexMutability::Mutable {
+                mutable.push(field.clone());
+                continue;
+            }
+            assert_eq!(types, cfg.indexed_types[field], "indexed_types of `{field}`");
+            compared += assert_same_index_files(&mem, "seg", &st, &seg, field);
+            fields += 1;
+        }
+        // geo and the three text fields keep the mutable format
+        mutable.sort();
+        assert_eq!(mutable, ["g", "t", "tp", "ts"], "n={n}");
+        assert_eq!(fields, 19 - mutable.len(), "n={n}");
+        assert!(compared > 80, "n={n}: {compared} files compared");
+    }
+}
+
+/// Every file under `segments/*/payload_index/`, with its bytes; Gridstore journals (of the
+/// mutable geo and text indexes) are left out: Qdrant replays and truncates them on open.
+fn index_tree(shard: &Path) -> BTreeMap<String, Vec<u8>> {
+    let st = FsStorage::new(shard).unwrap();
+    let mut out = BTreeMap::new();
+    for e in st.list_dir("segments").unwrap() {
+        let dir = format!("segments/{}/payload_index", e.name);
+        if e.kind != EntryKind::Dir || !st.exists(&dir).unwrap() {
+            continue;
+        }
+        for f in files_under(&st, &dir).into_iter().filter(|f| !f.ends_with("tracker_journal.dat")) {
+            let p = format!("{dir}/{f}");
+            out.insert(p.clone(), st.read_all(&p).unwrap().to_vec());
+        }
+    }
+    out
+}
+
+fn optimized_filters() -> Value {
+    let mut f = filters().as_array().unwrap().clone();
+    f.extend(
+        json!([
+            {"must": [{"key": "kd", "match": {"value": "d3"}}]},
+            {"must": [{"key": "kd", "match": {"any": ["d1", "d12", "nope"]}}]},
+            {"must": [{"key": "kp", "match": {"value": "pre5"}}]},
+            {"must": [{"key": "kp", "match": {"value": "x"}}]},
+            {"must": [{"key": "ou", "match": {"value": "00000000-0000-0000-0000-000000000162"}}]},
+            {"must": [{"key": "ou", "match": {"except": ["00000000-0000-0000-0000-000000000001"]}}]},
+            {"must": [{"key": "big", "match": {"value": "key-77"}}]},
+            {"must": [{"key": "big", "match": {"value": ""}}]},
+            {"must": [{"key": "big", "match": {"value": "ÿ"}}]},
+            {"must": [{"key": "big", "match": {"any": ["ключ-8", "key-9", "key-10"]}}]},
+            {"must": [{"key": "bigi", "match": {"value": -5}}]},
+            {"must": [{"key": "bigi", "match": {"any": [-999999992081i64, -7, 3]}}]},
+            {"must": [{"key": "fl", "range": {"gte": 0.0, "lte": 0.0}}]},
+            {"must": [{"key": "fl", "range": {"gt": 5.5}}]},
+            {"must": [{"key": "none", "match": {"value": "a"}}]},
+            {"must": [{"key": "none", "is_empty": true}]}
+        ])
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned(),
+    );
+    Value::Array(f)
+}
+
+/// Switch the map and numeric sub-indexes of every optimized segment to Qdrant's on-disk
+/// layout (`is_on_disk: true`), where a lookup evaluates the perfect-hash function.
+fn switch_to_on_disk(shard: &Path) -> usize {
+    let st = FsStorage::new(shard).unwrap();
+    let seg = optimized_segment(&st);
+    let mut cfg = PayloadIndexConfig::read(&st, &seg).unwrap();
+    let mut switched = 0;
+    for types in cfg.indexed_types.values_mut() {
+        for t in types.iter_mut() {
+            if t.mutability == IndexMutability::Immutable
+                && t.index_type.dir_suffix() != "null"
+                && t.index_type.dir_suffix() != "bool"
+            {
+                t.storage_type =
+                    IndexStorageType::Mmap(qdrant_edge_wasm::format::payload_index::MmapOptions { is_on_disk: true });
+                switched += 1;
+            }
+        }
+    }
+    qdrant_edge_wasm::format::segment_write::write_payload_index_config(&st, &seg, &cfg).unwrap();
+    switched
+}
+
+#[test]
+fn qdrant_reads_our_optimized_indexes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    run_py(&["make_optimized", plain.to_str().unwrap(), "301", "0"]);
+    let ours = tmp.path().join("ours");
+    copy_shard(&plain, &ours);
+    let mut shard = EdgeShard::load(std::sync::Arc::new(FsStorage::new(&ours).unwrap()), "").unwrap();
+    assert!(shard.optimize().unwrap(), "nothing optimized");
+    shard.close().unwrap();
+    drop(shard);
+    {
+        let st = FsStorage::new(&ours).unwrap();
+        let cfg = PayloadIndexConfig::read(&st, &optimized_segment(&st)).unwrap();
+        for f in ["k", "n", "f", "dt", "u", "b", "kp", "bigi"] {
+            assert!(
+                cfg.indexed_types[f].iter().all(|t| t.mutability == IndexMutability::Immutable),
+                "`{f}`: {:?}",
+                cfg.indexed_types[f]
+            );
+        }
+    }
+    let fl = optimized_filters();
+    let want = run_py_json("counts", &plain, &fl, tmp.path(), "f.json");
+    assert!(want["counts"].as_array().unwrap().iter().filter(|c| c.as_u64() > Some(0)).count() > 40, "{want}");
+    for (name, on_disk) in [("heap", false), ("on_disk", true)] {
+        let dir = tmp.path().join(name);
+        copy_shard(&ours, &dir);
+        if on_disk {
+            assert!(switch_to_on_disk(&dir) >= 12);
+        }
+        let before = index_tree(&dir);
+        let got = run_py_json("counts", &dir, &fl, tmp.path(), "f.json");
+        let after = index_tree(&dir);
+        let changed: Vec<&String> =
+            before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+        assert!(changed.is_empty(), "{name}: qdrant-edge-py rewrote (rebuilt) index files: {changed:?}");
+        assert_eq!(got["total"], want["total"], "{name}");
+        assert_eq!(got["schema"], want["schema"], "{name}: payload schema");
+        for (i, (g, w)) in got["counts"].as_array().unwrap().iter().zip(want["counts"].as_array().unwrap()).enumerate()
+        {
+            assert_eq!(g, w, "{name}: count of filter {}", fl[i]);
+        }
+    }
+    // negative control: with the on-disk layout a damaged bucket array changes the answers,
+    // so the on-disk run above did evaluate our functions
+    let neg = tmp.path().join("neg");
+    copy_shard(&ours, &neg);
+    switch_to_on_disk(&neg);
+    let st = FsStorage::new(&neg).unwrap();
+    let seg = optimized_segment(&st);
+    let vtp = format!("{seg}/payload_index/{}-map/values_to_points.bin", field_dir_name("big"));
+    let mut b = st.read_all(&vtp).unwrap().to_vec();
+    let m = ParsedMap::parse(&b, &vtp).unwrap();
+    let (start, count) = (m.buckets_pos as usize, m.buckets.len());
+    b[start..start + 8 * count].rotate_left(8);
+    std::fs::write(neg.join(&vtp), &b).unwrap();
+    let got = run_py_json("counts", &neg, &fl, tmp.path(), "f.json");
+    assert_ne!(got["counts"], want["counts"], "a damaged bucket array changed no answer");
 }

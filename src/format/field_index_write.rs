@@ -160,7 +160,7 @@ pub fn sub_index_dir(segment_dir: &str, field: &str, suffix: &str) -> String {
 // ---- schema -----------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Keyword,
     IntMap,
     Int,
@@ -174,7 +174,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn index_type(self) -> PayloadIndexType {
+    pub(crate) fn index_type(self) -> PayloadIndexType {
         match self {
             Kind::Keyword => PayloadIndexType::KeywordIndex,
             Kind::IntMap => PayloadIndexType::IntMapIndex,
@@ -189,7 +189,7 @@ impl Kind {
         }
     }
 
-    fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             Kind::Keyword | Kind::IntMap | Kind::Uuid | Kind::Geo => "map",
             Kind::Int | Kind::Float | Kind::Datetime => "numeric",
@@ -228,20 +228,20 @@ impl Kind {
 
 /// Text settings that change the stored document.
 #[derive(Debug, Clone)]
-struct TextSpec {
+pub(crate) struct TextSpec {
     params: TextParams,
     scoring: bool,
 }
 
 /// A parsed field schema: the sub-indexes it creates (null last) and the text settings.
 #[derive(Debug, Clone)]
-struct Schema {
-    type_name: String,
-    kinds: Vec<Kind>,
-    text: Option<TextSpec>,
+pub(crate) struct Schema {
+    pub(crate) type_name: String,
+    pub(crate) kinds: Vec<Kind>,
+    pub(crate) text: Option<TextSpec>,
 }
 
-fn parse_schema(field: &str, schema: &Value) -> Result<Schema> {
+pub(crate) fn parse_schema(field: &str, schema: &Value) -> Result<Schema> {
     let bad = |m: String| Error::invalid_field("schema", format!("field `{field}`: {m}"));
     let (type_name, params) = match schema {
         Value::String(s) => (s.as_str(), None),
@@ -320,7 +320,7 @@ pub fn mutable_index_types(field: &str, schema: &Value) -> Result<Vec<FullPayloa
 // ---- value extraction -------------------------------------------------------------------------
 
 /// Every value `f` extracts from `values`, arrays flattened one level.
-fn flatten<T>(values: &[&Value], f: impl Fn(&Value) -> Option<T>) -> Vec<T> {
+pub(crate) fn flatten<T>(values: &[&Value], f: impl Fn(&Value) -> Option<T>) -> Vec<T> {
     let mut out = Vec::new();
     for v in values {
         match v {
@@ -332,7 +332,7 @@ fn flatten<T>(values: &[&Value], f: impl Fn(&Value) -> Option<T>) -> Vec<T> {
 }
 
 /// Qdrant's integer reading: an `i64`, or a float whose `as i64` conversion round-trips.
-fn value_to_integer(v: &Value) -> Option<i64> {
+pub(crate) fn value_to_integer(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| {
         let f = v.as_f64()?;
         let i = f as i64;
@@ -347,12 +347,12 @@ fn geo_value(v: &Value) -> Option<(f64, f64)> {
     ((-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)).then_some((lon, lat))
 }
 
-fn uuid_value(v: &Value) -> Option<u128> {
+pub(crate) fn uuid_value(v: &Value) -> Option<u128> {
     uuid::Uuid::parse_str(v.as_str()?).ok().map(|u| u.as_u128())
 }
 
 /// Whether the values hold something non-null / something null (Qdrant's null index).
-fn classify_null(values: &[&Value]) -> (bool, bool) {
+pub(crate) fn classify_null(values: &[&Value]) -> (bool, bool) {
     let (mut has_values, mut is_null) = (false, false);
     for v in values {
         match v {
@@ -773,7 +773,7 @@ impl<'s> FieldIndexWriter<'s> {
     }
 }
 
-fn flag_dirs(kind: Kind) -> (&'static str, &'static str) {
+pub(crate) fn flag_dirs(kind: Kind) -> (&'static str, &'static str) {
     if kind == Kind::Bool {
         (TRUES_DIR, FALSES_DIR)
     } else {

@@ -21,8 +21,9 @@
 
 use super::{EdgeShard, VectorKind};
 use crate::error::{Error, Result};
-use crate::format::field_index_write::{build_field_index, config_set_field};
+use crate::format::field_index_write::config_set_field;
 use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
+use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
 use crate::format::segment_meta::{Indexes, SegmentConfig, SegmentState, SparseIndexType, VectorStorageType};
 use crate::format::segment_write::{
@@ -235,15 +236,15 @@ impl EdgeShard {
         }
         payloads.flush(st)?;
         write_payload_index_config(st, &dir, &Default::default())?;
-        // The shard's payload indexes, built for the new segment (Qdrant's mutable index files).
+        // The shard's payload indexes, built for the new segment in Qdrant's immutable formats
+        // (geo and text: its mutable ones).
         for (field, schema) in self.indexed_fields.clone() {
             let mut entries = Vec::with_capacity(points.len());
             for (k, (_, si, internal, _)) in points.iter().enumerate() {
                 entries.push((k as u32, (*self.segments[*si].payload(*internal)?).clone()));
             }
-            let mut w = build_field_index(st, &dir, &field, &schema, entries)?;
-            w.flush()?;
-            config_set_field(st, &dir, &field, &schema, &w.index_types())?;
+            let types = build_optimized_field_index(st, &dir, &field, &schema, entries)?;
+            config_set_field(st, &dir, &field, &schema, &types)?;
         }
 
         // Immutable id tracker: mappings, versions, deleted.

@@ -20,6 +20,7 @@ use crate::format::field_index_write::{
     build_field_index, config_set_field, drop_field_index, mutable_index_types, FieldIndexWriter,
 };
 use crate::format::gridstore_write::GridstoreWriter;
+use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
 use crate::format::segment_meta::{
     EdgeConfig, Indexes, PayloadStorageType, SegmentConfig, SparseIndexConfig, SparseIndexType, SparseVectorDataConfig,
@@ -571,9 +572,16 @@ impl EdgeShard {
                 for (_, internal, _) in seg.live_points() {
                     points.push((internal, (*seg.payload(internal)?).clone()));
                 }
-                let mut w = build_field_index(st, &seg.dir, field, schema, points)?;
-                w.flush()?;
-                config_set_field(st, &seg.dir, field, schema, &w.index_types())?;
+                // As Qdrant: an appendable segment gets mutable index files, an optimized one
+                // immutable ones.
+                let types = if seg.appendable {
+                    let mut w = build_field_index(st, &seg.dir, field, schema, points)?;
+                    w.flush()?;
+                    w.index_types()
+                } else {
+                    build_optimized_field_index(st, &seg.dir, field, schema, points)?
+                };
+                config_set_field(st, &seg.dir, field, schema, &types)?;
                 changed = true;
             }
             for field in seg.payload_index.indexed_fields.keys() {

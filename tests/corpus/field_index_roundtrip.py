@@ -7,6 +7,11 @@
                                 {"upsert": [{"id", "vector", "payload"}]} | {"delete": [ids]} |
                                 {"overwrite_payload": {"id", "payload"}} |
                                 {"create_index": [field, schema]} | {"delete_index": field}
+  make_optimized <shard_dir> <n> <optimize: 0|1>
+                                a shard for the immutable (optimized-segment) indexes: the
+                                indexes of INDEXES + EXTRA, n points (every 10th with an empty
+                                payload), indexing threshold 1 kB; optimized by qdrant-edge-py
+                                when the last argument is 1
   counts <shard_dir> <filters.json>
                                 load, print {"total", "counts": [exact count per REST filter],
                                 "schema": {field: {"type", "points"}}}
@@ -127,6 +132,34 @@ def config():
     )
 
 
+EXTRA = [
+    ("kd", {"type": "keyword", "on_disk": True}),
+    ("kp", {"type": "keyword", "prefix": True}),
+    ("ou", "uuid"),
+    ("big", "keyword"),
+    ("bigi", {"type": "integer", "range": False}),
+    ("fl", {"type": "float", "on_disk": True}),
+    ("none", "keyword"),
+]
+
+
+def optimized_points(n):
+    rng = random.Random(11)
+    pts = []
+    for i in range(n):
+        p = payload(rng, i)
+        p["kd"] = f"d{i % 13}"
+        p["kp"] = ["pre" + str(i % 17), "x", "pre" + str(i % 17)]
+        p["ou"] = f"00000000-0000-0000-0000-{(i % 163):012d}"
+        p["big"] = f"key-{i}" if i % 4 else ["", "ÿ", f"ключ-{i}"]
+        p["bigi"] = [i * 7919 - 10**12, -i]
+        p["fl"] = [((i * 37) % 101) / 7.0, -0.0, 0.0, ((i * 37) % 101) / 7.0]
+        if i % 10 == 7:
+            p = {}
+        pts.append(qe.Point(i, {"d": [float(i % 7), 1.0]}, p))
+    return pts
+
+
 def apply(shard, ops):
     for op in ops:
         if "upsert" in op:
@@ -154,6 +187,24 @@ def main():
             shard.update(qe.UpdateOperation.create_field_index(field, schema_in(schema)))
         shard.update(qe.UpdateOperation.upsert_points(points()))
         shard.flush()
+        shard.close()
+        print(json.dumps({"ok": True}))
+    elif cmd == "make_optimized":
+        n, optimize = int(sys.argv[3]), sys.argv[4] == "1"
+        cfg = qe.EdgeConfig(
+            vectors={"d": qe.EdgeVectorParams(2, qe.Distance.Dot)},
+            optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1),
+            wal_enabled=False,
+            max_search_threads=1,
+        )
+        shard = qe.EdgeShard.create(path, cfg)
+        for field, schema in INDEXES + EXTRA:
+            shard.update(qe.UpdateOperation.create_field_index(field, schema_in(schema)))
+        shard.update(qe.UpdateOperation.upsert_points(optimized_points(n)))
+        shard.flush()
+        if optimize:
+            shard.optimize()
+            shard.flush()
         shard.close()
         print(json.dumps({"ok": True}))
     elif cmd == "apply":

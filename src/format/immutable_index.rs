@@ -1,0 +1,682 @@
+//! Qdrant's immutable payload indexes: what a non-appendable (optimized) segment holds for an
+//! indexed field. Written once from the segment's payloads, never updated (a delete only
+//! touches the id tracker). Layouts in `docs/research/immutable-indexes.md`, every one checked
+//! on files qdrant-edge 0.9.0 wrote; the tests here and in `tests/immutable_index.rs` rebuild
+//! qdrant-edge's own files byte for byte.
+//!
+//! **Input.** The points of the segment that are live and have a non-empty payload, ascending
+//! internal id (Qdrant's builder walks the payload storage, which holds nothing for `{}`).
+//! Values are extracted as for the mutable indexes ([`super::field_index_write`]).
+//!
+//! **Sub-indexes written here** (recorded `{"mutability":"immutable","storage_type":{"mmap":
+//! {"is_on_disk":X}}}`, `X` true for the map and numeric ones when the schema says `on_disk:
+//! true` or `memory: cold|cached`, else false):
+//!
+//! * `-map` (keyword, integer lookup, uuid): `values_to_points.bin` (persisted hash map,
+//!   [`super::fmph`]; key → ascending ids), `point_to_values.bin` (per point its distinct
+//!   values, first occurrence first), `deleted.bin` (points without a value),
+//!   `mmap_field_index_config.json`, and `prefix_index.bin` for a keyword schema with
+//!   `"prefix": true`.
+//! * `-numeric` (integer range, float, datetime): `data.bin` (distinct `(value, id)` pairs
+//!   sorted), its block-index sidecar, `point_to_values.bin` (values as extracted),
+//!   `deleted.bin`, the cardinality histogram (`histogram_config.json`,
+//!   `histogram_borders.bin`), `mmap_field_index_config.json`.
+//! * `-bool`, `-null`: the same flags directories as the mutable ones, one entry per visited
+//!   point.
+//!
+//! Geo and full-text fields keep Qdrant's mutable (Gridstore) files in optimized segments for
+//! now: Qdrant opens each sub-index by its recorded storage type, so such a segment is valid.
+//!
+//! ```text
+//! point_to_values.bin:  u64 4096, u64 n, zeros to 4096, n × {u64 start (absolute), u64 count},
+//!                       the values back to back (keyword: u32 length + UTF-8; i64 / f64; u128)
+//! deleted.bin:          bit i set ⇔ point i has no value; ⌈n/8⌉ rounded up to 8 bytes
+//! block-index sidecar:  "QdrntSBI" u32 1, u32 16, u32 1024, u32 0, u64 elements,
+//!                       then every 1024th 16-byte element
+//! data.bin:             {value (8 bytes), u32 id, u32 0} per pair
+//! histogram_borders.bin: u64 count, per border {value, u32 id, u64 left, u64 right}
+//! ```
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use serde_json::Value;
+
+use crate::error::{Error, FormatError};
+use crate::format::field_index_write::{
+    build_field_index, classify_null, delete_field_index, flag_dirs, flatten, parse_schema, payload_index_dir,
+    sub_index_dir, uuid_value, value_to_integer, Kind,
+};
+use crate::format::fmph::{self, Key, KeyType};
+use crate::format::payload_index::{FullPayloadIndexType, IndexMutability, IndexStorageType, MmapOptions};
+use crate::format::segment_write::FlagsWriter;
+use crate::query::filter::parse_datetime;
+use crate::query::json_path::JsonPath;
+use crate::storage::{join, OpenMode, Storage};
+use crate::types::Payload;
+
+type Result<T> = std::result::Result<T, Error>;
+
+const PTV_HEADER: u64 = 4096;
+const SBI_ELEMENTS_PER_BLOCK: u64 = 1024;
+const HISTOGRAM_MAX_BUCKET: u64 = 10_000;
+const HISTOGRAM_PRECISION: f64 = 0.01;
+const PREFIX_BLOCK_BYTES: usize = 4096;
+
+/// Whether the schema places the index on disk (`on_disk: true`, `memory: cold|cached`).
+fn on_disk(schema: &Value) -> bool {
+    let Some(o) = schema.as_object() else { return false };
+    o.get("on_disk").and_then(Value::as_bool).unwrap_or(false)
+        || matches!(o.get("memory").and_then(Value::as_str), Some("cold") | Some("cached"))
+}
+
+fn wants_prefix(schema: &Value) -> bool {
+    schema.get("prefix").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Whether an optimized segment gets immutable files for this schema (geo and text keep the
+/// mutable format for now).
+fn immutable_kinds(kinds: &[Kind]) -> bool {
+    !kinds.iter().any(|k| matches!(k, Kind::Geo | Kind::Text))
+}
+
+fn immutable_type(kind: Kind, disk: bool) -> FullPayloadIndexType {
+    let is_on_disk = disk && !matches!(kind, Kind::Bool | Kind::Null);
+    FullPayloadIndexType {
+        index_type: kind.index_type(),
+        mutability: IndexMutability::Immutable,
+        storage_type: IndexStorageType::Mmap(MmapOptions { is_on_disk }),
+    }
+}
+
+/// Build the index of `field` for the non-appendable segment at `segment_dir` from `points`
+/// (live points, ascending internal id; points with an empty payload are skipped as Qdrant's
+/// builder never sees them). Any earlier files of the field are removed first. Files only: the
+/// caller records the returned `indexed_types` with
+/// [`config_set_field`](super::field_index_write::config_set_field).
+pub fn build_optimized_field_index<I>(
+    storage: &dyn Storage,
+    segment_dir: &str,
+    field: &str,
+    schema: &Value,
+    points: I,
+) -> Result<Vec<FullPayloadIndexType>>
+where
+    I: IntoIterator<Item = (u32, Payload)>,
+{
+    let parsed = parse_schema(field, schema)?;
+    let points = points.into_iter().filter(|(_, p)| !p.is_empty());
+    if !immutable_kinds(&parsed.kinds) {
+        let mut w = build_field_index(storage, segment_dir, field, schema, points)?;
+        w.flush()?;
+        return Ok(w.index_types());
+    }
+    let path = JsonPath::parse(field)
+        .ok_or_else(|| Error::invalid_field("field", format!("`{field}` is not a valid payload path")))?;
+    let points: Vec<(u32, Payload)> = points.collect();
+    let mut last = None;
+    for (id, _) in &points {
+        if last.is_some_and(|l| l >= *id) {
+            return Err(Error::Internal(format!("index build of `{field}`: internal ids not ascending at {id}")));
+        }
+        last = Some(*id);
+    }
+    let values: Vec<(u32, Vec<&Value>)> = points.iter().map(|(id, p)| (*id, path.value_get(p))).collect();
+    let n = last.map_or(0, |l| l + 1);
+    delete_field_index(storage, segment_dir, field)?;
+    storage.create_dir_all(&payload_index_dir(segment_dir))?;
+    let disk = on_disk(schema);
+    let mut types = Vec::with_capacity(parsed.kinds.len());
+    for &kind in &parsed.kinds {
+        let dir = sub_index_dir(segment_dir, field, kind.suffix());
+        storage.create_dir_all(&dir)?;
+        let files = match kind {
+            Kind::Keyword => {
+                let per: Vec<(u32, Vec<MapValue>)> = values
+                    .iter()
+                    .map(|(id, v)| (*id, flatten(v, |x| x.as_str().map(|s| MapValue::Str(s.to_string())))))
+                    .collect();
+                map_index_files(n, &per, KeyType::Str, wants_prefix(schema))?
+            }
+            Kind::IntMap => {
+                let per: Vec<_> = values
+                    .iter()
+                    .map(|(id, v)| (*id, flatten(v, |x| value_to_integer(x).map(MapValue::I64))))
+                    .collect();
+                map_index_files(n, &per, KeyType::I64, false)?
+            }
+            Kind::Uuid => {
+                let per: Vec<_> =
+                    values.iter().map(|(id, v)| (*id, flatten(v, |x| uuid_value(x).map(MapValue::U128)))).collect();
+                map_index_files(n, &per, KeyType::U128, false)?
+            }
+            Kind::Int => {
+                let per: Vec<_> = values.iter().map(|(id, v)| (*id, flatten(v, value_to_integer))).collect();
+                numeric_index_files(n, &per)
+            }
+            Kind::Datetime => {
+                let per: Vec<_> =
+                    values.iter().map(|(id, v)| (*id, flatten(v, |x| x.as_str().and_then(parse_datetime)))).collect();
+                numeric_index_files(n, &per)
+            }
+            Kind::Float => {
+                let per: Vec<_> = values.iter().map(|(id, v)| (*id, flatten(v, Value::as_f64))).collect();
+                numeric_index_files(n, &per)
+            }
+            Kind::Bool | Kind::Null => {
+                let (a, b) = flag_dirs(kind);
+                let mut fa = FlagsWriter::create(storage, &join(&dir, a))?;
+                let mut fb = FlagsWriter::create(storage, &join(&dir, b))?;
+                for (id, v) in &values {
+                    let (x, y) = if kind == Kind::Bool {
+                        let b = flatten(v, Value::as_bool);
+                        (b.contains(&true), b.contains(&false))
+                    } else {
+                        classify_null(v)
+                    };
+                    fa.set(u64::from(*id), x)?;
+                    fb.set(u64::from(*id), y)?;
+                }
+                fa.flush()?;
+                fb.flush()?;
+                Vec::new()
+            }
+            Kind::Geo | Kind::Text => unreachable!("checked by immutable_kinds"),
+        };
+        for (name, data) in files {
+            write_file(storage, &join(&dir, name), &data)?;
+        }
+        storage.sync_dir(&dir)?;
+        types.push(immutable_type(kind, disk));
+    }
+    storage.sync_dir(&payload_index_dir(segment_dir))?;
+    Ok(types)
+}
+
+fn write_file(st: &dyn Storage, path: &str, data: &[u8]) -> Result<()> {
+    let f = st.open(path, OpenMode::Create)?;
+    f.set_len(0)?;
+    f.write_at(0, data)?;
+    f.sync()?;
+    Ok(())
+}
+
+// ---- common blocks ----------------------------------------------------------------------------
+
+/// `point_to_values.bin` for points `0..n`; `values(i)` = the encoded values of point i and
+/// their number.
+fn point_to_values(n: u32, mut values: impl FnMut(u32) -> (Vec<u8>, u64)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PTV_HEADER as usize + 16 * n as usize);
+    out.extend_from_slice(&PTV_HEADER.to_le_bytes());
+    out.extend_from_slice(&u64::from(n).to_le_bytes());
+    out.resize(PTV_HEADER as usize, 0);
+    let mut body = Vec::new();
+    let base = PTV_HEADER + 16 * u64::from(n);
+    for i in 0..n {
+        let (bytes, count) = values(i);
+        out.extend_from_slice(&(base + body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        body.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The "no value" bitmap over `0..n`: ⌈n/8⌉ bytes rounded up to a multiple of 8.
+fn no_value_bitmap(n: u32, empty: impl Fn(u32) -> bool) -> Vec<u8> {
+    let mut out = vec![0u8; (n as usize).div_ceil(8).div_ceil(8) * 8];
+    for i in 0..n {
+        if empty(i) {
+            out[i as usize / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
+/// The sorted-block sidecar of an array of 16-byte elements.
+fn block_index(elements: &[u8]) -> Vec<u8> {
+    let count = (elements.len() / 16) as u64;
+    let mut out = Vec::with_capacity(32 + 16 * count.div_ceil(SBI_ELEMENTS_PER_BLOCK) as usize);
+    out.extend_from_slice(b"QdrntSBI");
+    for x in [1u32, 16, SBI_ELEMENTS_PER_BLOCK as u32, 0] {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.extend_from_slice(&count.to_le_bytes());
+    for k in (0..count).step_by(SBI_ELEMENTS_PER_BLOCK as usize) {
+        out.extend_from_slice(&elements[16 * k as usize..16 * k as usize + 16]);
+    }
+    out
+}
+
+type Files = Vec<(&'static str, Vec<u8>)>;
+
+// ---- map index --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum MapValue {
+    Str(String),
+    I64(i64),
+    U128(u128),
+}
+
+impl MapValue {
+    fn key(&self) -> Key<'_> {
+        match self {
+            MapValue::Str(s) => Key::Str(s.as_bytes()),
+            MapValue::I64(x) => Key::I64(*x),
+            MapValue::U128(x) => Key::U128(*x),
+        }
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            MapValue::Str(s) => {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            MapValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+            MapValue::U128(x) => out.extend_from_slice(&x.to_le_bytes()),
+        }
+    }
+}
+
+fn map_index_files(n: u32, per: &[(u32, Vec<MapValue>)], key_type: KeyType, prefix: bool) -> Result<Files> {
+    // distinct values per point, first occurrence first
+    let per: Vec<(u32, Vec<MapValue>)> = per
+        .iter()
+        .map(|(id, vals)| {
+            let mut seen = BTreeSet::new();
+            (*id, vals.iter().filter(|v| seen.insert(*v)).cloned().collect())
+        })
+        .collect();
+    let mut by_value: BTreeMap<&MapValue, Vec<u32>> = BTreeMap::new();
+    for (id, vals) in &per {
+        for v in vals {
+            by_value.entry(v).or_default().push(*id);
+        }
+    }
+    let entries: Vec<(Key<'_>, &[u32])> = by_value.iter().map(|(v, ids)| (v.key(), ids.as_slice())).collect();
+    let vtp = fmph::write_map(key_type, &entries).map_err(|e| Error::Internal(format!("values_to_points: {e}")))?;
+    let mut slot: Vec<Option<&Vec<MapValue>>> = vec![None; n as usize];
+    for (id, vals) in &per {
+        slot[*id as usize] = Some(vals);
+    }
+    let ptv = point_to_values(n, |i| {
+        let mut b = Vec::new();
+        let vals = slot[i as usize].map_or(&[][..], |v| v.as_slice());
+        for v in vals {
+            v.encode(&mut b);
+        }
+        (b, vals.len() as u64)
+    });
+    let deleted = no_value_bitmap(n, |i| slot[i as usize].is_none_or(|v| v.is_empty()));
+    let pairs: usize = per.iter().map(|(_, v)| v.len()).sum();
+    let mut files: Files = vec![
+        ("values_to_points.bin", vtp),
+        ("point_to_values.bin", ptv),
+        ("deleted.bin", deleted),
+        ("mmap_field_index_config.json", format!("{{\"total_key_value_pairs\":{pairs}}}").into_bytes()),
+    ];
+    if prefix {
+        let keys: Vec<(&[u8], u64)> = by_value
+            .iter()
+            .map(|(v, ids)| match v {
+                MapValue::Str(s) => Ok((s.as_bytes(), ids.len() as u64)),
+                other => Err(Error::Internal(format!("prefix index over non-string {other:?}"))),
+            })
+            .collect::<Result<_>>()?;
+        files.push(("prefix_index.bin", prefix_index(&keys)));
+    }
+    Ok(files)
+}
+
+/// `prefix_index.bin`: the keys in byte order with their id counts, front-coded in blocks.
+fn prefix_index(keys: &[(&[u8], u64)]) -> Vec<u8> {
+    struct Block {
+        bytes: Vec<u8>,
+        keys: u32,
+        first: Vec<u8>,
+        ids: u64,
+    }
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut prev: &[u8] = &[];
+    for &(key, ids) in keys {
+        if blocks.last().is_none_or(|b| b.bytes.len() >= PREFIX_BLOCK_BYTES) {
+            blocks.push(Block { bytes: Vec::new(), keys: 0, first: key.to_vec(), ids: 0 });
+            prev = &[];
+        }
+        let b = blocks.last_mut().expect("a block");
+        let shared = prev.iter().zip(key).take_while(|(a, b)| a == b).count();
+        b.bytes.extend_from_slice(&(shared as u32).to_le_bytes());
+        b.bytes.extend_from_slice(&((key.len() - shared) as u32).to_le_bytes());
+        b.bytes.extend_from_slice(&(ids as u32).to_le_bytes());
+        b.bytes.extend_from_slice(&key[shared..]);
+        b.keys += 1;
+        b.ids += ids;
+        prev = key;
+    }
+    let mut index = Vec::new();
+    for b in &blocks {
+        for x in [b.bytes.len() as u32, b.keys, b.first.len() as u32, 0] {
+            index.extend_from_slice(&x.to_le_bytes());
+        }
+        index.extend_from_slice(&b.ids.to_le_bytes());
+        index.extend_from_slice(&b.first);
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"QdrPrfx\0");
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(index.len() as u64).to_le_bytes());
+    out.extend_from_slice(&index);
+    for b in &blocks {
+        out.extend_from_slice(&b.bytes);
+    }
+    out
+}
+
+// ---- numeric index ----------------------------------------------------------------------------
+
+/// A numeric index value: `i64` (integer, datetime µs) or `f64` (float).
+trait NumValue: Copy + std::fmt::Debug {
+    /// Qdrant's order (floats: IEEE, so -0.0 == 0.0).
+    fn order(&self, other: &Self) -> Ordering;
+    fn bytes(&self) -> [u8; 8];
+    /// Whether `p` is strictly closer to `l` than to `r` (the histogram's split rule).
+    fn closer_to_left(p: Self, l: Self, r: Self) -> bool;
+}
+
+impl NumValue for i64 {
+    fn order(&self, other: &Self) -> Ordering {
+        self.cmp(other)
+    }
+    fn bytes(&self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn closer_to_left(p: i64, l: i64, r: i64) -> bool {
+        // the distance as Qdrant computes it: the unsigned difference read as i64
+        (p.abs_diff(l) as i64) < (p.abs_diff(r) as i64)
+    }
+}
+
+impl NumValue for f64 {
+    fn order(&self, other: &Self) -> Ordering {
+        self.partial_cmp(other).unwrap_or_else(|| self.total_cmp(other))
+    }
+    fn bytes(&self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn closer_to_left(p: f64, l: f64, r: f64) -> bool {
+        let d = |a: f64, b: f64| if a > b { a - b } else { b - a };
+        d(p, l) < d(p, r)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pair<T> {
+    value: T,
+    id: u32,
+}
+
+impl<T: NumValue> PartialEq for Pair<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<T: NumValue> Eq for Pair<T> {}
+impl<T: NumValue> PartialOrd for Pair<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T: NumValue> Ord for Pair<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.value.order(&other.value).then(self.id.cmp(&other.id))
+    }
+}
+
+/// Qdrant's cardinality histogram: borders with the pair counts of the buckets on each side.
+struct Histogram<T: NumValue> {
+    total: u64,
+    borders: BTreeMap<Pair<T>, (u64, u64)>,
+}
+
+impl<T: NumValue> Histogram<T> {
+    fn new() -> Self {
+        Histogram { total: 0, borders: BTreeMap::new() }
+    }
+
+    fn bucket_limit(&self) -> u64 {
+        ((self.total as f64 * HISTOGRAM_PRECISION) as u64).clamp(10, HISTOGRAM_MAX_BUCKET)
+    }
+
+    fn before(&self, k: &Pair<T>) -> Option<(Pair<T>, (u64, u64))> {
+        self.borders.range(..*k).next_back().map(|(k, v)| (*k, *v))
+    }
+    fn after(&self, k: &Pair<T>) -> Option<(Pair<T>, (u64, u64))> {
+        self.borders.range((Bound::Excluded(*k), Bound::Unbounded)).next().map(|(k, v)| (*k, *v))
+    }
+
+    /// Insert `p`; `all` is the set of every pair inserted so far, `p` included.
+    fn insert(&mut self, p: Pair<T>, all: &BTreeSet<Pair<T>>) {
+        self.total += 1;
+        if self.borders.len() < 2 {
+            self.borders.insert(p, (0, 0));
+            return;
+        }
+        let limit = self.bucket_limit();
+        let mut l = self.borders.range(..=p).next_back().map(|(k, v)| (*k, *v));
+        let mut r = self.after(&p);
+        let mut ll = l.and_then(|(k, _)| self.before(&k));
+        let mut rr = r.and_then(|(k, _)| self.after(&k));
+        let mut remove = None;
+        let mut create = None;
+        match (&mut l, &mut r) {
+            (None, Some(r)) => {
+                let c = r.1 .1 + 1;
+                if c > limit {
+                    create = Some((p, (0, 0)));
+                } else {
+                    if let Some(rr) = &mut rr {
+                        rr.1 .0 = c;
+                    }
+                    remove = Some(r.0);
+                    create = Some((p, (0, c)));
+                }
+            }
+            (Some(l), None) => {
+                let c = l.1 .0 + 1;
+                if c > limit {
+                    create = Some((p, (0, 0)));
+                } else {
+                    if let Some(ll) = &mut ll {
+                        ll.1 .1 = c;
+                    }
+                    remove = Some(l.0);
+                    create = Some((p, (c, 0)));
+                }
+            }
+            (Some(l), Some(r)) => {
+                let c = l.1 .1 + 1;
+                if c <= limit {
+                    l.1 .1 = c;
+                    r.1 .0 = c;
+                } else if T::closer_to_left(p.value, l.0.value, r.0.value) {
+                    let next = *all.range((Bound::Excluded(l.0), Bound::Unbounded)).next().expect("p follows l");
+                    let mut counts = (l.1 .0 + 1, l.1 .1);
+                    match &mut ll {
+                        Some(ll) if l.1 .0 < limit => {
+                            ll.1 .1 = counts.0;
+                            remove = Some(l.0);
+                        }
+                        _ => {
+                            counts.0 = 0;
+                            l.1 .1 = 0;
+                        }
+                    }
+                    create = Some((next, counts));
+                } else {
+                    let prev = *all.range(..r.0).next_back().expect("p precedes r");
+                    let mut counts = (r.1 .0, r.1 .1 + 1);
+                    match &mut rr {
+                        Some(rr) if r.1 .1 < limit => {
+                            rr.1 .0 = counts.1;
+                            remove = Some(r.0);
+                        }
+                        _ => {
+                            counts.1 = 0;
+                            r.1 .0 = 0;
+                        }
+                    }
+                    create = Some((prev, counts));
+                }
+            }
+            (None, None) => unreachable!("two or more borders"),
+        }
+        for (k, v) in [l, r, ll, rr].into_iter().flatten() {
+            self.borders.insert(k, v);
+        }
+        if let Some(k) = remove {
+            self.borders.remove(&k);
+        }
+        if let Some((k, v)) = create {
+            self.borders.insert(k, v);
+        }
+    }
+
+    fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 28 * self.borders.len());
+        out.extend_from_slice(&(self.borders.len() as u64).to_le_bytes());
+        for (k, (left, right)) in &self.borders {
+            out.extend_from_slice(&k.value.bytes());
+            out.extend_from_slice(&k.id.to_le_bytes());
+            out.extend_from_slice(&left.to_le_bytes());
+            out.extend_from_slice(&right.to_le_bytes());
+        }
+        out
+    }
+}
+
+fn numeric_index_files<T: NumValue>(n: u32, per: &[(u32, Vec<T>)]) -> Files {
+    let mut all: BTreeSet<Pair<T>> = BTreeSet::new();
+    let mut hist = Histogram::new();
+    for (id, vals) in per {
+        for &value in vals {
+            let p = Pair { value, id: *id };
+            if all.insert(p) {
+                hist.insert(p, &all);
+            }
+        }
+    }
+    let mut data = Vec::with_capacity(16 * all.len());
+    for p in &all {
+        data.extend_from_slice(&p.value.bytes());
+        data.extend_from_slice(&p.id.to_le_bytes());
+        data.extend_from_slice(&[0; 4]);
+    }
+    let mut slot: Vec<Option<&Vec<T>>> = vec![None; n as usize];
+    for (id, vals) in per {
+        slot[*id as usize] = Some(vals);
+    }
+    let ptv = point_to_values(n, |i| {
+        let vals = slot[i as usize].map_or(&[][..], |v| v.as_slice());
+        (vals.iter().flat_map(|v| v.bytes()).collect(), vals.len() as u64)
+    });
+    let deleted = no_value_bitmap(n, |i| slot[i as usize].is_none_or(|v| v.is_empty()));
+    let max_values = per.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    vec![
+        ("data_block_index.bin", block_index(&data)),
+        ("data.bin", data),
+        ("point_to_values.bin", ptv),
+        ("deleted.bin", deleted),
+        (
+            "histogram_config.json",
+            format!(
+                "{{\"max_bucket_size\":{HISTOGRAM_MAX_BUCKET},\"precision\":{HISTOGRAM_PRECISION},\"total_count\":{}}}",
+                all.len()
+            )
+            .into_bytes(),
+        ),
+        ("histogram_borders.bin", hist.serialize()),
+        ("mmap_field_index_config.json", format!("{{\"max_values_per_point\":{max_values}}}").into_bytes()),
+    ]
+}
+
+/// Check a `point_to_values.bin` header against the point count (used by tests and readers).
+pub fn point_to_values_count(b: &[u8], path: &str) -> std::result::Result<u64, FormatError> {
+    if b.len() < PTV_HEADER as usize || crate::format::le::u64_at(b, 0) != PTV_HEADER {
+        return Err(FormatError::corrupt(path, "not a point_to_values file"));
+    }
+    Ok(crate::format::le::u64_at(b, 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use serde_json::json;
+
+    #[test]
+    fn empty_numeric_index() {
+        let files = numeric_index_files::<i64>(0, &[]);
+        let get = |n: &str| files.iter().find(|(k, _)| *k == n).unwrap().1.clone();
+        assert_eq!(get("data.bin").len(), 0);
+        assert_eq!(get("data_block_index.bin").len(), 32);
+        assert_eq!(get("histogram_borders.bin"), vec![0; 8]);
+        assert_eq!(get("point_to_values.bin").len(), 4096);
+        assert_eq!(get("deleted.bin").len(), 0);
+        assert_eq!(get("histogram_config.json"), br#"{"max_bucket_size":10000,"precision":0.01,"total_count":0}"#);
+    }
+
+    #[test]
+    fn histogram_borders_stay_sorted_and_count_every_pair() {
+        let per: Vec<(u32, Vec<f64>)> = (0..3000u32).map(|i| (i, vec![((i * 7919) % 1000) as f64 / 3.0])).collect();
+        let mut all = BTreeSet::new();
+        let mut h = Histogram::new();
+        for (id, v) in &per {
+            let p = Pair { value: v[0], id: *id };
+            assert!(all.insert(p));
+            h.insert(p, &all);
+        }
+        assert_eq!(h.total, 3000);
+        assert!(h.borders.len() > 10, "{} borders", h.borders.len());
+        // the bucket counts between consecutive borders agree from both sides
+        let b: Vec<_> = h.borders.values().collect();
+        for w in b.windows(2) {
+            assert_eq!(w[0].1, w[1].0);
+        }
+    }
+
+    #[test]
+    fn optimized_index_records_immutable_types() {
+        let st = MemoryStorage::new();
+        let pts = |v: Value| v.as_object().unwrap().clone();
+        let points = vec![(0, pts(json!({"k": "a"}))), (1, pts(json!({}))), (3, pts(json!({"k": ["b", "a", "b"]})))];
+        let types =
+            build_optimized_field_index(&st, "seg", "k", &json!({"type": "keyword", "on_disk": true}), points.clone())
+                .unwrap();
+        let v = serde_json::to_value(&types).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"index_type": "keyword_index", "mutability": "immutable", "storage_type": {"mmap": {"is_on_disk": true}}},
+                {"index_type": "null_index", "mutability": "immutable", "storage_type": {"mmap": {"is_on_disk": false}}}
+            ])
+        );
+        let dir = sub_index_dir("seg", "k", "map");
+        let ptv = st.read_all(&join(&dir, "point_to_values.bin")).unwrap();
+        assert_eq!(point_to_values_count(&ptv, "p").unwrap(), 4);
+        assert_eq!(st.read_all(&join(&dir, "deleted.bin")).unwrap().to_vec(), vec![0b0110, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &st.read_all(&join(&dir, "mmap_field_index_config.json")).unwrap()[..],
+            br#"{"total_key_value_pairs":3}"#
+        );
+        let m = fmph::ParsedMap::parse(&st.read_all(&join(&dir, "values_to_points.bin")).unwrap(), "v").unwrap();
+        assert_eq!(m.entries, vec![(b"a\xff".to_vec(), vec![0, 3]), (b"b\xff".to_vec(), vec![3])]);
+        // geo keeps the mutable format
+        let types = build_optimized_field_index(&st, "seg", "g", &json!("geo"), points).unwrap();
+        assert_eq!(types[0].mutability, IndexMutability::Mutable);
+    }
+}
