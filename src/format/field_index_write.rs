@@ -229,8 +229,8 @@ impl Kind {
 /// Text settings that change the stored document.
 #[derive(Debug, Clone)]
 pub(crate) struct TextSpec {
-    params: TextParams,
-    scoring: bool,
+    pub(crate) params: TextParams,
+    pub(crate) scoring: bool,
 }
 
 /// A parsed field schema: the sub-indexes it creates (null last) and the text settings.
@@ -340,7 +340,7 @@ pub(crate) fn value_to_integer(v: &Value) -> Option<i64> {
     })
 }
 
-fn geo_value(v: &Value) -> Option<(f64, f64)> {
+pub(crate) fn geo_value(v: &Value) -> Option<(f64, f64)> {
     let o = v.as_object()?;
     let lon = o.get("lon")?.as_f64()?;
     let lat = o.get("lat")?.as_f64()?;

@@ -10,7 +10,7 @@
 //!
 //! **Sub-indexes written here** (recorded `{"mutability":"immutable","storage_type":{"mmap":
 //! {"is_on_disk":X}}}`, `X` true for the map and numeric ones when the schema says `on_disk:
-//! true` or `memory: cold|cached`, else false):
+//! true` or `memory: cold|cached`, else false; bool and null always false):
 //!
 //! * `-map` (keyword, integer lookup, uuid): `values_to_points.bin` (persisted hash map,
 //!   [`super::fmph`]; key → ascending ids), `point_to_values.bin` (per point its distinct
@@ -24,8 +24,15 @@
 //! * `-bool`, `-null`: the same flags directories as the mutable ones, one entry per visited
 //!   point.
 //!
-//! Geo and full-text fields keep Qdrant's mutable (Gridstore) files in optimized segments for
-//! now: Qdrant opens each sub-index by its recorded storage type, so such a segment is valid.
+//! * `-map` (geo): `point_to_values.bin` (`f64 lon`, `f64 lat` per value), `deleted.bin`, the
+//!   geohash tables `points_map.bin` + `points_map_ids.bin` (full 12-character hash → points)
+//!   and `counts_per_hash.bin` (every prefix → points and values under it) with their
+//!   block-index sidecars, `mmap_field_index_stats.json`.
+//! * `-text`: `vocab.dat` (token → token id, ids in order of first appearance),
+//!   `postings.dat` (per token its points, BitPacker4x-compressed, with token positions under
+//!   phrase matching), `point_to_tokens_count.dat`, `deleted_points.dat`, and with BM25
+//!   scoring `point_to_doc_len.dat` (exact lengths in a zstd frame of raw blocks) and
+//!   `term_frequencies.dat`.
 //!
 //! ```text
 //! point_to_values.bin:  u64 4096, u64 n, zeros to 4096, n × {u64 start (absolute), u64 count},
@@ -45,14 +52,15 @@ use serde_json::Value;
 
 use crate::error::{Error, FormatError};
 use crate::format::field_index_write::{
-    build_field_index, classify_null, delete_field_index, flag_dirs, flatten, parse_schema, payload_index_dir,
-    sub_index_dir, uuid_value, value_to_integer, Kind,
+    classify_null, delete_field_index, flag_dirs, flatten, geo_value, parse_schema, payload_index_dir, sub_index_dir,
+    uuid_value, value_to_integer, Kind, TextSpec, ARRAY_BOUNDARY_TOKEN,
 };
 use crate::format::fmph::{self, Key, KeyType};
 use crate::format::payload_index::{FullPayloadIndexType, IndexMutability, IndexStorageType, MmapOptions};
 use crate::format::segment_write::FlagsWriter;
 use crate::query::filter::parse_datetime;
 use crate::query::json_path::JsonPath;
+use crate::query::text::TextKind;
 use crate::storage::{join, OpenMode, Storage};
 use crate::types::Payload;
 
@@ -73,12 +81,6 @@ fn on_disk(schema: &Value) -> bool {
 
 fn wants_prefix(schema: &Value) -> bool {
     schema.get("prefix").and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Whether an optimized segment gets immutable files for this schema (geo and text keep the
-/// mutable format for now).
-fn immutable_kinds(kinds: &[Kind]) -> bool {
-    !kinds.iter().any(|k| matches!(k, Kind::Geo | Kind::Text))
 }
 
 fn immutable_type(kind: Kind, disk: bool) -> FullPayloadIndexType {
@@ -107,11 +109,6 @@ where
 {
     let parsed = parse_schema(field, schema)?;
     let points = points.into_iter().filter(|(_, p)| !p.is_empty());
-    if !immutable_kinds(&parsed.kinds) {
-        let mut w = build_field_index(storage, segment_dir, field, schema, points)?;
-        w.flush()?;
-        return Ok(w.index_types());
-    }
     let path = JsonPath::parse(field)
         .ok_or_else(|| Error::invalid_field("field", format!("`{field}` is not a valid payload path")))?;
     let points: Vec<(u32, Payload)> = points.collect();
@@ -182,7 +179,19 @@ where
                 fb.flush()?;
                 Vec::new()
             }
-            Kind::Geo | Kind::Text => unreachable!("checked by immutable_kinds"),
+            Kind::Geo => {
+                let per: Vec<_> = values.iter().map(|(id, v)| (*id, flatten(v, geo_value))).collect();
+                geo_index_files(&per)
+            }
+            Kind::Text => {
+                let spec = parsed
+                    .text
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal(format!("text index of `{field}` without text settings")))?;
+                let per: Vec<_> =
+                    values.iter().map(|(id, v)| (*id, flatten(v, |x| x.as_str().map(str::to_string)))).collect();
+                text_index_files(spec, &per)?
+            }
         };
         for (name, data) in files {
             write_file(storage, &join(&dir, name), &data)?;
@@ -604,6 +613,357 @@ fn numeric_index_files<T: NumValue>(n: u32, per: &[(u32, Vec<T>)]) -> Files {
     ]
 }
 
+// ---- geo index --------------------------------------------------------------------------------
+
+/// Qdrant's packed geohash of a point, full length (12 characters = 60 bits, then the length in
+/// the low 4 bits). Each coordinate is scaled into [1, 2) (multiply, then add: two roundings)
+/// and the top 32 bits of its f64 mantissa are interleaved, longitude in the odd positions.
+fn geohash12(lon: f64, lat: f64) -> u64 {
+    let bits = |x: f64| ((x.to_bits() >> 20) & 0xFFFF_FFFF) as u32;
+    let lat32 = bits(lat * 0.005_555_555_555_555_556 + 1.5);
+    let lon32 = bits(lon * 0.002_777_777_777_777_778 + 1.5);
+    let mut h = 0u64;
+    for i in 0..32 {
+        h |= u64::from((lat32 >> i) & 1) << (2 * i);
+        h |= u64::from((lon32 >> i) & 1) << (2 * i + 1);
+    }
+    (h & !0xF) | 12
+}
+
+/// The prefix of length `k` (0..=12) of a packed hash.
+fn geohash_prefix(h: u64, k: u32) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    let keep = !0u64 << (64 - 5 * k);
+    (h & keep) | u64::from(k)
+}
+
+fn geo_index_files(per: &[(u32, Vec<(f64, f64)>)]) -> Files {
+    let per: Vec<&(u32, Vec<(f64, f64)>)> = per.iter().filter(|(_, v)| !v.is_empty()).collect();
+    let n = per.last().map_or(0, |(id, _)| id + 1);
+    let mut slot: Vec<Option<&Vec<(f64, f64)>>> = vec![None; n as usize];
+    let mut points_map: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
+    // prefix -> (points, values)
+    let mut counts: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+    for (id, vals) in &per {
+        slot[*id as usize] = Some(vals);
+        let hashes: Vec<u64> = vals.iter().map(|&(lon, lat)| geohash12(lon, lat)).collect();
+        let mut seen = BTreeSet::new();
+        for &h in &hashes {
+            points_map.entry(h).or_default().insert(*id);
+            for k in 0..=12 {
+                let p = geohash_prefix(h, k);
+                let c = counts.entry(p).or_default();
+                c.1 += 1;
+                if seen.insert(p) {
+                    c.0 += 1;
+                }
+            }
+        }
+    }
+    let ptv = point_to_values(n, |i| {
+        let vals = slot[i as usize].map_or(&[][..], |v| v.as_slice());
+        (
+            vals.iter().flat_map(|(lon, lat)| lon.to_le_bytes().into_iter().chain(lat.to_le_bytes())).collect(),
+            vals.len() as u64,
+        )
+    });
+    let deleted = no_value_bitmap(n, |i| slot[i as usize].is_none());
+    let mut pm = Vec::with_capacity(16 * points_map.len());
+    let mut ids = Vec::new();
+    for (h, set) in &points_map {
+        let start = (ids.len() / 4) as u32;
+        for id in set {
+            ids.extend_from_slice(&id.to_le_bytes());
+        }
+        pm.extend_from_slice(&h.to_le_bytes());
+        pm.extend_from_slice(&start.to_le_bytes());
+        pm.extend_from_slice(&((ids.len() / 4) as u32).to_le_bytes());
+    }
+    let mut cph = Vec::with_capacity(16 * counts.len());
+    for (h, (points, values)) in &counts {
+        cph.extend_from_slice(&h.to_le_bytes());
+        cph.extend_from_slice(&points.to_le_bytes());
+        cph.extend_from_slice(&values.to_le_bytes());
+    }
+    let total: usize = per.iter().map(|(_, v)| v.len()).sum();
+    let max = per.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    vec![
+        ("point_to_values.bin", ptv),
+        ("deleted.bin", deleted),
+        ("points_map_block_index.bin", block_index(&pm)),
+        ("points_map.bin", pm),
+        ("points_map_ids.bin", ids),
+        ("counts_per_hash_block_index.bin", block_index(&cph)),
+        ("counts_per_hash.bin", cph),
+        (
+            "mmap_field_index_stats.json",
+            format!("{{\"points_values_count\":{total},\"max_values_per_point\":{max}}}").into_bytes(),
+        ),
+    ]
+}
+
+// ---- full-text index --------------------------------------------------------------------------
+
+/// Bits needed for `x` (0 for 0).
+fn bit_width(x: u32) -> u32 {
+    u32::BITS - x.leading_zeros()
+}
+
+/// BitPacker4x: 128 numbers of `width` bits; number k goes to lane k % 4 at position k / 4,
+/// each lane an LSB-first stream of `width` u32 words; word w of lane j at byte 16w + 4j.
+fn pack4x(numbers: &[u32], width: u32, out: &mut Vec<u8>) {
+    debug_assert_eq!(numbers.len(), 128);
+    let mut words = vec![0u32; 4 * width as usize];
+    if width > 0 {
+        for (k, &x) in numbers.iter().enumerate() {
+            let (lane, pos) = (k % 4, (k / 4) as u32);
+            let bit = pos * width;
+            let (w, off) = ((bit / 32) as usize, bit % 32);
+            words[4 * w + lane] |= x << off;
+            if off + width > 32 {
+                words[4 * (w + 1) + lane] |= x >> (32 - off);
+            }
+        }
+    }
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// Qdrant's stored document length for BM25 totals: exact below 8192 tokens, then rounded
+/// down to 13 significant bits, saturating at 134,201,344.
+fn round_doc_len(len: u32) -> u32 {
+    if len < 1 << 12 {
+        return len;
+    }
+    let exponent = bit_width(len) - 12;
+    if exponent > 15 {
+        return 0x1FFF << 14;
+    }
+    len & !((1u32 << (exponent - 1)) - 1)
+}
+
+/// A zstd frame holding `content` in raw (stored) blocks: any zstd decoder reads it.
+fn zstd_raw_frame(content: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 128 * 1024;
+    let mut out = Vec::with_capacity(content.len() + 16 + 3 * content.len().div_ceil(BLOCK));
+    out.extend_from_slice(&[0x28, 0xB5, 0x2F, 0xFD]);
+    out.push(0xE0); // single segment, 8-byte content size, no checksum
+    out.extend_from_slice(&(content.len() as u64).to_le_bytes());
+    if content.is_empty() {
+        out.extend_from_slice(&[1, 0, 0]); // last, raw, 0 bytes
+    }
+    let mut chunks = content.chunks(BLOCK).peekable();
+    while let Some(c) = chunks.next() {
+        let last = u32::from(chunks.peek().is_none());
+        let header = last | ((c.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+/// One document of the text index: its token stream (token ids) and exact length.
+struct Document {
+    id: u32,
+    stream: Vec<u32>,
+    len: u32,
+}
+
+fn text_index_files(spec: &TextSpec, per: &[(u32, Vec<String>)]) -> Result<Files> {
+    let phrase = spec.params.phrase_matching;
+    let mut vocab: Vec<String> = Vec::new();
+    let mut token_ids: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let mut docs: Vec<Document> = Vec::new();
+    for (id, strings) in per {
+        if strings.is_empty() {
+            continue;
+        }
+        let mut tokens: Vec<String> = Vec::new();
+        let mut boundaries = 0u32;
+        for (i, s) in strings.iter().enumerate() {
+            if phrase && strings.len() > 1 && i > 0 {
+                tokens.push(ARRAY_BOUNDARY_TOKEN.to_string());
+                boundaries += 1;
+            }
+            tokens.extend(spec.params.tokenize(TextKind::Document, s));
+        }
+        let len = tokens.len() as u32 - boundaries;
+        if len == 0 {
+            tokens.clear();
+        }
+        let stream = tokens
+            .into_iter()
+            .map(|t| {
+                *token_ids.entry(t.clone()).or_insert_with(|| {
+                    vocab.push(t);
+                    (vocab.len() - 1) as u32
+                })
+            })
+            .collect();
+        docs.push(Document { id: *id, stream, len });
+    }
+    let n = docs.last().map_or(0, |d| d.id + 1);
+    // postings: token -> (point, positions)
+    let mut postings: Vec<Vec<(u32, Vec<u32>)>> = vec![Vec::new(); vocab.len()];
+    let mut counts = vec![0u64; n as usize];
+    for d in &docs {
+        let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (pos, &t) in d.stream.iter().enumerate() {
+            seen.entry(t).or_default().push(pos as u32);
+        }
+        counts[d.id as usize] = seen.len() as u64;
+        for (t, positions) in seen {
+            postings[t as usize].push((d.id, positions));
+        }
+    }
+    let total_tokens: u64 = if spec.scoring { docs.iter().map(|d| u64::from(round_doc_len(d.len))).sum() } else { 0 };
+
+    let mut headers = Vec::with_capacity(24 * postings.len());
+    let mut bodies = Vec::new();
+    let base = 40 + 24 * postings.len() as u64;
+    for list in &postings {
+        let ids: Vec<u32> = list.iter().map(|(id, _)| *id).collect();
+        let chunks = ids.len() / 128;
+        let rem = ids.len() % 128;
+        // var-size data: positions, and each id's offset into it
+        let mut var = Vec::new();
+        let mut offsets = Vec::with_capacity(ids.len());
+        if phrase {
+            for (_, positions) in list {
+                offsets.push(var.len() as u32);
+                for p in positions {
+                    var.extend_from_slice(&p.to_le_bytes());
+                }
+            }
+        }
+        let mut id_data = Vec::new();
+        let mut chunk_records = Vec::new();
+        for c in 0..chunks {
+            let block = &ids[128 * c..128 * c + 128];
+            let deltas: Vec<u32> =
+                block.iter().enumerate().map(|(k, &x)| if k == 0 { 0 } else { x - block[k - 1] }).collect();
+            let width = deltas.iter().map(|&d| bit_width(d)).max().unwrap_or(0);
+            chunk_records.extend_from_slice(&block[0].to_le_bytes());
+            chunk_records.extend_from_slice(&(id_data.len() as u32).to_le_bytes());
+            if phrase {
+                for o in &offsets[128 * c..128 * c + 128] {
+                    chunk_records.extend_from_slice(&o.to_le_bytes());
+                }
+            }
+            pack4x(&deltas, width, &mut id_data);
+        }
+        let align = (4 - (id_data.len() + var.len()) % 4) % 4;
+        let start = base + bodies.len() as u64;
+        headers.extend_from_slice(&start.to_le_bytes());
+        headers.extend_from_slice(&(chunks as u32).to_le_bytes());
+        headers.extend_from_slice(&(id_data.len() as u32).to_le_bytes());
+        headers.push(align as u8);
+        headers.push(rem as u8);
+        headers.extend_from_slice(&[0, 0]);
+        headers.extend_from_slice(&(var.len() as u32).to_le_bytes());
+        bodies.extend_from_slice(&ids.last().copied().unwrap_or(0).to_le_bytes());
+        bodies.extend_from_slice(&chunk_records);
+        bodies.extend_from_slice(&id_data);
+        bodies.extend_from_slice(&var);
+        bodies.resize(bodies.len() + align, 0);
+        for k in 128 * chunks..ids.len() {
+            bodies.extend_from_slice(&ids[k].to_le_bytes());
+            if phrase {
+                bodies.extend_from_slice(&offsets[k].to_le_bytes());
+            }
+        }
+    }
+    let mut post = Vec::with_capacity(base as usize + bodies.len());
+    post.extend_from_slice(&(postings.len() as u64).to_le_bytes());
+    post.extend_from_slice(&total_tokens.to_le_bytes());
+    post.resize(40, 0);
+    post.extend_from_slice(&headers);
+    post.extend_from_slice(&bodies);
+
+    let ids_of_token: Vec<[u32; 1]> = (0..vocab.len() as u32).map(|t| [t]).collect();
+    let mut order: Vec<usize> = (0..vocab.len()).collect();
+    order.sort_by(|&a, &b| vocab[a].as_bytes().cmp(vocab[b].as_bytes()));
+    let entries: Vec<(Key<'_>, &[u32])> =
+        order.iter().map(|&t| (Key::Str(vocab[t].as_bytes()), &ids_of_token[t][..])).collect();
+    let vocab_file = fmph::write_map(KeyType::Str, &entries).map_err(|e| Error::Internal(format!("vocab: {e}")))?;
+
+    let ptc: Vec<u8> = counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let deleted = no_value_bitmap(n, |i| counts[i as usize] == 0);
+    let mut files: Files = vec![
+        ("vocab.dat", vocab_file),
+        ("postings.dat", post),
+        ("point_to_tokens_count.dat", ptc),
+        ("deleted_points.dat", deleted),
+    ];
+    if spec.scoring {
+        let mut lens = vec![0u32; n as usize];
+        for d in &docs {
+            lens[d.id as usize] = d.len;
+        }
+        let mut planes = Vec::with_capacity(4 * lens.len());
+        for byte in 0..4 {
+            planes.extend(lens.iter().map(|l| l.to_le_bytes()[byte]));
+        }
+        let mut doc_len = Vec::with_capacity(64 + planes.len() + 32);
+        doc_len.extend_from_slice(b"QDRANTDL");
+        doc_len.extend_from_slice(&1u32.to_le_bytes());
+        doc_len.extend_from_slice(&1u32.to_le_bytes());
+        doc_len.extend_from_slice(&u64::from(n).to_le_bytes());
+        doc_len.resize(64, 0);
+        doc_len.extend_from_slice(&zstd_raw_frame(&planes));
+        files.push(("point_to_doc_len.dat", doc_len));
+        files.push(("term_frequencies.dat", term_frequencies(&postings)));
+    }
+    Ok(files)
+}
+
+/// `term_frequencies.dat`: per token its posting list's frequencies minus one, full blocks of
+/// 128 BitPacker4x-packed (own width each, located by `blocks + 1` offsets), then the
+/// remainder as one width byte and an LSB-first bit stream.
+fn term_frequencies(postings: &[Vec<(u32, Vec<u32>)>]) -> Vec<u8> {
+    let mut headers = Vec::with_capacity(12 * postings.len());
+    let mut data = Vec::new();
+    for list in postings {
+        let freqs: Vec<u32> = list.iter().map(|(_, positions)| positions.len() as u32 - 1).collect();
+        headers.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        headers.extend_from_slice(&(freqs.len() as u32).to_le_bytes());
+        let blocks = freqs.len() / 128;
+        let mut packed = Vec::new();
+        let mut offsets = vec![0u32];
+        for b in 0..blocks {
+            let block = &freqs[128 * b..128 * b + 128];
+            let width = block.iter().map(|&f| bit_width(f)).max().unwrap_or(0);
+            pack4x(block, width, &mut packed);
+            offsets.push(packed.len() as u32);
+        }
+        for o in offsets {
+            data.extend_from_slice(&o.to_le_bytes());
+        }
+        data.extend_from_slice(&packed);
+        let rest = &freqs[128 * blocks..];
+        let width = rest.iter().map(|&f| bit_width(f)).max().unwrap_or(0);
+        data.push(width as u8);
+        let mut bits = vec![0u8; (rest.len() * width as usize).div_ceil(8)];
+        for (k, &f) in rest.iter().enumerate() {
+            for b in 0..width as usize {
+                if (f >> b) & 1 == 1 {
+                    let pos = k * width as usize + b;
+                    bits[pos / 8] |= 1 << (pos % 8);
+                }
+            }
+        }
+        data.extend_from_slice(&bits);
+    }
+    let mut out = Vec::with_capacity(8 + headers.len() + data.len());
+    out.extend_from_slice(&(postings.len() as u64).to_le_bytes());
+    out.extend_from_slice(&headers);
+    out.extend_from_slice(&data);
+    out
+}
+
 /// Check a `point_to_values.bin` header against the point count (used by tests and readers).
 pub fn point_to_values_count(b: &[u8], path: &str) -> std::result::Result<u64, FormatError> {
     if b.len() < PTV_HEADER as usize || crate::format::le::u64_at(b, 0) != PTV_HEADER {
@@ -675,8 +1035,76 @@ mod tests {
         );
         let m = fmph::ParsedMap::parse(&st.read_all(&join(&dir, "values_to_points.bin")).unwrap(), "v").unwrap();
         assert_eq!(m.entries, vec![(b"a\xff".to_vec(), vec![0, 3]), (b"b\xff".to_vec(), vec![3])]);
-        // geo keeps the mutable format
         let types = build_optimized_field_index(&st, "seg", "g", &json!("geo"), points).unwrap();
-        assert_eq!(types[0].mutability, IndexMutability::Mutable);
+        assert_eq!(types[0].mutability, IndexMutability::Immutable);
+    }
+}
+
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+
+    fn unpack4x(block: &[u8], width: u32) -> Vec<u32> {
+        let mut out = vec![0u32; 128];
+        for (k, o) in out.iter_mut().enumerate() {
+            let (lane, pos) = (k % 4, (k / 4) as u32);
+            for b in 0..width {
+                let bit = pos * width + b;
+                let word = u32::from_le_bytes(block[16 * (bit / 32) as usize + 4 * lane..][..4].try_into().unwrap());
+                *o |= ((word >> (bit % 32)) & 1) << b;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pack4x_round_trips_every_width() {
+        for width in 0..=32u32 {
+            let max = if width == 32 { u32::MAX } else { (1u32 << width).wrapping_sub(1) };
+            let nums: Vec<u32> = (0..128u32).map(|k| k.wrapping_mul(2_654_435_761) & max).collect();
+            let mut out = Vec::new();
+            pack4x(&nums, width, &mut out);
+            assert_eq!(out.len(), 16 * width as usize);
+            assert_eq!(unpack4x(&out, width), nums, "width {width}");
+        }
+    }
+
+    #[test]
+    fn doc_len_rounding() {
+        for len in [0, 1, 4095, 4096, 8191] {
+            assert_eq!(round_doc_len(len), len);
+        }
+        assert_eq!(round_doc_len(8192), 8192);
+        assert_eq!(round_doc_len(8193), 8192);
+        assert_eq!(round_doc_len(16_383), 16_382);
+        assert_eq!(round_doc_len(u32::MAX), 134_201_344);
+        for len in (8192..2_000_000).step_by(977) {
+            let r = round_doc_len(len);
+            assert!(r <= len && (len - r) as f64 / len as f64 <= 1.0 / 4096.0, "{len} -> {r}");
+        }
+    }
+
+    #[test]
+    fn zstd_raw_frames_decode() {
+        for size in [0usize, 1, 1000, 128 * 1024, 128 * 1024 + 1, 300_000] {
+            let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let frame = zstd_raw_frame(&content);
+            let mut src = &frame[..];
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut src).unwrap();
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut dec, &mut out).unwrap();
+            assert_eq!(out, content, "size {size}");
+        }
+    }
+
+    #[test]
+    fn geohash_prefixes() {
+        let h = geohash12(2.35, 48.85);
+        assert_eq!(h & 0xF, 12);
+        assert_eq!(geohash_prefix(h, 12), h);
+        assert_eq!(geohash_prefix(h, 0), 0);
+        assert_eq!(geohash_prefix(h, 1) >> 59, h >> 59);
+        // the scaling trick maps +90 / +180 onto the same cell as -90 / -180, as Qdrant does
+        assert_eq!(geohash12(180.0, 90.0), geohash12(-180.0, -90.0));
     }
 }

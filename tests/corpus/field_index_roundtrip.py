@@ -12,6 +12,8 @@
                                 indexes of INDEXES + EXTRA, n points (every 10th with an empty
                                 payload), indexing threshold 1 kB; optimized by qdrant-edge-py
                                 when the last argument is 1
+  text_scores <shard_dir>       load, print every BM25 match (id, score) of text queries
+                                on "ts", sorted by score, then id
   counts <shard_dir> <filters.json>
                                 load, print {"total", "counts": [exact count per REST filter],
                                 "schema": {field: {"type", "points"}}}
@@ -151,7 +153,7 @@ def optimized_points(n):
         p["kd"] = f"d{i % 13}"
         p["kp"] = ["pre" + str(i % 17), "x", "pre" + str(i % 17)]
         p["ou"] = f"00000000-0000-0000-0000-{(i % 163):012d}"
-        p["big"] = f"key-{i}" if i % 4 else ["", "ÿ", f"ключ-{i}"]
+        p["big"] = [f"key-{i}", f"alt-{i}"] if i % 4 else ["", "ÿ", f"ключ-{i}"]
         p["bigi"] = [i * 7919 - 10**12, -i]
         p["fl"] = [((i * 37) % 101) / 7.0, -0.0, 0.0, ((i * 37) % 101) / 7.0]
         if i % 10 == 7:
@@ -214,6 +216,15 @@ def main():
         shard.flush()
         shard.close()
         print(json.dumps({"ok": True}))
+    elif cmd == "text_scores":
+        shard = qe.EdgeShard.load(path)
+        out = []
+        for text in ["alpha", "zeta", "beta gamma", "eta theta delta", "ALPHA alpha"]:
+            # every match (ties come back in segment order, which optimizing changes)
+            r = shard.query(qe.QueryRequest(query=qe.TextQuery("ts", text), limit=10000, with_payload=False))
+            out.append(sorted([[p.id, p.score] for p in r], key=lambda x: (-x[1], x[0])))
+        shard.close()
+        print(json.dumps(out))
     elif cmd == "counts":
         filters = json.load(open(sys.argv[3]))
         shard = qe.EdgeShard.load(path)
