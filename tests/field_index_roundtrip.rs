@@ -558,6 +558,7 @@ fn optimized_index_files_equal_qdrants() {
             fields += 1;
         }
         assert!(mutable.is_empty(), "n={n}: mutable indexes {mutable:?}");
+        compared += assert_same_sparse_indexes(&st, &seg);
         if n > 10_000 {
             // a perfect-hash function longer than one page
             let vtp = format!("{seg}/payload_index/{}-map/values_to_points.bin", field_dir_name("big"));
@@ -569,19 +570,96 @@ fn optimized_index_files_equal_qdrants() {
     }
 }
 
-/// Every file under `segments/*/payload_index/`, with its bytes; Gridstore journals (of the
+/// Rebuild the immutable sparse index of every sparse vector of the optimized segment `seg`
+/// from its stored vectors and compare with Qdrant's files: exact bytes, except the JSON maps
+/// (parsed) and the padding after float16 / uint8 remainder weights, which Qdrant leaves
+/// uninitialized. Returns the number of files compared.
+fn assert_same_sparse_indexes(st: &FsStorage, seg: &str) -> usize {
+    use qdrant_edge_wasm::format::segment_meta::SparseIndexType;
+    use qdrant_edge_wasm::format::sparse_index::write_immutable_sparse_index;
+    use qdrant_edge_wasm::segment::{MemoryPlan, Segment};
+    use qdrant_edge_wasm::types::VectorValue;
+    let state = read_segment_state(st, seg).unwrap();
+    let segment = Segment::open(st, seg, MemoryPlan::default()).unwrap();
+    let n = IdTracker::open(st, seg, false).unwrap().total_point_count() as u32;
+    let mut compared = 0;
+    assert_eq!(state.config.sparse_vector_data.len(), 4);
+    for (name, cfg) in &state.config.sparse_vector_data {
+        assert_eq!(cfg.index.index_type, SparseIndexType::ImmutableRam, "`{name}`");
+        let mut vectors = Vec::new();
+        for i in 0..n {
+            if let Some(VectorValue::Sparse(v)) = segment.vector(name, i).unwrap() {
+                vectors.push((i, v.sorted()));
+            }
+        }
+        let mem = MemoryStorage::new();
+        write_immutable_sparse_index(&mem, "ix", &cfg.index, &vectors).unwrap();
+        let theirs = format!("{seg}/vector_index-{name}");
+        let files = files_under(&mem, "ix");
+        assert_eq!(files, files_under(st, &theirs), "files of the `{name}` index");
+        let weight = match cfg.index.datatype.map(|d| format!("{d:?}")).as_deref() {
+            None | Some("Float32") => 4,
+            Some("Float16") => 2,
+            _ => 1,
+        };
+        for f in &files {
+            let (mut x, mut y) = (
+                mem.read_all(&format!("ix/{f}")).unwrap().to_vec(),
+                st.read_all(&format!("{theirs}/{f}")).unwrap().to_vec(),
+            );
+            if f.ends_with(".json") && f != "inverted_index_config.json" {
+                let p = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+                assert_eq!(p(&x), p(&y), "`{name}` {f}");
+            } else {
+                if f == "inverted_index.dat" {
+                    let lists: Value =
+                        serde_json::from_slice(&mem.read_all("ix/inverted_index_config.json").unwrap()).unwrap();
+                    let count = lists["posting_count"].as_u64().unwrap() as usize;
+                    for b in [&mut x, &mut y] {
+                        mask_remainder_padding(b, count, weight);
+                    }
+                }
+                assert!(x == y, "`{name}` {f} differs ({} vs {} bytes)", x.len(), y.len());
+            }
+            compared += 1;
+        }
+    }
+    compared
+}
+
+/// Zero the bytes after each remainder weight of an `inverted_index.dat` with `count` lists.
+fn mask_remainder_padding(b: &mut [u8], count: usize, weight: usize) {
+    let header = if weight == 1 { 32 } else { 24 };
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    for k in 0..count {
+        let h = k * header;
+        let (start, ids_len, chunks) = (u64_at(b, h), u32_at(b, h + 12), u32_at(b, h + 16));
+        let end = if k + 1 < count { u64_at(b, h + header) } else { b.len() };
+        let mut e = start + ids_len + chunks * (8 + 128 * weight);
+        while e < end {
+            b[e + 4 + weight..e + 8].fill(0);
+            e += 8;
+        }
+    }
+}
+
+/// Every file under `segments/*/payload_index/` and `segments/*/vector_index*/`, with its bytes; Gridstore journals (of the
 /// mutable geo and text indexes) are left out: Qdrant replays and truncates them on open.
 fn index_tree(shard: &Path) -> BTreeMap<String, Vec<u8>> {
     let st = FsStorage::new(shard).unwrap();
     let mut out = BTreeMap::new();
-    for e in st.list_dir("segments").unwrap() {
-        let dir = format!("segments/{}/payload_index", e.name);
-        if e.kind != EntryKind::Dir || !st.exists(&dir).unwrap() {
-            continue;
-        }
-        for f in files_under(&st, &dir).into_iter().filter(|f| !f.ends_with("tracker_journal.dat")) {
-            let p = format!("{dir}/{f}");
-            out.insert(p.clone(), st.read_all(&p).unwrap().to_vec());
+    for e in st.list_dir("segments").unwrap().into_iter().filter(|e| e.kind == EntryKind::Dir) {
+        let seg = format!("segments/{}", e.name);
+        for d in st.list_dir(&seg).unwrap() {
+            if d.kind != EntryKind::Dir || !(d.name == "payload_index" || d.name.starts_with("vector_index")) {
+                continue;
+            }
+            let dir = format!("{seg}/{}", d.name);
+            for f in files_under(&st, &dir).into_iter().filter(|f| !f.ends_with("tracker_journal.dat")) {
+                let p = format!("{dir}/{f}");
+                out.insert(p.clone(), st.read_all(&p).unwrap().to_vec());
+            }
         }
     }
     out
@@ -648,12 +726,22 @@ fn qdrant_reads_our_optimized_indexes() {
     copy_shard(&plain, &ours);
     let mut shard = EdgeShard::load(std::sync::Arc::new(FsStorage::new(&ours).unwrap()), "").unwrap();
     assert!(shard.optimize().unwrap(), "nothing optimized");
+    let our_sparse = our_sparse_scores(&shard);
     shard.close().unwrap();
     drop(shard);
     {
         let st = FsStorage::new(&ours).unwrap();
         let cfg = PayloadIndexConfig::read(&st, &optimized_segment(&st)).unwrap();
-        for f in ["k", "n", "f", "dt", "u", "b", "kp", "bigi"] {
+        let state = read_segment_state(&st, &optimized_segment(&st)).unwrap();
+        for (name, c) in &state.config.sparse_vector_data {
+            assert_eq!(
+                c.index.index_type,
+                qdrant_edge_wasm::format::segment_meta::SparseIndexType::ImmutableRam,
+                "sparse `{name}`"
+            );
+            assert!(st.exists(&format!("{}/vector_index-{name}/version.info", optimized_segment(&st))).unwrap());
+        }
+        for f in ["k", "n", "f", "dt", "u", "b", "kp", "bigi", "g", "t", "tp", "ts"] {
             assert!(
                 cfg.indexed_types[f].iter().all(|t| t.mutability == IndexMutability::Immutable),
                 "`{f}`: {:?}",
@@ -664,6 +752,12 @@ fn qdrant_reads_our_optimized_indexes() {
     let fl = optimized_filters();
     let want = run_py_json("counts", &plain, &fl, tmp.path(), "f.json");
     let want_scores = run_py(&["text_scores", plain.to_str().unwrap()]);
+    // sparse answers depend on the optimized index (float16 / uint8 weights): compare with
+    // qdrant-edge-py's own optimization of the same data
+    let theirs_opt = tmp.path().join("theirs_opt");
+    run_py(&["make_optimized", theirs_opt.to_str().unwrap(), "301", "1"]);
+    let want_sparse = run_py(&["sparse_scores", theirs_opt.to_str().unwrap()]);
+    assert!(want_sparse.as_array().unwrap().iter().all(|r| !r.as_array().unwrap().is_empty()), "{want_sparse}");
     assert!(want_scores.as_array().unwrap().iter().all(|r| !r.as_array().unwrap().is_empty()), "{want_scores}");
     assert!(want["counts"].as_array().unwrap().iter().filter(|c| c.as_u64() > Some(0)).count() > 40, "{want}");
     for (name, on_disk) in [("heap", false), ("on_disk", true)] {
@@ -675,6 +769,8 @@ fn qdrant_reads_our_optimized_indexes() {
         let before = index_tree(&dir);
         let got = run_py_json("counts", &dir, &fl, tmp.path(), "f.json");
         let scores = run_py(&["text_scores", dir.to_str().unwrap()]);
+        let sparse = run_py(&["sparse_scores", dir.to_str().unwrap()]);
+        assert_eq!(sparse, want_sparse, "{name}: sparse answers");
         let after = index_tree(&dir);
         assert_eq!(scores, want_scores, "{name}: BM25 answers");
         let changed: Vec<&String> =
@@ -685,6 +781,21 @@ fn qdrant_reads_our_optimized_indexes() {
         for (i, (g, w)) in got["counts"].as_array().unwrap().iter().zip(want["counts"].as_array().unwrap()).enumerate()
         {
             assert_eq!(g, w, "{name}: count of filter {}", fl[i]);
+        }
+    }
+    // and our engine answers from the same quantized index weights
+    let (ours_v, want_v) = (our_sparse.as_array().unwrap(), want_sparse.as_array().unwrap());
+    assert_eq!(ours_v.len(), want_v.len());
+    for (k, (a, b)) in ours_v.iter().zip(want_v).enumerate() {
+        let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+        assert_eq!(a.len(), b.len(), "sparse query {k}: number of matches");
+        for (x, y) in a.iter().zip(b) {
+            let (sx, sy) = (x[1].as_f64().unwrap(), y[1].as_f64().unwrap());
+            assert!((sx - sy).abs() <= 2e-5, "sparse query {k}: ours {x} vs qdrant-edge-py {y}");
+            if (sx - sy).abs() > 1e-9 {
+                continue; // a tie broken differently by rounding noise
+            }
+            assert_eq!(x[0], y[0], "sparse query {k}");
         }
     }
     // negative control: with the on-disk layout a damaged bucket array changes the answers,
@@ -702,4 +813,26 @@ fn qdrant_reads_our_optimized_indexes() {
     std::fs::write(neg.join(&vtp), &b).unwrap();
     let got = run_py_json("counts", &neg, &fl, tmp.path(), "f.json");
     assert_ne!(got["counts"], want["counts"], "a damaged bucket array changed no answer");
+}
+
+/// Our answers to the queries of `field_index_roundtrip.py sparse_scores`, in its shape.
+fn our_sparse_scores(shard: &EdgeShard) -> Value {
+    let mut out = Vec::new();
+    for name in ["s32", "s16", "s8", "sidf"] {
+        for (indices, values) in
+            [(vec![1000, 1001, 5], vec![1.0, 0.5, 2.0]), (vec![3, 77, 500, 999], vec![1.0, 0.5, 2.0, -1.0])]
+        {
+            let body = json!({"query": {"indices": indices, "values": values}, "using": name, "limit": 10000});
+            let r = qdrant_edge_wasm::api::dispatch(shard, "query", &body).unwrap();
+            let mut hits: Vec<(i64, f64)> = r["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["id"].as_i64().unwrap(), (p["score"].as_f64().unwrap() * 1e5).round() / 1e5))
+                .collect();
+            hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.push(Value::Array(hits.into_iter().map(|(id, s)| json!([id, s])).collect()));
+        }
+    }
+    Value::Array(out)
 }

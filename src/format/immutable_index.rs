@@ -713,7 +713,7 @@ fn bit_width(x: u32) -> u32 {
 
 /// BitPacker4x: 128 numbers of `width` bits; number k goes to lane k % 4 at position k / 4,
 /// each lane an LSB-first stream of `width` u32 words; word w of lane j at byte 16w + 4j.
-fn pack4x(numbers: &[u32], width: u32, out: &mut Vec<u8>) {
+pub(crate) fn pack4x(numbers: &[u32], width: u32, out: &mut Vec<u8>) {
     debug_assert_eq!(numbers.len(), 128);
     let mut words = vec![0u32; 4 * width as usize];
     if width > 0 {

@@ -16,7 +16,7 @@ use crate::format::names;
 use crate::format::payload_index::PayloadIndexConfig;
 use crate::format::segment_meta::{check_version, read_segment_state, read_version_info, Indexes, SegmentState};
 use crate::format::sparse::SparseVectorStorage;
-use crate::format::sparse_index::{read_stats as read_sparse_stats, SparseIndexStats};
+use crate::format::sparse_index::{read_quantized_weights, read_stats as read_sparse_stats, SparseIndexStats};
 use crate::storage::{join, Memory, Storage};
 use crate::types::{Payload, PointId, PointOffset, RowRef, SparseVector, VectorValue};
 
@@ -49,6 +49,9 @@ pub struct Segment {
     pub quantized: BTreeMap<String, crate::format::quantized::ScalarQuantized>,
     /// Statistics of immutable sparse indexes, per sparse vector name.
     sparse_stats: BTreeMap<String, SparseIndexStats>,
+    /// Dequantized weights of float16 / uint8 immutable sparse indexes, per internal id: what
+    /// Qdrant's nearest search over the segment scores with.
+    sparse_index_weights: BTreeMap<String, BTreeMap<u32, SparseVector>>,
     payload_memory: Memory,
     payload_cache: OnceLock<Vec<Option<Arc<Payload>>>>,
 }
@@ -102,9 +105,14 @@ impl Segment {
             vectors.insert(name.clone(), VectorData::Sparse(SparseVectorStorage::open(storage, dir, name, cfg)?));
         }
         let mut sparse_stats = BTreeMap::new();
+        let mut sparse_index_weights = BTreeMap::new();
         for name in state.config.sparse_vector_data.keys() {
-            if let Some(st) = read_sparse_stats(storage, &join(dir, &names::vector_index_dir(name)))? {
+            let idx_dir = join(dir, &names::vector_index_dir(name));
+            if let Some(st) = read_sparse_stats(storage, &idx_dir)? {
                 sparse_stats.insert(name.clone(), st);
+                if let Some(w) = read_quantized_weights(storage, &idx_dir)? {
+                    sparse_index_weights.insert(name.clone(), w);
+                }
             }
         }
         let mut indexed_counts = BTreeMap::new();
@@ -165,6 +173,7 @@ impl Segment {
             payload_index,
             indexed_counts,
             sparse_stats,
+            sparse_index_weights,
             payload_memory: plan.payload,
             payload_cache: OnceLock::new(),
         })
@@ -265,6 +274,12 @@ impl Segment {
     /// Names of sparse vectors whose index lives in RAM (rebuilt at load).
     pub fn ram_sparse_names(&self) -> impl Iterator<Item = &String> {
         self.state.config.sparse_vector_data.keys().filter(|n| !self.sparse_stats.contains_key(*n))
+    }
+
+    /// The weights the segment's immutable sparse index holds for internal id `i` when they
+    /// differ from the stored vector (float16 / uint8 index datatypes); `None` otherwise.
+    pub fn sparse_index_vector(&self, name: &str, i: PointOffset) -> Option<&SparseVector> {
+        self.sparse_index_weights.get(name).and_then(|m| m.get(&i))
     }
 
     /// Sparse IDF statistics of this segment's index for `name`: adds each term's document

@@ -12,8 +12,9 @@
 //!
 //! The chosen segments are rewritten as one new segment: immutable id tracker
 //! (`id_tracker.mappings/.versions/.deleted`), immutable dense storage (`matrix.dat` +
-//! `deleted.dat`), multivectors in their chunked layout, sparse vectors in a Gridstore with a RAM
-//! inverted index, and payloads in a Gridstore. The new segment becomes visible only when its
+//! `deleted.dat`), multivectors in their chunked layout, sparse vectors in a Gridstore with
+//! Qdrant's immutable inverted index (a RAM one below the indexing threshold), payloads in a
+//! Gridstore, and the payload indexes in Qdrant's immutable formats. The new segment becomes visible only when its
 //! `version.info` is written; the old segments are then renamed to `<uuid>.deleted` and removed.
 //! A crash in between leaves either the old segments, or both (the merge by version then shows
 //! each point once), never a partial segment. A fresh appendable segment is created if none is
@@ -30,8 +31,9 @@ use crate::format::segment_write::{
     create_appendable_segment, write_payload_index_config, write_segment_state, write_version_info, MultiVectorWriter,
     SparseDeletedFlags, SparseStoreOp,
 };
+use crate::format::sparse_index::write_immutable_sparse_index;
 use crate::segment::Segment;
-use crate::storage::{join, OpenMode, Storage};
+use crate::storage::{join, Memory, OpenMode, Storage};
 use crate::types::{PointId, VectorValue};
 
 const DEFAULT_INDEXING_THRESHOLD_KB: u64 = 10_000;
@@ -220,7 +222,18 @@ impl EdgeShard {
                     }
                     store.flush(st)?;
                     flags.flush()?;
-                    st.create_dir_all(&join(&dir, &names::vector_index_dir(name)))?;
+                    let idir = join(&dir, &names::vector_index_dir(name));
+                    st.create_dir_all(&idir)?;
+                    let index_cfg = config.sparse_vector_data.get(name).map(|c| &c.index);
+                    if let Some(index_cfg) = index_cfg.filter(|c| c.index_type != SparseIndexType::MutableRam) {
+                        let mut vectors = Vec::new();
+                        for (k, (_, si, internal, _)) in points.iter().enumerate() {
+                            if let Some(VectorValue::Sparse(v)) = self.segments[*si].vector(name, *internal)? {
+                                vectors.push((k as u32, v.sorted()));
+                            }
+                        }
+                        write_immutable_sparse_index(st, &idir, index_cfg, &vectors)?;
+                    }
                 }
             }
         }
@@ -299,7 +312,8 @@ impl EdgeShard {
     }
 
     /// The config of an optimized segment: immutable dense storage with a plain index (HNSW
-    /// building comes with the HNSW work), the same vectors, sparse vectors with a RAM index.
+    /// building comes with the HNSW work), the same vectors, sparse vectors with Qdrant's
+    /// index type for the segment's size.
     fn optimized_config(&self, group: &[usize]) -> SegmentConfig {
         let base =
             group.first().map(|&i| self.segments[i].state.config.clone()).unwrap_or_else(|| self.appendable_config());
@@ -310,10 +324,43 @@ impl EdgeShard {
             v.storage_type = if on_disk { VectorStorageType::Mmap } else { VectorStorageType::InRamMmap };
             v.index = Indexes::Plain {};
         }
-        for s in cfg.sparse_vector_data.values_mut() {
-            s.index.index_type = SparseIndexType::MutableRam;
+        // Sparse vectors get Qdrant's immutable inverted index once the segment passes the
+        // indexing threshold (edge has no mmap threshold): `Mmap` when the vector asks for a
+        // cold or cached placement (`memory`, or `on_disk: true`), else `ImmutableRam`.
+        let indexing_kb = self
+            .edge_config
+            .as_ref()
+            .and_then(|c| c.optimizers.as_ref())
+            .and_then(|o| o.indexing_threshold)
+            .unwrap_or(DEFAULT_INDEXING_THRESHOLD_KB);
+        let is_big = self.group_vectors_bytes(group) >= indexing_kb.saturating_mul(1024);
+        for (name, s) in cfg.sparse_vector_data.iter_mut() {
+            let params = self.edge_config.as_ref().and_then(|c| c.sparse_vectors.get(name));
+            let memory =
+                params.and_then(|p| p.memory.or(p.on_disk.map(|d| if d { Memory::Cold } else { Memory::Pinned })));
+            s.index.index_type = match (is_big, memory.unwrap_or(Memory::Pinned)) {
+                (false, _) => SparseIndexType::MutableRam,
+                (true, Memory::Cold | Memory::Cached) => SparseIndexType::Mmap,
+                (true, Memory::Pinned) => SparseIndexType::ImmutableRam,
+            };
         }
         cfg
+    }
+
+    /// The largest dense vector storage of the live points of `group`, per vector name summed
+    /// over the segments (what Qdrant compares with its thresholds for the merged segment).
+    fn group_vectors_bytes(&self, group: &[usize]) -> u64 {
+        let live: u64 = group.iter().map(|&i| self.segments[i].id_tracker.live_count() as u64).sum();
+        self.vector_kinds
+            .values()
+            .map(|k| match k {
+                VectorKind::Dense { size, datatype, .. } | VectorKind::Multi { size, datatype, .. } => {
+                    live * (*size as u64) * datatype.size().unwrap_or(4) as u64
+                }
+                VectorKind::Sparse { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0)
     }
 }
 

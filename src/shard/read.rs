@@ -627,6 +627,12 @@ impl<'a> Scorer<'a> {
                 if !overlaps(&q.indices, &s.indices) {
                     return Ok(None);
                 }
+                // An immutable float16 / uint8 index scores with the weights it holds.
+                if let Loc::Segment { seg, internal } = loc {
+                    if let Some(w) = shard.segments[seg as usize].sparse_index_vector(name, internal) {
+                        return Ok(Some(spaces::sparse_dot(q, w)));
+                    }
+                }
                 Ok(Some(spaces::sparse_dot(q, &s)))
             }
         }

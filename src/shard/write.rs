@@ -700,7 +700,8 @@ pub(crate) fn segment_config_from(c: &EdgeConfig) -> SegmentConfig {
                         full_scan_threshold: p.full_scan_threshold,
                         index_type: SparseIndexType::MutableRam,
                         datatype: p.datatype,
-                        memory: None,
+                        // only an explicitly requested placement is recorded, as Qdrant does
+                        memory: p.memory,
                     },
                     storage_type: SparseVectorStorageType::Mmap,
                     modifier: p.modifier,

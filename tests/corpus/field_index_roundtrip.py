@@ -10,10 +10,13 @@
   make_optimized <shard_dir> <n> <optimize: 0|1>
                                 a shard for the immutable (optimized-segment) indexes: the
                                 indexes of INDEXES + EXTRA, n points (every 10th with an empty
-                                payload), indexing threshold 1 kB; optimized by qdrant-edge-py
+                                payload) with the sparse vectors of SPARSE, indexing threshold
+                                1 kB; optimized by qdrant-edge-py
                                 when the last argument is 1
   text_scores <shard_dir>       load, print every BM25 match (id, score) of text queries
                                 on "ts", sorted by score, then id
+  sparse_scores <shard_dir>     load, print every match (id, score) of sparse queries on each
+                                sparse vector, sorted by score, then id
   counts <shard_dir> <filters.json>
                                 load, print {"total", "counts": [exact count per REST filter],
                                 "schema": {field: {"type", "points"}}}
@@ -145,8 +148,26 @@ EXTRA = [
 ]
 
 
+SPARSE = {
+    "s32": {},
+    "s16": {"datatype": "Float16"},
+    "s8": {"datatype": "Uint8"},
+    "sidf": {"modifier": "Idf"},
+}
+
+
+def sparse_params(p):
+    kw = {}
+    if "datatype" in p:
+        kw["datatype"] = getattr(qe.VectorStorageDatatype, p["datatype"])
+    if "modifier" in p:
+        kw["modifier"] = getattr(qe.Modifier, p["modifier"])
+    return qe.EdgeSparseVectorParams(**kw)
+
+
 def optimized_points(n):
     rng = random.Random(11)
+    r2 = random.Random(5)
     pts = []
     for i in range(n):
         p = payload(rng, i)
@@ -158,7 +179,14 @@ def optimized_points(n):
         p["fl"] = [((i * 37) % 101) / 7.0, -0.0, 0.0, ((i * 37) % 101) / 7.0]
         if i % 10 == 7:
             p = {}
-        pts.append(qe.Point(i, {"d": [float(i % 7), 1.0]}, p))
+        vec = {"d": [float(i % 7), 1.0]}
+        for name in SPARSE:
+            if i % 6 != 0:
+                k = r2.randint(1, 6)
+                # a few hot dimensions give posting lists with full 128-point chunks
+                idx = r2.sample(range(1000), k) + ([1000 + i % 3] if i % 2 else [])
+                vec[name] = qe.SparseVector(idx, [r2.uniform(-2, 3) for _ in idx])
+        pts.append(qe.Point(i, vec, p))
     return pts
 
 
@@ -195,6 +223,7 @@ def main():
         n, optimize = int(sys.argv[3]), sys.argv[4] == "1"
         cfg = qe.EdgeConfig(
             vectors={"d": qe.EdgeVectorParams(2, qe.Distance.Dot)},
+            sparse_vectors={name: sparse_params(p) for name, p in SPARSE.items()},
             optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1),
             wal_enabled=False,
             max_search_threads=1,
@@ -223,6 +252,16 @@ def main():
             # every match (ties come back in segment order, which optimizing changes)
             r = shard.query(qe.QueryRequest(query=qe.TextQuery("ts", text), limit=10000, with_payload=False))
             out.append(sorted([[p.id, p.score] for p in r], key=lambda x: (-x[1], x[0])))
+        shard.close()
+        print(json.dumps(out))
+    elif cmd == "sparse_scores":
+        shard = qe.EdgeShard.load(path)
+        out = []
+        for name in SPARSE:
+            for q in ([1000, 1001, 5], [3, 77, 500, 999]):
+                v = qe.SparseVector(q, [1.0, 0.5, 2.0, -1.0][: len(q)])
+                r = shard.query(qe.QueryRequest(query=qe.Query.Nearest(v, using=name), limit=10000, with_payload=False))
+                out.append(sorted([[p.id, round(p.score, 5)] for p in r], key=lambda x: (-x[1], x[0])))
         shard.close()
         print(json.dumps(out))
     elif cmd == "counts":
