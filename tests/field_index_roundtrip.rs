@@ -726,6 +726,16 @@ fn qdrant_reads_our_optimized_indexes() {
     copy_shard(&plain, &ours);
     let mut shard = EdgeShard::load(std::sync::Arc::new(FsStorage::new(&ours).unwrap()), "").unwrap();
     assert!(shard.optimize().unwrap(), "nothing optimized");
+    // an index created on an optimized segment is built in the immutable formats too
+    for op in qdrant_edge_wasm::api::updates::parse_update(
+        "create_index",
+        &json!({"field_name": "extra", "field_schema": "keyword"}),
+    )
+    .unwrap()
+    {
+        shard.update(op).unwrap();
+    }
+    shard.flush().unwrap();
     let our_sparse = our_sparse_scores(&shard);
     shard.close().unwrap();
     drop(shard);
@@ -741,7 +751,7 @@ fn qdrant_reads_our_optimized_indexes() {
             );
             assert!(st.exists(&format!("{}/vector_index-{name}/version.info", optimized_segment(&st))).unwrap());
         }
-        for f in ["k", "n", "f", "dt", "u", "b", "kp", "bigi", "g", "t", "tp", "ts"] {
+        for f in ["k", "n", "f", "dt", "u", "b", "kp", "bigi", "g", "t", "tp", "ts", "extra"] {
             assert!(
                 cfg.indexed_types[f].iter().all(|t| t.mutability == IndexMutability::Immutable),
                 "`{f}`: {:?}",
@@ -750,7 +760,9 @@ fn qdrant_reads_our_optimized_indexes() {
         }
     }
     let fl = optimized_filters();
+    run_py_json("apply", &plain, &json!([{"create_index": ["extra", "keyword"]}]), tmp.path(), "ops.json");
     let want = run_py_json("counts", &plain, &fl, tmp.path(), "f.json");
+    assert!(want["schema"]["extra"]["points"].as_u64() > Some(0), "{}", want["schema"]);
     let want_scores = run_py(&["text_scores", plain.to_str().unwrap()]);
     // sparse answers depend on the optimized index (float16 / uint8 weights): compare with
     // qdrant-edge-py's own optimization of the same data
