@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the differential corpus against qdrant-edge-py, native unit and integration
 # tests, the library build for all four targets, the storage conformance suite under WASI
-# (preview 1 and 2, with wasmtime), and the wasi-demo CLI under wasmtime.
+# (preview 1 and 2, with wasmtime), the wasi-demo CLI under wasmtime, and the browser bindings
+# under Node and in headless Chromium's dedicated worker (wasm-bindgen-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,3 +39,7 @@ echo "== wasi-demo under wasmtime vs native"
 cargo build --release -p wasi-demo
 cargo build --release -p wasi-demo --target wasm32-wasip1
 "$PY" tests/cli_wasi.py --wasm target/wasm32-wasip1/release/wasi-demo.wasm --native target/release/wasi-demo
+
+echo "== browser bindings: Node, and headless Chromium in a dedicated worker (IndexedDB)"
+CHROMEDRIVER=$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
+  cargo test --release --target wasm32-unknown-unknown --features testing --test web_node --test web_worker

@@ -14,6 +14,8 @@ pub mod snapshot;
 pub mod spaces;
 pub mod storage;
 pub mod types;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod web;
 
 pub use error::{Error, ErrorKind, Result};
 pub use shard::EdgeShard;

@@ -59,6 +59,21 @@ pub fn dispatch_update(shard: &mut EdgeShard, command: &str, body: &Value) -> Re
     }
 }
 
+/// The JSON of a snapshot apply or restore report (`wasi-demo apply` / `unpack` prints it).
+pub fn report_json(r: &crate::snapshot::apply::ApplyReport) -> Value {
+    use crate::snapshot::apply::SnapshotKind;
+    json!({
+        "kind": match r.kind { SnapshotKind::Full => "full", SnapshotKind::Partial => "partial" },
+        "segments_added": r.segments_added,
+        "segments_removed": r.segments_removed,
+        "segments_merged": r.segments_merged,
+        "files_written": r.files_written,
+        "files_deleted": r.files_deleted,
+        "archive_bytes": r.unpack.archive_bytes,
+        "sha256": r.unpack.sha256,
+    })
+}
+
 /// Run `command` with the REST request `body`; returns the `result` JSON.
 pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value> {
     match command {

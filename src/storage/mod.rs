@@ -25,7 +25,7 @@
 //! (see [`Memory`]).
 
 mod memory;
-pub use memory::MemoryStorage;
+pub use memory::{Changes, ImageEntry, MemoryStorage, IMAGE_PAGE};
 
 #[cfg(feature = "fs")]
 mod fs;

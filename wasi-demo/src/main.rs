@@ -13,7 +13,7 @@ use std::sync::Arc;
 use qdrant_edge_wasm::api::{dispatch, dispatch_update, READ_COMMANDS, UPDATE_COMMANDS};
 use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
 use qdrant_edge_wasm::shard::EdgeShard;
-use qdrant_edge_wasm::snapshot::{ApplyOptions, ApplyReport, SnapshotKind};
+use qdrant_edge_wasm::snapshot::ApplyOptions;
 use qdrant_edge_wasm::storage::FsStorage;
 use qdrant_edge_wasm::{Error, ErrorKind};
 use serde_json::{json, Value};
@@ -49,19 +49,6 @@ fn read_body(arg: Option<&str>, default: Value) -> Result<Value, Error> {
         Some(t) => t.to_string(),
     };
     serde_json::from_str(&text).map_err(|e| Error::invalid_field("body", format!("not valid JSON: {e}")))
-}
-
-fn report_json(r: &ApplyReport) -> Value {
-    json!({
-        "kind": match r.kind { SnapshotKind::Full => "full", SnapshotKind::Partial => "partial" },
-        "segments_added": r.segments_added,
-        "segments_removed": r.segments_removed,
-        "segments_merged": r.segments_merged,
-        "files_written": r.files_written,
-        "files_deleted": r.files_deleted,
-        "archive_bytes": r.unpack.archive_bytes,
-        "sha256": r.unpack.sha256,
-    })
 }
 
 /// The archive argument of `unpack` / `apply`: a path, or `-` for stdin.
@@ -105,7 +92,7 @@ fn run(args: &[String]) -> Result<Value, Error> {
             let options = snapshot_options(args)?;
             let (mut shard, report) = EdgeShard::unpack_snapshot(storage, "", archive_reader(arg)?, options)?;
             shard.close()?;
-            Ok(report_json(&report))
+            Ok(qdrant_edge_wasm::api::report_json(&report))
         }
         "apply" => {
             let options = snapshot_options(args)?;
@@ -113,7 +100,7 @@ fn run(args: &[String]) -> Result<Value, Error> {
             let mut shard = EdgeShard::load(storage, "")?;
             let report = shard.update_from_snapshot(reader, options)?;
             shard.close()?;
-            Ok(report_json(&report))
+            Ok(qdrant_edge_wasm::api::report_json(&report))
         }
         "create" => {
             let body = read_body(arg, json!({}))?;
