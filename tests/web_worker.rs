@@ -1,16 +1,19 @@
 //! In headless Chromium, inside a dedicated Worker (wasm-bindgen-test): the storage
-//! conformance battery on the change-tracking memory storage that backs IndexedDB, commits to
-//! real IndexedDB that reopen to the same bytes, a shard that survives closing and reopening
-//! on IndexedDB, and the Qdrant 1.19 server's `basic` snapshot restored into IndexedDB and
-//! answering the server's recorded exact queries.
+//! conformance battery on the OPFS backend (real sync access handles) and on the
+//! change-tracking memory storage that backs IndexedDB, commits to real IndexedDB that reopen
+//! to the same bytes, a shard that survives closing and reopening on OPFS and on IndexedDB
+//! (and refuses a second opener on OPFS), and the Qdrant 1.19 server's `basic` snapshot
+//! restored into each and answering the server's recorded exact queries.
 //!
 //! Run: `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown
 //! --features testing --test web_worker` (the runner is set in `.cargo/config.toml`).
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 use js_sys::Reflect;
+use qdrant_edge_wasm::storage::pool::PoolStorage;
 use qdrant_edge_wasm::storage::{conformance, MemoryStorage, OpenMode, Storage};
 use qdrant_edge_wasm::web::idb::IdbBackend;
+use qdrant_edge_wasm::web::opfs::OpfsBackend;
 use qdrant_edge_wasm::web::Shard;
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
@@ -38,6 +41,48 @@ fn unique(name: &str) -> String {
 fn tracking_memory_storage_conforms() {
     let passed = conformance::run_all(MemoryStorage::tracking).unwrap();
     assert_eq!(passed.len(), conformance::checks::<MemoryStorage>().len());
+}
+
+#[wasm_bindgen_test]
+async fn opfs_storage_conforms() {
+    // one fresh OPFS directory per check (opening is asynchronous, the battery is not)
+    let n = conformance::checks::<PoolStorage>().len();
+    let mut backends = Vec::new();
+    for i in 0..n {
+        let name = unique(&format!("conf{i}"));
+        let b = OpfsBackend::open(&name).await.unwrap();
+        b.reserve(64).await.unwrap();
+        backends.push((name, b));
+    }
+    let pools: std::cell::RefCell<Vec<PoolStorage>> = Default::default();
+    pools.borrow_mut().extend(backends.iter().rev().map(|(_, b)| b.storage()));
+    let passed = conformance::run_all(|| pools.borrow_mut().pop().expect("a prepared backend")).unwrap();
+    assert_eq!(passed.len(), n);
+    for (name, b) in backends {
+        b.close();
+        OpfsBackend::destroy(&name).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn opfs_namespace_survives_reopen_and_refuses_a_second_opener() {
+    let name = unique("opfs");
+    let b = OpfsBackend::open(&name).await.unwrap();
+    let st = b.storage();
+    st.create_dir_all("seg/a").unwrap();
+    st.open("seg/a/f", OpenMode::Create).unwrap().write_at(5, b"data").unwrap();
+    st.rename("seg", "seg2").unwrap();
+    st.open("gone", OpenMode::Create).unwrap();
+    st.remove_file("gone").unwrap();
+    let e = OpfsBackend::open(&name).await.err().unwrap();
+    assert!(e.contains("open in another tab"), "{e}");
+    b.close();
+    let b2 = OpfsBackend::open(&name).await.unwrap();
+    let st2 = b2.storage();
+    assert_eq!(&st2.read_all("seg2/a/f").unwrap()[..], b"\0\0\0\0\0data");
+    assert!(!st2.exists("seg").unwrap() && !st2.exists("gone").unwrap());
+    b2.close();
+    OpfsBackend::destroy(&name).await.unwrap();
 }
 
 #[wasm_bindgen_test]
@@ -97,9 +142,18 @@ fn points(n: u64) -> Value {
 
 #[wasm_bindgen_test]
 async fn shard_on_indexeddb_survives_close_and_reopen() {
+    shard_survives_close_and_reopen("idb").await;
+}
+
+#[wasm_bindgen_test]
+async fn shard_on_opfs_survives_close_and_reopen() {
+    shard_survives_close_and_reopen("opfs").await;
+}
+
+async fn shard_survives_close_and_reopen(storage: &str) {
     let name = unique("shard");
-    let mut s = Shard::open("idb".into(), name.clone(), js(&config())).await.unwrap();
-    assert_eq!(s.storage(), "idb");
+    let mut s = Shard::open(storage.into(), name.clone(), js(&config())).await.unwrap();
+    assert_eq!(s.storage(), storage);
     s.update("upsert".into(), js(&points(300))).await.unwrap();
     s.update("create_index".into(), js(&json!({"field_name": "tag", "field_schema": "keyword"}))).await.unwrap();
     s.update("delete".into(), js(&json!({"points": [5, 6]}))).await.unwrap();
@@ -114,18 +168,31 @@ async fn shard_on_indexeddb_survives_close_and_reopen() {
     let e = s.read("count", JsValue::NULL).unwrap_err();
     assert_eq!(code(&e), "shard_closed");
 
-    let s2 = Shard::open("idb".into(), name.clone(), JsValue::NULL).await.unwrap();
+    if storage == "opfs" {
+        // the first shard released its handles: a second open works, a third is refused
+        let s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
+        let e = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.err().unwrap();
+        assert_eq!(code(&e), "io");
+        let mut s2 = s2;
+        s2.close().await.unwrap();
+    }
+    let s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
     assert_eq!(rust(s2.read("count", js(&json!({"exact": true}))).unwrap())["count"], json!(298));
     assert_eq!(rust(s2.read("query", js(&q)).unwrap()), before);
     let sparse = json!({"query": {"indices": [3, 10], "values": [1.0, 1.0]}, "using": "s", "limit": 3});
     assert_eq!(rust(s2.read("query", js(&sparse)).unwrap())["points"].as_array().unwrap().len(), 3);
-    // destroying the database under an open shard (another tab, say) closes its connection:
-    // the shard's next durable write fails with a typed error instead of writing nowhere
-    Shard::destroy("idb".into(), name.clone()).await.unwrap();
     let mut s2 = s2;
-    let e = s2.update("delete".into(), js(&json!({"points": [1]}))).await.unwrap_err();
-    assert_eq!(code(&e), "io");
-    let e = Shard::open("idb".into(), name, JsValue::NULL).await.err().unwrap();
+    if storage == "idb" {
+        // destroying the database under an open shard (another tab, say) closes its
+        // connection: the shard's next durable write fails with a typed error
+        Shard::destroy(storage.into(), name.clone()).await.unwrap();
+        let e = s2.update("delete".into(), js(&json!({"points": [1]}))).await.unwrap_err();
+        assert_eq!(code(&e), "io");
+    } else {
+        s2.close().await.unwrap();
+        Shard::destroy(storage.into(), name.clone()).await.unwrap();
+    }
+    let e = Shard::open(storage.into(), name, JsValue::NULL).await.err().unwrap();
     assert_eq!(code(&e), "not_found");
 }
 
@@ -136,10 +203,19 @@ static BASIC_EXPECTED: &str =
 
 #[wasm_bindgen_test]
 async fn server_snapshot_restores_into_indexeddb_and_answers_like_the_server() {
+    server_snapshot_restores("idb").await;
+}
+
+#[wasm_bindgen_test]
+async fn server_snapshot_restores_into_opfs_and_answers_like_the_server() {
+    server_snapshot_restores("opfs").await;
+}
+
+async fn server_snapshot_restores(storage: &str) {
     let name = unique("restore");
-    let mut r = Shard::restore("idb".into(), name.clone(), None).await.unwrap();
+    let mut r = Shard::restore(storage.into(), name.clone(), None).await.unwrap();
     for chunk in BASIC_FULL.chunks(256 * 1024) {
-        r.push(&js_sys::Uint8Array::from(chunk)).unwrap();
+        r.push(js_sys::Uint8Array::from(chunk)).await.unwrap();
     }
     let s = r.finish().await.unwrap();
     let expected: Value = serde_json::from_str(BASIC_EXPECTED).unwrap();
@@ -168,8 +244,8 @@ async fn server_snapshot_restores_into_indexeddb_and_answers_like_the_server() {
     let mut s = s;
     let count = rust(s.read("info", JsValue::NULL).unwrap())["points_count"].clone();
     s.close().await.unwrap();
-    let mut s2 = Shard::open("idb".into(), name.clone(), JsValue::NULL).await.unwrap();
+    let mut s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
     assert_eq!(rust(s2.read("info", JsValue::NULL).unwrap())["points_count"], count);
     s2.close().await.unwrap();
-    Shard::destroy("idb".into(), name).await.unwrap();
+    Shard::destroy(storage.into(), name).await.unwrap();
 }

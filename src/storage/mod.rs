@@ -32,6 +32,7 @@ mod fs;
 #[cfg(feature = "fs")]
 pub use fs::FsStorage;
 
+pub mod pool;
 pub mod wrap;
 
 #[cfg(any(test, feature = "testing"))]

@@ -7,11 +7,14 @@
 //! (`invalid_argument`, `not_found`, `corrupted`, `unsupported`, `io`, `shard_closed`,
 //! `internal`).
 //!
-//! Backends: `"memory"` (nothing persists) and `"idb"` (IndexedDB, [`idb`]): updates,
-//! `flush`, `optimize`, `close` and snapshot application commit to IndexedDB before their
-//! promise resolves. The JS/TS facade in `pkg-template/` runs this in a dedicated Worker.
+//! Backends: `"memory"` (nothing persists), `"opfs"` (the origin private file system through
+//! sync access handles, dedicated Worker only, [`opfs`]: every write is synchronous and each
+//! acknowledged update is flushed) and `"idb"` (IndexedDB, [`idb`]: updates, `flush`,
+//! `optimize`, `close` and snapshot application commit to IndexedDB before their promise
+//! resolves). The JS/TS facade in `pkg-template/` runs this in a dedicated Worker.
 
 pub mod idb;
+pub mod opfs;
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use crate::snapshot::apply::{ApplyOptions, SnapshotApply};
 use crate::storage::{MemoryStorage, Storage};
 
 use idb::IdbBackend;
+use opfs::{OpfsBackend, SPARES_SMALL};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -65,28 +69,59 @@ fn to_js_value(v: &Value) -> Result<JsValue, JsValue> {
 enum Backend {
     Memory,
     Idb(IdbBackend),
+    Opfs(OpfsBackend),
 }
 
 impl Backend {
-    async fn open(kind: &str, name: &str) -> Result<(Backend, MemoryStorage), JsValue> {
+    async fn open(kind: &str, name: &str) -> Result<(Backend, Arc<dyn Storage>), JsValue> {
         match kind {
-            "memory" => Ok((Backend::Memory, MemoryStorage::new())),
+            "memory" => Ok((Backend::Memory, Arc::new(MemoryStorage::new()))),
             "idb" => {
                 let b = IdbBackend::open(name).await.map_err(io_error)?;
                 let st = b.storage();
-                Ok((Backend::Idb(b), st))
+                Ok((Backend::Idb(b), Arc::new(st)))
+            }
+            "opfs" => {
+                let b = OpfsBackend::open(name).await.map_err(io_error)?;
+                let st = b.storage();
+                Ok((Backend::Opfs(b), Arc::new(st)))
             }
             other => Err(js_error(
                 "invalid_argument",
-                &format!("unknown storage `{other}` (expected \"memory\" or \"idb\")"),
+                &format!("unknown storage `{other}` (expected \"memory\", \"opfs\" or \"idb\")"),
             )),
+        }
+    }
+
+    /// Before a synchronous call that may create up to `files` files: OPFS acquires spare
+    /// handles (asynchronously) so the call never runs out.
+    async fn prepare(&self, files: usize) -> Result<(), JsValue> {
+        match self {
+            Backend::Opfs(b) => b.reserve(files.max(SPARES_SMALL)).await.map_err(io_error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spares for a call that rewrites segments (optimize, snapshot apply).
+    fn many(&self) -> usize {
+        match self {
+            Backend::Opfs(b) => (2 * b.storage().file_count()).max(256),
+            _ => 0,
         }
     }
 
     async fn commit(&self) -> Result<(), JsValue> {
         match self {
-            Backend::Memory => Ok(()),
+            Backend::Memory | Backend::Opfs(_) => Ok(()),
             Backend::Idb(b) => b.commit().await.map_err(io_error),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Backend::Memory => {}
+            Backend::Idb(b) => b.close(),
+            Backend::Opfs(b) => b.close(),
         }
     }
 
@@ -94,6 +129,7 @@ impl Backend {
         match self {
             Backend::Memory => "memory",
             Backend::Idb(_) => "idb",
+            Backend::Opfs(_) => "opfs",
         }
     }
 }
@@ -107,16 +143,16 @@ pub struct Shard {
 
 #[wasm_bindgen]
 impl Shard {
-    /// Open the shard `name` on `storage` (`"memory"` or `"idb"`). With `config` (the shape of
+    /// Open the shard `name` on `storage` (`"memory"`, `"opfs"` or `"idb"`). With `config` (the shape of
     /// `edge_config.json`), a shard that does not exist yet is created and an existing one
     /// must be compatible; without it the shard must exist.
     pub async fn open(storage: String, name: String, config: JsValue) -> Result<Shard, JsValue> {
         let config = from_js(config)?;
         let (backend, st) = Backend::open(&storage, &name).await?;
-        let st: Arc<dyn Storage> = Arc::new(st);
         let exists = st.exists(crate::format::names::SEGMENTS_DIR).map_err(|e| to_js(e.into()))?;
         let shard = if config.is_null() {
             if !exists {
+                backend.close();
                 return Err(js_error("not_found", &format!("shard `{name}` does not exist on {storage}")));
             }
             EdgeShard::load(st, "")
@@ -128,7 +164,10 @@ impl Shard {
                 EdgeShard::create(st, "", cfg)
             }
         }
-        .map_err(to_js)?;
+        .map_err(|e| {
+            backend.close();
+            to_js(e)
+        })?;
         let this = Shard { shard: Some(shard), backend };
         this.backend.commit().await?;
         Ok(this)
@@ -138,7 +177,6 @@ impl Shard {
     /// archive's bytes, then `finish()` (see [`Restore`]).
     pub async fn restore(storage: String, name: String, sha256: Option<String>) -> Result<Restore, JsValue> {
         let (backend, st) = Backend::open(&storage, &name).await?;
-        let st: Arc<dyn Storage> = Arc::new(st);
         if st.exists(crate::format::names::SEGMENTS_DIR).map_err(|e| to_js(e.into()))? {
             return Err(js_error("invalid_argument", &format!("shard `{name}` already exists on {storage}")));
         }
@@ -173,18 +211,21 @@ impl Shard {
     /// `delete_vectors`, `create_index`, `delete_index`); resolves once it is durable.
     pub async fn update(&mut self, command: String, body: JsValue) -> Result<JsValue, JsValue> {
         let body = from_js(body)?;
+        self.backend.prepare(SPARES_SMALL).await?;
         let out = dispatch_update(self.shard_mut()?, &command, &body).map_err(to_js)?;
         self.backend.commit().await?;
         to_js_value(&out)
     }
 
     pub async fn flush(&mut self) -> Result<(), JsValue> {
+        self.backend.prepare(SPARES_SMALL).await?;
         self.shard_mut()?.flush().map_err(to_js)?;
         self.backend.commit().await
     }
 
     /// Run the optimizers; resolves to whether any segment changed.
     pub async fn optimize(&mut self) -> Result<bool, JsValue> {
+        self.backend.prepare(self.backend.many()).await?;
         let changed = self.shard_mut()?.optimize().map_err(to_js)?;
         self.backend.commit().await?;
         Ok(changed)
@@ -193,6 +234,7 @@ impl Shard {
     /// The shard's snapshot manifest (what a server needs for a partial snapshot).
     #[wasm_bindgen(js_name = snapshotManifest)]
     pub async fn snapshot_manifest(&mut self) -> Result<JsValue, JsValue> {
+        self.backend.prepare(SPARES_SMALL).await?;
         let m = self.shard_mut()?.snapshot_manifest().map_err(to_js)?;
         self.backend.commit().await?;
         let v = serde_json::to_value(m).map_err(|e| js_error("internal", &e.to_string()))?;
@@ -204,13 +246,18 @@ impl Shard {
     #[wasm_bindgen(js_name = beginSnapshot)]
     pub fn begin_snapshot(&self, sha256: Option<String>) -> Result<SnapshotUpload, JsValue> {
         let apply = self.shard()?.begin_snapshot_apply(ApplyOptions { sha256, ..Default::default() }).map_err(to_js)?;
-        Ok(SnapshotUpload { apply: Some(apply) })
+        let spares = match &self.backend {
+            Backend::Opfs(b) => Some(b.clone()),
+            _ => None,
+        };
+        Ok(SnapshotUpload { apply: Some(apply), spares })
     }
 
     /// Finish a snapshot apply started with `beginSnapshot`; resolves to the apply report.
     #[wasm_bindgen(js_name = finishSnapshot)]
     pub async fn finish_snapshot(&mut self, upload: &mut SnapshotUpload) -> Result<JsValue, JsValue> {
         let apply = upload.apply.take().ok_or_else(|| js_error("invalid_argument", "this upload was finished"))?;
+        self.backend.prepare(self.backend.many()).await?;
         let report = self.shard_mut()?.finish_snapshot_apply(apply).map_err(to_js)?;
         self.backend.commit().await?;
         to_js_value(&report_json(&report))
@@ -222,17 +269,17 @@ impl Shard {
             s.close().map_err(to_js)?;
         }
         self.backend.commit().await?;
-        if let Backend::Idb(b) = &self.backend {
-            b.close();
-        }
+        self.backend.close();
         Ok(())
     }
 
-    /// Delete every byte of shard `name` on `storage` (IndexedDB: the database).
+    /// Delete every byte of shard `name` on `storage` (IndexedDB: the database; OPFS: the
+    /// shard's directory, which must not be open).
     pub async fn destroy(storage: String, name: String) -> Result<(), JsValue> {
         match storage.as_str() {
             "memory" => Ok(()),
             "idb" => IdbBackend::destroy(&name).await.map_err(io_error),
+            "opfs" => OpfsBackend::destroy(&name).await.map_err(io_error),
             other => Err(js_error("invalid_argument", &format!("unknown storage `{other}`"))),
         }
     }
@@ -242,12 +289,22 @@ impl Shard {
 #[wasm_bindgen]
 pub struct SnapshotUpload {
     apply: Option<SnapshotApply>,
+    /// OPFS: the backend that needs spare files before each chunk.
+    spares: Option<OpfsBackend>,
+}
+
+/// Files one chunk of an archive can create: a tar entry takes at least 1 KiB.
+fn files_in(chunk: &Uint8Array) -> usize {
+    chunk.length() as usize / 1024 + 8
 }
 
 #[wasm_bindgen]
 impl SnapshotUpload {
     /// Push the next bytes of the archive (any chunk size).
-    pub fn push(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
+    pub async fn push(&mut self, chunk: Uint8Array) -> Result<(), JsValue> {
+        if let Some(b) = &self.spares {
+            b.reserve(files_in(&chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
+        }
         let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this upload was finished"))?;
         apply.push(&chunk.to_vec()).map_err(to_js)
     }
@@ -268,7 +325,10 @@ pub struct Restore {
 
 #[wasm_bindgen]
 impl Restore {
-    pub fn push(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
+    pub async fn push(&mut self, chunk: Uint8Array) -> Result<(), JsValue> {
+        if let Some(Backend::Opfs(b)) = &self.backend {
+            b.reserve(files_in(&chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
+        }
         let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         apply.push(&chunk.to_vec()).map_err(to_js)
     }
@@ -277,7 +337,11 @@ impl Restore {
     pub async fn finish(&mut self) -> Result<Shard, JsValue> {
         let apply = self.apply.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         let backend = self.backend.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
-        let (shard, _report) = EdgeShard::finish_unpack(apply).map_err(to_js)?;
+        backend.prepare(backend.many()).await?;
+        let (shard, _report) = EdgeShard::finish_unpack(apply).map_err(|e| {
+            backend.close();
+            to_js(e)
+        })?;
         let this = Shard { shard: Some(shard), backend };
         this.backend.commit().await?;
         Ok(this)
