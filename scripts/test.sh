@@ -40,6 +40,6 @@ cargo build --release -p wasi-demo
 cargo build --release -p wasi-demo --target wasm32-wasip1
 "$PY" tests/cli_wasi.py --wasm target/wasm32-wasip1/release/wasi-demo.wasm --native target/release/wasi-demo
 
-echo "== browser bindings: Node, and headless Chromium in a dedicated worker (IndexedDB)"
+echo "== browser bindings: Node, and headless Chromium in a dedicated worker (OPFS, IndexedDB)"
 CHROMEDRIVER=$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
   cargo test --release --target wasm32-unknown-unknown --features testing --test web_node --test web_worker

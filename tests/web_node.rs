@@ -63,6 +63,10 @@ async fn memory_shard_end_to_end() {
 async fn storage_errors_are_clear() {
     let e = Shard::open("idb".into(), "x".into(), JsValue::NULL).await.err().unwrap();
     assert_eq!(code(&e), "io", "Node has no IndexedDB");
+    let e = Shard::open("opfs".into(), "x".into(), JsValue::NULL).await.err().unwrap();
+    assert_eq!(code(&e), "io", "Node has no OPFS");
+    let msg = Reflect::get(&e, &"message".into()).unwrap().as_string().unwrap();
+    assert!(msg.contains("OPFS"), "{msg}");
     let e = Shard::open("floppy".into(), "x".into(), JsValue::NULL).await.err().unwrap();
     assert_eq!(code(&e), "invalid_argument");
     let e = Shard::open("memory".into(), "x".into(), JsValue::NULL).await.err().unwrap();
