@@ -168,14 +168,15 @@ async fn shard_survives_close_and_reopen(storage: &str) {
     let e = s.read("count", JsValue::NULL).unwrap_err();
     assert_eq!(code(&e), "shard_closed");
 
-    if storage == "opfs" {
-        // the first shard released its handles: a second open works, a third is refused
-        let s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
-        let e = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.err().unwrap();
-        assert_eq!(code(&e), "io");
-        let mut s2 = s2;
-        s2.close().await.unwrap();
-    }
+    // the first shard released its lock: a second open works, a concurrent third is refused
+    // (one writer per shard across tabs and workers), and works again once it is closed
+    let s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
+    let e = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.err().unwrap();
+    assert_eq!(code(&e), "io");
+    let msg = Reflect::get(&e, &"message".into()).unwrap().as_string().unwrap();
+    assert!(msg.contains("another tab"), "{msg}");
+    let mut s2 = s2;
+    s2.close().await.unwrap();
     let s2 = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
     assert_eq!(rust(s2.read("count", js(&json!({"exact": true}))).unwrap())["count"], json!(298));
     assert_eq!(rust(s2.read("query", js(&q)).unwrap()), before);
@@ -188,6 +189,8 @@ async fn shard_survives_close_and_reopen(storage: &str) {
         Shard::destroy(storage.into(), name.clone()).await.unwrap();
         let e = s2.update("delete".into(), js(&json!({"points": [1]}))).await.unwrap_err();
         assert_eq!(code(&e), "io");
+        // closing still releases the writer lock, and reports the failure
+        assert_eq!(code(&s2.close().await.unwrap_err()), "io");
     } else {
         s2.close().await.unwrap();
         Shard::destroy(storage.into(), name.clone()).await.unwrap();

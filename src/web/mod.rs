@@ -14,6 +14,7 @@
 //! resolves). The JS/TS facade in `pkg-template/` runs this in a dedicated Worker.
 
 pub mod idb;
+pub mod lock;
 pub mod opfs;
 
 use std::sync::Arc;
@@ -134,11 +135,47 @@ impl Backend {
     }
 }
 
+/// A backend and the Web Lock that makes this context its only writer.
+struct Held {
+    backend: Backend,
+    lock: Option<lock::ShardLock>,
+}
+
+impl Held {
+    async fn open(kind: &str, name: &str) -> Result<(Held, Arc<dyn Storage>), JsValue> {
+        let lock = if kind == "memory" { None } else { lock::acquire(kind, name).await.map_err(io_error)? };
+        match Backend::open(kind, name).await {
+            Ok((backend, st)) => Ok((Held { backend, lock }, st)),
+            Err(e) => {
+                if let Some(l) = &lock {
+                    l.release().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Release the backend's handles, then the lock.
+    async fn close(&self) {
+        self.backend.close();
+        if let Some(l) = &self.lock {
+            l.release().await;
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Backend;
+    fn deref(&self) -> &Backend {
+        &self.backend
+    }
+}
+
 /// An EdgeShard on a browser storage backend.
 #[wasm_bindgen]
 pub struct Shard {
     shard: Option<EdgeShard>,
-    backend: Backend,
+    backend: Held,
 }
 
 #[wasm_bindgen]
@@ -148,11 +185,11 @@ impl Shard {
     /// must be compatible; without it the shard must exist.
     pub async fn open(storage: String, name: String, config: JsValue) -> Result<Shard, JsValue> {
         let config = from_js(config)?;
-        let (backend, st) = Backend::open(&storage, &name).await?;
+        let (backend, st) = Held::open(&storage, &name).await?;
         let exists = st.exists(crate::format::names::SEGMENTS_DIR).map_err(|e| to_js(e.into()))?;
-        let shard = if config.is_null() {
+        let opened = if config.is_null() {
             if !exists {
-                backend.close();
+                backend.close().await;
                 return Err(js_error("not_found", &format!("shard `{name}` does not exist on {storage}")));
             }
             EdgeShard::load(st, "")
@@ -163,11 +200,14 @@ impl Shard {
             } else {
                 EdgeShard::create(st, "", cfg)
             }
-        }
-        .map_err(|e| {
-            backend.close();
-            to_js(e)
-        })?;
+        };
+        let shard = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                backend.close().await;
+                return Err(to_js(e));
+            }
+        };
         let this = Shard { shard: Some(shard), backend };
         this.backend.commit().await?;
         Ok(this)
@@ -176,8 +216,9 @@ impl Shard {
     /// Start restoring a full or partial snapshot into a new, empty shard `name`: push the
     /// archive's bytes, then `finish()` (see [`Restore`]).
     pub async fn restore(storage: String, name: String, sha256: Option<String>) -> Result<Restore, JsValue> {
-        let (backend, st) = Backend::open(&storage, &name).await?;
+        let (backend, st) = Held::open(&storage, &name).await?;
         if st.exists(crate::format::names::SEGMENTS_DIR).map_err(|e| to_js(e.into()))? {
+            backend.close().await;
             return Err(js_error("invalid_argument", &format!("shard `{name}` already exists on {storage}")));
         }
         let apply = SnapshotApply::begin(st, "", ApplyOptions { sha256, ..Default::default() }).map_err(to_js)?;
@@ -246,7 +287,7 @@ impl Shard {
     #[wasm_bindgen(js_name = beginSnapshot)]
     pub fn begin_snapshot(&self, sha256: Option<String>) -> Result<SnapshotUpload, JsValue> {
         let apply = self.shard()?.begin_snapshot_apply(ApplyOptions { sha256, ..Default::default() }).map_err(to_js)?;
-        let spares = match &self.backend {
+        let spares = match &self.backend.backend {
             Backend::Opfs(b) => Some(b.clone()),
             _ => None,
         };
@@ -263,14 +304,16 @@ impl Shard {
         to_js_value(&report_json(&report))
     }
 
-    /// Flush, commit and release the shard; later calls fail with `shard_closed`.
+    /// Flush, commit and release the shard (handles and the writer lock, even when the flush
+    /// or the commit fails, whose error is then returned); later calls fail with
+    /// `shard_closed`.
     pub async fn close(&mut self) -> Result<(), JsValue> {
-        if let Some(mut s) = self.shard.take() {
-            s.close().map_err(to_js)?;
-        }
-        self.backend.commit().await?;
-        self.backend.close();
-        Ok(())
+        let Some(mut s) = self.shard.take() else { return Ok(()) };
+        let flushed = s.close().map_err(to_js);
+        drop(s);
+        let committed = self.backend.commit().await;
+        self.backend.close().await;
+        flushed.and(committed)
     }
 
     /// Delete every byte of shard `name` on `storage` (IndexedDB: the database; OPFS: the
@@ -320,13 +363,13 @@ impl SnapshotUpload {
 #[wasm_bindgen]
 pub struct Restore {
     apply: Option<SnapshotApply>,
-    backend: Option<Backend>,
+    backend: Option<Held>,
 }
 
 #[wasm_bindgen]
 impl Restore {
     pub async fn push(&mut self, chunk: Uint8Array) -> Result<(), JsValue> {
-        if let Some(Backend::Opfs(b)) = &self.backend {
+        if let Some(Held { backend: Backend::Opfs(b), .. }) = &self.backend {
             b.reserve(files_in(&chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
         }
         let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
@@ -338,10 +381,13 @@ impl Restore {
         let apply = self.apply.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         let backend = self.backend.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         backend.prepare(backend.many()).await?;
-        let (shard, _report) = EdgeShard::finish_unpack(apply).map_err(|e| {
-            backend.close();
-            to_js(e)
-        })?;
+        let (shard, _report) = match EdgeShard::finish_unpack(apply) {
+            Ok(x) => x,
+            Err(e) => {
+                backend.close().await;
+                return Err(to_js(e));
+            }
+        };
         let this = Shard { shard: Some(shard), backend };
         this.backend.commit().await?;
         Ok(this)
