@@ -1,0 +1,219 @@
+// The packed npm package under Node (node --test): installs the tarball that
+// scripts/build-npm.sh made into a temporary project (offline), imports it by name (the
+// exports map's "node" condition) and drives the EdgeShard API end to end.
+// Run: node --test tests/npm/ (after scripts/build-npm.sh).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const npmDir = join(repo, 'target/npm');
+let project;
+let pkg; // the package's exports
+
+before(() => {
+  const tgz = readdirSync(npmDir).filter((f) => /^qdrant-edge-wasm-.*\.tgz$/.test(f));
+  assert.equal(tgz.length, 1, 'run scripts/build-npm.sh first (one tarball in target/npm)');
+  project = mkdtempSync(join(tmpdir(), 'qew-npm-'));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', join(npmDir, tgz[0])], { cwd: project, stdio: 'pipe' });
+  // a module inside the consumer project, so that the bare name resolves through its node_modules
+  writeFileSync(join(project, 'entry.mjs'), "export * from 'qdrant-edge-wasm';\nexport { default } from 'qdrant-edge-wasm';\n");
+});
+
+after(() => {
+  if (project) rmSync(project, { recursive: true, force: true });
+});
+
+async function load() {
+  pkg ??= await import(pathToFileURL(join(project, 'entry.mjs')).href);
+  return pkg;
+}
+
+const config = { vectors: { v: { size: 4, distance: 'Cosine' } } };
+
+// 100 points on distinct directions: point i is (cos a_i, sin a_i, i % 3, 1) with a_i = i * 0.06
+function vec(i) {
+  const a = i * 0.06;
+  return [Math.cos(a), Math.sin(a), i % 3, 1];
+}
+const points = Array.from({ length: 100 }, (_, i) => ({
+  id: i,
+  vector: { v: vec(i) },
+  payload: { i, parity: i % 2 === 0 ? 'even' : 'odd', group: i % 5 },
+}));
+
+function cosine(a, b) {
+  const dot = a.reduce((s, x, k) => s + x * b[k], 0);
+  const n = (x) => Math.sqrt(x.reduce((s, y) => s + y * y, 0));
+  return dot / (n(a) * n(b));
+}
+
+test('the node entry is what the exports map gives Node', async () => {
+  const { EdgeShard, QdrantEdgeError, default: def } = await load();
+  assert.equal(typeof EdgeShard.open, 'function');
+  assert.equal(def, EdgeShard);
+  assert.ok(new QdrantEdgeError('io', 'x') instanceof Error);
+  const installed = join(project, 'node_modules/qdrant-edge-wasm');
+  for (const f of ['index.js', 'node.js', 'worker.js', 'index.d.ts', 'qdrant_edge_wasm_bg.wasm', 'README.md']) {
+    assert.ok(existsSync(join(installed, f)), `${f} is in the package`);
+  }
+});
+
+test('memory shard: upsert, query, count with a filter, batch update, retrieve', async () => {
+  const { EdgeShard } = await load();
+  const shard = await EdgeShard.open({ storage: 'memory', name: 'demo', config });
+  assert.equal(shard.storage, 'memory');
+  const up = await shard.upsert({ points });
+  assert.equal(up.status, 'completed');
+  assert.equal((await shard.info()).points_count, 100);
+
+  // nearest ids, checked against a brute-force cosine ranking computed here
+  const q = [0.3, 0.9, 1, 1];
+  const want = points
+    .map((p) => ({ id: p.id, s: cosine(q, p.vector.v) }))
+    .sort((a, b) => b.s - a.s)
+    .slice(0, 5);
+  const got = await shard.query({ query: q, using: 'v', limit: 5, with_payload: true });
+  assert.deepEqual(got.points.map((p) => p.id), want.map((w) => w.id));
+  for (const [k, p] of got.points.entries()) {
+    assert.ok(Math.abs(p.score - want[k].s) < 1e-5, `score ${p.score} vs ${want[k].s}`);
+    assert.equal(p.payload.i, p.id);
+  }
+
+  const filter = { must: [{ key: 'parity', match: { value: 'even' } }, { key: 'i', range: { gte: 50 } }] };
+  assert.deepEqual(await shard.count({ filter, exact: true }), { count: 25 });
+  const evenNear = await shard.query({ query: q, using: 'v', limit: 3, filter });
+  const wantEven = points
+    .filter((p) => p.id % 2 === 0 && p.id >= 50)
+    .map((p) => ({ id: p.id, s: cosine(q, p.vector.v) }))
+    .sort((a, b) => b.s - a.s)
+    .slice(0, 3);
+  assert.deepEqual(evenNear.points.map((p) => p.id), wantEven.map((w) => w.id));
+
+  const batch = await shard.update({
+    operations: [
+      { delete: { points: [0, 1, 2] } },
+      { set_payload: { payload: { flag: true }, points: [10, 11] } },
+      { upsert: { points: [{ id: 1000, vector: { v: [0, 0, 0, 1] }, payload: { i: 1000 } }] } },
+    ],
+  });
+  assert.equal(batch.length, 3);
+  assert.ok(batch.every((r) => r.status === 'completed'));
+  assert.equal((await shard.count({ exact: true })).count, 98);
+  assert.equal((await shard.count({ filter: { must: [{ key: 'flag', match: { value: true } }] } })).count, 2);
+  const recs = await shard.retrieve({ ids: [0, 10, 1000], with_payload: true });
+  assert.deepEqual(recs.map((r) => r.id).sort((a, b) => a - b), [10, 1000]);
+  assert.equal(recs.find((r) => r.id === 10).payload.flag, true);
+
+  const page = await shard.scroll({ limit: 4, with_payload: false });
+  assert.equal(page.points.length, 4);
+  assert.notEqual(page.next_page_offset, null);
+  const idx = await shard.createIndex({ field_name: 'parity', field_schema: 'keyword' });
+  assert.equal(idx.status, 'completed');
+  assert.equal((await shard.info()).payload_schema.parity.data_type, 'keyword');
+  const facet = await shard.facet({ key: 'parity', limit: 10, exact: true });
+  const byValue = Object.fromEntries(facet.hits.map((h) => [h.value, h.count]));
+  assert.deepEqual(byValue, { even: 48, odd: 49 }); // 0 and 2 deleted (even), 1 deleted (odd)
+
+  // an update to a missing point is rejected, nothing changes
+  await assert.rejects(shard.upsert({ points: [{ id: 5, vector: { v: [1, 2] } }] }), { code: 'invalid_argument' });
+  assert.equal((await shard.count({ exact: true })).count, 98);
+  assert.equal(typeof (await shard.optimize()), 'boolean');
+  assert.equal((await shard.count({ exact: true })).count, 98);
+  await shard.close();
+});
+
+test('calls run in order even when not awaited one by one', async () => {
+  const { EdgeShard } = await load();
+  const shard = await EdgeShard.open({ name: 'order', config });
+  const ops = [];
+  for (let i = 0; i < 20; i++) {
+    ops.push(shard.upsert({ points: [{ id: i, vector: { v: vec(i) } }] }));
+    ops.push(shard.count({ exact: true }));
+  }
+  const results = await Promise.all(ops);
+  const counts = results.filter((r) => 'count' in r).map((r) => r.count);
+  assert.deepEqual(counts, Array.from({ length: 20 }, (_, i) => i + 1));
+  await shard.close();
+});
+
+test('typed errors', async () => {
+  const { EdgeShard, QdrantEdgeError } = await load();
+  const shard = await EdgeShard.open({ storage: 'memory', name: 'errors', config });
+
+  const bad = await shard.query({ query: [1, 2], using: 'v' }).catch((e) => e);
+  assert.ok(bad instanceof QdrantEdgeError, 'a QdrantEdgeError');
+  assert.ok(bad instanceof Error);
+  assert.equal(bad.name, 'QdrantEdgeError');
+  assert.equal(bad.code, 'invalid_argument');
+  assert.match(bad.message, /\S/);
+
+  const unknownField = await shard.count({ filtr: {} }).catch((e) => e);
+  assert.ok(unknownField instanceof QdrantEdgeError);
+  assert.equal(unknownField.code, 'invalid_argument');
+
+  const notFound = await EdgeShard.open({ storage: 'memory', name: 'nope' }).catch((e) => e);
+  assert.ok(notFound instanceof QdrantEdgeError);
+  assert.equal(notFound.code, 'not_found');
+
+  for (const storage of ['idb', 'opfs', 'floppy']) {
+    const e = await EdgeShard.open({ storage, name: 'x', config }).catch((err) => err);
+    assert.ok(e instanceof QdrantEdgeError, storage);
+    assert.equal(e.code, 'unsupported', storage);
+  }
+  const e = await EdgeShard.destroy({ storage: 'idb', name: 'x' }).catch((err) => err);
+  assert.equal(e.code, 'unsupported');
+
+  // a snapshot source of the wrong type
+  const src = await shard.applySnapshot(42).catch((err) => err);
+  assert.ok(src instanceof QdrantEdgeError);
+  assert.equal(src.code, 'invalid_argument');
+  // not an archive: the apply fails with a typed error and the shard keeps working
+  await shard.upsert({ points: [{ id: 1, vector: { v: [1, 0, 0, 0] } }] });
+  const junk = await shard.applySnapshot(new Uint8Array(4096).fill(7)).catch((err) => err);
+  assert.ok(junk instanceof QdrantEdgeError, String(junk));
+  assert.ok(['corrupted', 'invalid_argument'].includes(junk.code), junk.code);
+  assert.equal((await shard.count({ exact: true })).count, 1);
+
+  await shard.close();
+  const closed = await shard.count({}).catch((err) => err);
+  assert.ok(closed instanceof QdrantEdgeError);
+  assert.equal(closed.code, 'shard_closed');
+  await assert.rejects(shard.upsert({ points: [] }), { code: 'shard_closed' });
+  await shard.close(); // closing twice is a no-op
+});
+
+test("the Qdrant server's basic snapshot restores into a memory shard; an aborted restore rejects", async () => {
+  const snap = join(process.env.QEW_SHARED ?? join(repo, '../shared'), 'fixtures/basic/full.snapshot');
+  assert.ok(existsSync(snap), `${snap} (set QEW_SHARED)`);
+  const { EdgeShard } = await load();
+  const { readFile } = await import('node:fs/promises');
+  const bytes = await readFile(snap);
+  const seen = [];
+  const shard = await EdgeShard.restoreSnapshot({
+    storage: 'memory',
+    name: 'restored',
+    source: new Blob([bytes]),
+    onProgress: (p) => seen.push(p),
+  });
+  assert.ok((await shard.info()).points_count > 0);
+  assert.equal(seen.at(-1).received, bytes.byteLength);
+  assert.equal(seen.at(-1).total, bytes.byteLength);
+  await shard.close();
+
+  // an aborted restore leaves nothing behind and rejects with the signal's reason
+  const ac = new AbortController();
+  const aborted = EdgeShard.restoreSnapshot({
+    name: 'aborted',
+    source: bytes,
+    onProgress: () => ac.abort(),
+    signal: ac.signal,
+  });
+  await assert.rejects(aborted, { name: 'AbortError' });
+});
