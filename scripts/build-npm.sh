@@ -6,7 +6,6 @@
 # Idempotent. Honors CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 OUT=target/npm
 PKG=$OUT/package
@@ -29,8 +28,8 @@ echo "== binaryen $BINARYEN_VERSION from npm"
 WASM_OPT="$TOOLS/node_modules/binaryen/bin/wasm-opt"
 if [ ! -x "$WASM_OPT" ] || ! "$WASM_OPT" --version | grep -q "version ${BINARYEN_VERSION%%.*}"; then
   mkdir -p "$TOOLS"
-  [ -f "$TOOLS/package.json" ] || echo '{"private": true}' > "$TOOLS/package.json"
-  (cd "$TOOLS" && npm install --no-save --no-audit --no-fund "binaryen@$BINARYEN_VERSION")
+  echo "{\"private\": true, \"dependencies\": {\"binaryen\": \"$BINARYEN_VERSION\"}}" > "$TOOLS/package.json"
+  (cd "$TOOLS" && npm install --no-audit --no-fund --no-package-lock)
 fi
 
 echo "== wasm-bindgen --target web"

@@ -217,3 +217,77 @@ test("the Qdrant server's basic snapshot restores into a memory shard; an aborte
   });
   await assert.rejects(aborted, { name: 'AbortError' });
 });
+
+test('index.d.ts type-checks a usage file and rejects wrong ones (tsc --strict)', async (t) => {
+  const tsc = process.env.QEW_TSC;
+  if (!tsc) {
+    t.skip('QEW_TSC (a tsc binary) is not set; scripts/test-npm.sh installs TypeScript and sets it');
+    return;
+  }
+  const good = `
+import { EdgeShard, QdrantEdgeError, type QdrantEdgeErrorCode, type Filter, type ScoredPoint } from 'qdrant-edge-wasm';
+import Default from 'qdrant-edge-wasm';
+const s: EdgeShard = await Default.open({ storage: 'memory', name: 'n', config: { vectors: { v: { size: 4, distance: 'Cosine' } } } });
+await s.upsert({ points: [{ id: 1, vector: { v: [1, 2, 3, 4] }, payload: { a: 1 } }, { id: '550e8400-e29b-41d4-a716-446655440000', vector: { v: [0, 0, 0, 1] } }] });
+await s.upsert({ batch: { ids: [2, 3], vectors: { v: [[1, 1, 1, 1], [0, 1, 0, 1]] } } });
+const f: Filter = { must: [{ key: 'a', match: { value: 1 } }, { has_id: [1] }], must_not: { is_empty: { key: 'b' } }, should: [{ must: [{ key: 'a', range: { gte: 0 } }] }] };
+const hits: ScoredPoint[] = (await s.query({ query: [1, 2, 3, 4], using: 'v', limit: 3, filter: f, with_payload: ['a'] })).points;
+const scores: number[] = hits.map((h) => h.score);
+const fused = await s.query({ prefetch: [{ query: [1, 2, 3, 4], using: 'v', limit: 10 }], query: { fusion: 'rrf' } });
+const many = await s.queryBatch({ searches: [{ query: 1, using: 'v' }] });
+const n: number = (await s.count({ filter: f, exact: true })).count;
+const page = await s.scroll({ limit: 2, order_by: { key: 'a', direction: 'desc' } });
+const next: number | string | null = page.next_page_offset;
+const facet = await s.facet({ key: 'a', limit: 3 });
+const recs = await s.retrieve({ ids: [1], with_vector: true });
+const legacy = await s.search({ vector: { name: 'v', vector: [1, 2, 3, 4] }, limit: 2 });
+const results = await s.update({ operations: [{ delete: { points: [1] } }, { set_payload: { payload: { x: 1 }, filter: f } }] });
+const st: 'acknowledged' | 'completed' = results[0].status;
+await s.setPayload({ payload: { b: 2 }, points: [2] });
+await s.deletePayload({ keys: ['b'], points: [2] });
+await s.clearPayload({ points: [2] });
+await s.updateVectors({ points: [{ id: 2, vector: { v: [1, 0, 0, 0] } }] });
+await s.deleteVectors({ points: [2], vector: ['v'] });
+await s.createIndex({ field_name: 'a', field_schema: 'integer' });
+await s.deleteIndex('a');
+const changed: boolean = await s.optimize();
+await s.flush();
+const info = await s.info();
+const pc: number = info.points_count;
+const ac = new AbortController();
+const report = await s.applySnapshot(new Blob([]), { sha256: 'ab', onProgress: ({ received, total }) => void [received, total], signal: ac.signal });
+const kind: 'full' | 'partial' = report.kind;
+const r2 = await EdgeShard.restoreSnapshot({ name: 'r', source: new Uint8Array(0), storage: 'idb' });
+await EdgeShard.destroy({ storage: 'idb', name: 'r' });
+await s.close();
+try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
+void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2];
+`;
+  const bad = `
+import { EdgeShard } from 'qdrant-edge-wasm';
+const s = await EdgeShard.open({ name: 'n' });
+await s.upsert({ points: [{ id: true, vector: [1] }] });
+await s.query({ query: [1], limit: 'ten' });
+await s.count({ filter: { must: [{ key: 'a', match: { valu: 1 } }] } });
+await EdgeShard.open({ storage: 'disk', name: 'x' });
+const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).code;
+`;
+  const opts = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', 'false'];
+  writeFileSync(join(project, 'good.mts'), good);
+  writeFileSync(join(project, 'bad.mts'), bad);
+  const run = (file) => {
+    try {
+      execFileSync(tsc, [...opts, file], { cwd: project, encoding: 'utf8', stdio: 'pipe' });
+      return '';
+    } catch (e) {
+      return e.stdout + e.stderr || 'failed';
+    }
+  };
+  assert.equal(run('good.mts'), '', 'the usage file type-checks');
+  const out = run('bad.mts');
+  const lines = out.split('\n').filter((l) => l.includes('error TS'));
+  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union
+  for (const line of [4, 5, 6, 7, 8]) {
+    assert.ok(lines.some((l) => l.includes(`bad.mts(${line},`)), `an error on line ${line} of bad.mts:\n${out}`);
+  }
+});
