@@ -438,7 +438,7 @@ export interface SnapshotProgress {
 }
 
 export interface SnapshotOptions {
-  /** Expected SHA-256 of the archive (hex); a mismatch fails with `corrupted`. */
+  /** Expected SHA-256 of the archive (hex); a mismatch fails with `invalid_argument` before anything is committed. */
   sha256?: string;
   onProgress?: (progress: SnapshotProgress) => void;
   /** Aborting stops the transfer: the shard is left as it was. */

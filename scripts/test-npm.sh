@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package (scripts/build-npm.sh) and tests it under Node: tests/npm/*.test.mjs
 # install the packed tarball offline into a temporary project. TypeScript (for the check that
-# index.d.ts type-checks a usage file) is installed from npm into target/npm/ts-tools.
+# index.d.ts type-checks a usage file) is installed from npm into target/npm/ts-tools. The browser
+# test (tests/npm/browser.test.mjs) drives headless Chromium through chromedriver (PATH or
+# CHROMEDRIVER).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-npm.sh
