@@ -14,8 +14,11 @@ class WorkerTransport {
   #dead = null;
 
   constructor(workerUrl) {
-    const url = workerUrl ?? new URL('./worker.js', import.meta.url);
-    this.#worker = new Worker(url, { type: 'module', name: 'qdrant-edge-wasm' });
+    // the literal `new Worker(new URL('./worker.js', import.meta.url), {type: 'module'})` is the
+    // pattern bundlers (Vite, webpack 5, Parcel) recognize to emit the worker and its wasm
+    this.#worker = workerUrl
+      ? new Worker(workerUrl, { type: 'module' })
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = (event) => {
       const { id, ok, value, error } = event.data;
       const p = this.#pending.get(id);
