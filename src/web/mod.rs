@@ -357,6 +357,14 @@ impl SnapshotUpload {
     pub fn received(&self) -> f64 {
         self.apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
     }
+
+    /// Give up: remove what was staged. The shard is unchanged; later pushes fail.
+    pub fn abort(&mut self) -> Result<(), JsValue> {
+        match self.apply.take() {
+            Some(a) => a.abort().map_err(to_js),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A snapshot being restored into a new shard (see [`Shard::restore`]).
@@ -374,6 +382,23 @@ impl Restore {
         }
         let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         apply.push(&chunk.to_vec()).map_err(to_js)
+    }
+
+    /// Bytes pushed so far.
+    #[wasm_bindgen(getter)]
+    pub fn received(&self) -> f64 {
+        self.apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
+    }
+
+    /// Give up: remove what was staged; nothing was committed, so no shard is left behind.
+    pub fn abort(&mut self) -> Result<(), JsValue> {
+        if let Some(Backend::Idb(b)) = self.backend.take() {
+            b.close();
+        }
+        match self.apply.take() {
+            Some(a) => a.abort().map_err(to_js),
+            None => Ok(()),
+        }
     }
 
     /// Check, commit and open the restored shard.

@@ -1,0 +1,134 @@
+// The engine side of one shard: holds the wasm objects (Shard, an upload or a restore in
+// progress) and runs requests strictly one at a time, in the order they arrive. Used by
+// worker.js (in a dedicated Worker) and node.js (in process).
+
+import { describeError, QdrantEdgeError } from './errors.js';
+
+/**
+ * @param {typeof import('./qdrant_edge_wasm.js')} wasm the initialized wasm-bindgen glue
+ * @returns {{ handle(op: string, args: any): Promise<{ok: true, value: any} | {ok: false, error: {name: string, code: string, message: string}}> }}
+ */
+export function createEngine(wasm) {
+  let shard = null; // wasm.Shard
+  let upload = null; // wasm.SnapshotUpload, while applying a snapshot to `shard`
+  let restore = null; // wasm.Restore, while restoring a snapshot into a new shard
+  let tail = Promise.resolve();
+
+  const closed = () => new QdrantEdgeError('shard_closed', 'shard is closed');
+  const need = () => {
+    if (!shard) throw closed();
+    return shard;
+  };
+  const bytes = (chunk) => (chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk));
+  const dropTransfer = () => {
+    const t = upload ?? restore;
+    upload = restore = null;
+    if (t) {
+      try {
+        t.abort();
+      } finally {
+        t.free();
+      }
+    }
+  };
+
+  const ops = {
+    async open({ storage, name, config }) {
+      if (shard || restore) throw new QdrantEdgeError('invalid_argument', 'this engine already holds a shard');
+      shard = await wasm.Shard.open(storage, name, config ?? null);
+      return { storage: shard.storage };
+    },
+    read({ command, body }) {
+      return need().read(command, body ?? null);
+    },
+    async update({ command, body }) {
+      return need().update(command, body ?? null);
+    },
+    async flush() {
+      await need().flush();
+    },
+    async optimize() {
+      return need().optimize();
+    },
+    async snapshotManifest() {
+      return need().snapshotManifest();
+    },
+    async close() {
+      dropTransfer();
+      if (!shard) return;
+      const s = shard;
+      shard = null;
+      try {
+        await s.close();
+      } finally {
+        s.free();
+      }
+    },
+    beginSnapshot({ sha256 }) {
+      if (upload || restore) throw new QdrantEdgeError('invalid_argument', 'a snapshot transfer is already in progress');
+      upload = need().beginSnapshot(sha256 ?? undefined);
+      return 0;
+    },
+    push({ chunk }) {
+      const t = upload ?? restore;
+      if (!t) throw new QdrantEdgeError('invalid_argument', 'no snapshot transfer in progress');
+      try {
+        t.push(bytes(chunk));
+      } catch (e) {
+        dropTransfer(); // a bad archive ends the transfer; the shard is unchanged
+        throw e;
+      }
+      return t.received;
+    },
+    async finishSnapshot() {
+      if (!upload) throw new QdrantEdgeError('invalid_argument', 'no snapshot upload in progress');
+      const u = upload;
+      upload = null;
+      try {
+        return await need().finishSnapshot(u);
+      } finally {
+        u.free();
+      }
+    },
+    abortTransfer() {
+      dropTransfer();
+    },
+    async beginRestore({ storage, name, sha256 }) {
+      if (shard || restore) throw new QdrantEdgeError('invalid_argument', 'this engine already holds a shard');
+      restore = await wasm.Shard.restore(storage, name, sha256 ?? undefined);
+      return 0;
+    },
+    async finishRestore() {
+      if (!restore) throw new QdrantEdgeError('invalid_argument', 'no restore in progress');
+      const r = restore;
+      restore = null;
+      try {
+        shard = await r.finish();
+      } finally {
+        r.free();
+      }
+      return { storage: shard.storage };
+    },
+    async destroy({ storage, name }) {
+      await wasm.Shard.destroy(storage, name);
+    },
+  };
+
+  async function run(op, args) {
+    const f = Object.hasOwn(ops, op) ? ops[op] : null;
+    try {
+      if (!f) throw new QdrantEdgeError('invalid_argument', `unknown operation \`${op}\``);
+      return { ok: true, value: await f(args ?? {}) };
+    } catch (e) {
+      return { ok: false, error: describeError(e) };
+    }
+  }
+
+  return {
+    handle(op, args) {
+      const result = tail.then(() => run(op, args));
+      tail = result;
+      return result;
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// QdrantEdgeError: the error every call of the package rejects with.
+
+/** Codes: invalid_argument, not_found, corrupted, unsupported, io, shard_closed, internal. */
+export class QdrantEdgeError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'QdrantEdgeError';
+    this.code = code;
+  }
+}
+
+const CODES = new Set(['invalid_argument', 'not_found', 'corrupted', 'unsupported', 'io', 'shard_closed', 'internal']);
+
+/** A plain, structured-cloneable description of any thrown value. */
+export function describeError(e) {
+  if (e && typeof e === 'object' && e.name === 'QdrantEdgeError' && CODES.has(e.code)) {
+    return { name: 'QdrantEdgeError', code: e.code, message: String(e.message) };
+  }
+  // a trap (a Rust panic aborts) or a JS failure in the glue: the engine's state is unknown
+  const message = e && typeof e === 'object' && 'message' in e ? `${e.name || 'Error'}: ${e.message}` : String(e);
+  return { name: 'QdrantEdgeError', code: 'internal', message };
+}
+
+/** Re-create a QdrantEdgeError from its description. */
+export function toError(d) {
+  return new QdrantEdgeError(CODES.has(d?.code) ? d.code : 'internal', d?.message ?? 'unknown error');
+}

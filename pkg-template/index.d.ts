@@ -1,0 +1,528 @@
+// Types of qdrant-edge-wasm. Request bodies and results have the shapes of Qdrant's REST API
+// (the body of the HTTP request, and the `result` field of the response).
+
+// ---------------------------------------------------------------- errors
+
+export type QdrantEdgeErrorCode =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'corrupted'
+  | 'unsupported'
+  | 'io'
+  | 'shard_closed'
+  | 'internal';
+
+/** Every failure of this package: `name` is "QdrantEdgeError", `code` says what kind. */
+export declare class QdrantEdgeError extends Error {
+  constructor(code: QdrantEdgeErrorCode, message: string);
+  readonly name: 'QdrantEdgeError';
+  readonly code: QdrantEdgeErrorCode;
+}
+
+// ---------------------------------------------------------------- configuration
+
+export type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
+export type Datatype = 'float32' | 'float16' | 'uint8';
+
+export interface HnswConfig {
+  m?: number;
+  ef_construct?: number;
+  full_scan_threshold?: number;
+  max_indexing_threads?: number;
+  on_disk?: boolean;
+  payload_m?: number;
+  [key: string]: unknown;
+}
+
+export type QuantizationConfig =
+  | { scalar: { type: 'int8'; quantile?: number; always_ram?: boolean } }
+  | { product: { compression: 'x4' | 'x8' | 'x16' | 'x32' | 'x64'; always_ram?: boolean } }
+  | { binary: { always_ram?: boolean; encoding?: string; query_encoding?: string } };
+
+export interface VectorParams {
+  size: number;
+  distance: Distance;
+  on_disk?: boolean;
+  datatype?: Datatype;
+  multivector_config?: { comparator: 'max_sim' };
+  hnsw_config?: HnswConfig;
+  quantization_config?: QuantizationConfig;
+  [key: string]: unknown;
+}
+
+export interface SparseVectorParams {
+  modifier?: 'none' | 'idf';
+  full_scan_threshold?: number;
+  on_disk?: boolean;
+  datatype?: Datatype;
+  [key: string]: unknown;
+}
+
+/** The shape of a shard's `edge_config.json`. */
+export interface EdgeConfig {
+  /** Named dense vectors; the unnamed (default) vector is the name "". */
+  vectors?: { [key: string]: VectorParams };
+  sparse_vectors?: { [key: string]: SparseVectorParams };
+  on_disk_payload?: boolean;
+  hnsw_config?: HnswConfig;
+  quantization_config?: QuantizationConfig;
+  optimizers?: { [key: string]: unknown };
+  wal_options?: { [key: string]: unknown };
+  wal_enabled?: boolean;
+  [key: string]: unknown;
+}
+
+// ---------------------------------------------------------------- points
+
+/** An unsigned integer or a UUID string. */
+export type ExtendedPointId = number | string;
+export type Payload = { [key: string]: unknown };
+
+export interface SparseVector {
+  indices: number[];
+  values: number[];
+}
+
+export type DenseVector = number[];
+export type MultiDenseVector = number[][];
+export type VectorInput = DenseVector | SparseVector | MultiDenseVector;
+/** A point's vectors: one unnamed dense vector, or vectors by name. */
+export type VectorStruct = DenseVector | MultiDenseVector | { [key: string]: VectorInput };
+
+export interface PointStruct {
+  id: ExtendedPointId;
+  vector: VectorStruct;
+  payload?: Payload | null;
+}
+
+export type WithPayload = boolean | string[] | { include: string[] } | { exclude: string[] };
+export type WithVector = boolean | string[];
+
+// ---------------------------------------------------------------- filters
+
+export type MatchValue = string | number | boolean;
+
+export type Match =
+  | { value: MatchValue }
+  | { text: string }
+  | { phrase: string }
+  | { text_any: string }
+  | { any: string[] | number[] }
+  | { except: string[] | number[] };
+
+export interface Range {
+  lt?: number | null;
+  gt?: number | null;
+  gte?: number | null;
+  lte?: number | null;
+}
+
+/** RFC 3339 timestamps. */
+export interface DatetimeRange {
+  lt?: string | null;
+  gt?: string | null;
+  gte?: string | null;
+  lte?: string | null;
+}
+
+export interface GeoPoint {
+  lon: number;
+  lat: number;
+}
+
+export interface FieldCondition {
+  key: string;
+  match?: Match;
+  range?: Range | DatetimeRange;
+  geo_bounding_box?: { top_left: GeoPoint; bottom_right: GeoPoint };
+  geo_radius?: { center: GeoPoint; radius: number };
+  geo_polygon?: { exterior: { points: GeoPoint[] }; interiors?: { points: GeoPoint[] }[] };
+  values_count?: Range;
+  is_empty?: boolean;
+  is_null?: boolean;
+}
+
+export interface IsEmptyCondition {
+  is_empty: { key: string };
+}
+export interface IsNullCondition {
+  is_null: { key: string };
+}
+export interface HasIdCondition {
+  has_id: ExtendedPointId[];
+}
+export interface HasVectorCondition {
+  has_vector: string;
+}
+export interface NestedCondition {
+  nested: { key: string; filter: Filter };
+}
+
+export type Condition =
+  | FieldCondition
+  | IsEmptyCondition
+  | IsNullCondition
+  | HasIdCondition
+  | HasVectorCondition
+  | NestedCondition
+  | Filter;
+
+export interface MinShould {
+  conditions: Condition[];
+  min_count: number;
+}
+
+export interface Filter {
+  must?: Condition | Condition[] | null;
+  should?: Condition | Condition[] | null;
+  must_not?: Condition | Condition[] | null;
+  min_should?: MinShould | null;
+}
+
+// ---------------------------------------------------------------- reads
+
+export interface SearchParams {
+  hnsw_ef?: number;
+  exact?: boolean;
+  indexed_only?: boolean;
+  quantization?: { ignore?: boolean; rescore?: boolean; oversampling?: number };
+  acorn?: { enable?: boolean; max_selectivity?: number };
+}
+
+export interface OrderBy {
+  key: string;
+  direction?: 'asc' | 'desc';
+  /** A number or an RFC 3339 datetime. */
+  start_from?: number | string;
+}
+
+export type Query =
+  | VectorInput
+  | ExtendedPointId
+  | { nearest: VectorInput | ExtendedPointId }
+  | { fusion: 'rrf' | 'dbsf' }
+  | { rrf: { k?: number; weights?: number[] } }
+  | { order_by: string | OrderBy };
+
+export interface Prefetch {
+  prefetch?: Prefetch | Prefetch[];
+  query?: Query;
+  using?: string;
+  filter?: Filter;
+  params?: SearchParams;
+  score_threshold?: number;
+  limit?: number;
+}
+
+/** `POST /collections/{c}/points/query` */
+export interface QueryRequest {
+  prefetch?: Prefetch | Prefetch[];
+  query?: Query;
+  using?: string;
+  filter?: Filter;
+  params?: SearchParams;
+  score_threshold?: number;
+  limit?: number;
+  offset?: number;
+  with_vector?: WithVector;
+  with_payload?: WithPayload;
+}
+
+/** `POST /collections/{c}/points/query/batch` */
+export interface QueryBatchRequest {
+  searches: QueryRequest[];
+}
+
+/** `POST /collections/{c}/points/search` (the legacy search API) */
+export interface SearchRequest {
+  /** The unnamed vector, or `{name, vector}`. */
+  vector: DenseVector | { name: string; vector: DenseVector | SparseVector };
+  filter?: Filter;
+  params?: SearchParams;
+  limit: number;
+  offset?: number;
+  with_payload?: WithPayload;
+  with_vector?: WithVector;
+  score_threshold?: number;
+}
+
+/** `POST /collections/{c}/points/scroll` */
+export interface ScrollRequest {
+  offset?: ExtendedPointId;
+  limit?: number;
+  filter?: Filter;
+  with_payload?: WithPayload;
+  with_vector?: WithVector;
+  order_by?: string | OrderBy;
+}
+
+/** `POST /collections/{c}/points/count` */
+export interface CountRequest {
+  filter?: Filter;
+  exact?: boolean;
+}
+
+/** `POST /collections/{c}/facet` */
+export interface FacetRequest {
+  key: string;
+  limit?: number;
+  filter?: Filter;
+  exact?: boolean;
+}
+
+/** `POST /collections/{c}/points` */
+export interface RetrieveRequest {
+  ids: ExtendedPointId[];
+  with_payload?: WithPayload;
+  with_vector?: WithVector;
+}
+
+export type VectorOutput = DenseVector | SparseVector | MultiDenseVector;
+
+export interface ScoredPoint {
+  id: ExtendedPointId;
+  version?: number;
+  score: number;
+  payload?: Payload | null;
+  vector?: VectorOutput | { [key: string]: VectorOutput } | null;
+  order_value?: number | null;
+}
+
+/** A point as retrieve and scroll return it (Qdrant's `Record`). */
+export interface Record {
+  id: ExtendedPointId;
+  payload?: Payload | null;
+  vector?: VectorOutput | { [key: string]: VectorOutput } | null;
+  order_value?: number | null;
+}
+
+export type PointRecord = Record;
+
+export interface QueryResponse {
+  points: ScoredPoint[];
+}
+
+export interface ScrollResult {
+  points: Record[];
+  next_page_offset: ExtendedPointId | null;
+}
+
+export interface CountResult {
+  count: number;
+}
+
+export interface FacetHit {
+  value: string | number | boolean;
+  count: number;
+}
+
+export interface FacetResponse {
+  hits: FacetHit[];
+}
+
+/** Shard statistics (loosely typed: the fields follow Qdrant's collection info). */
+export interface ShardInfo {
+  points_count: number;
+  segments_count: number;
+  indexed_vectors_count?: number;
+  payload_schema?: { [field: string]: { data_type: string; params?: unknown; points?: number } };
+  [key: string]: unknown;
+}
+
+// ---------------------------------------------------------------- updates
+
+export interface UpdateResult {
+  operation_id: number | null;
+  status: 'acknowledged' | 'completed';
+}
+
+export type PointsSelector = { points: ExtendedPointId[] } | { filter: Filter };
+
+/** `PUT /collections/{c}/points` */
+export type UpsertRequest = (
+  | { points: PointStruct[] }
+  | {
+      batch: {
+        ids: ExtendedPointId[];
+        vectors: DenseVector[] | MultiDenseVector[] | { [name: string]: VectorInput[] };
+        payloads?: (Payload | null)[] | null;
+      };
+    }
+) & { update_filter?: Filter; update_mode?: 'upsert' | 'insert_only' | 'update_only' };
+
+/** `POST /collections/{c}/points/delete` */
+export type DeleteRequest = PointsSelector;
+
+/** `POST /collections/{c}/points/payload` (set) and `PUT` (overwrite) */
+export interface SetPayloadRequest {
+  payload: Payload;
+  points?: ExtendedPointId[];
+  filter?: Filter;
+  /** Set under this nested key instead of the payload's root. */
+  key?: string;
+}
+
+/** `POST /collections/{c}/points/payload/delete` */
+export interface DeletePayloadRequest {
+  keys: string[];
+  points?: ExtendedPointId[];
+  filter?: Filter;
+}
+
+/** `POST /collections/{c}/points/payload/clear` */
+export type ClearPayloadRequest = PointsSelector;
+
+/** `PUT /collections/{c}/points/vectors` */
+export interface UpdateVectorsRequest {
+  points: { id: ExtendedPointId; vector: VectorStruct }[];
+  update_filter?: Filter;
+}
+
+/** `POST /collections/{c}/points/vectors/delete` */
+export interface DeleteVectorsRequest {
+  vector: string[];
+  points?: ExtendedPointId[];
+  filter?: Filter;
+}
+
+export type PayloadSchemaType = 'keyword' | 'integer' | 'float' | 'geo' | 'text' | 'bool' | 'datetime' | 'uuid';
+
+/** `PUT /collections/{c}/index` */
+export interface CreateIndexRequest {
+  field_name: string;
+  field_schema: PayloadSchemaType | ({ type: PayloadSchemaType } & { [param: string]: unknown });
+}
+
+/** `DELETE /collections/{c}/index/{field_name}`: the field name. */
+export type DeleteIndexRequest = string | { field_name: string };
+
+/** One operation of `POST /collections/{c}/points/batch`. */
+export type UpdateOperation =
+  | { upsert: UpsertRequest }
+  | { delete: DeleteRequest }
+  | { set_payload: SetPayloadRequest }
+  | { overwrite_payload: SetPayloadRequest }
+  | { delete_payload: DeletePayloadRequest }
+  | { clear_payload: ClearPayloadRequest }
+  | { update_vectors: UpdateVectorsRequest }
+  | { delete_vectors: DeleteVectorsRequest };
+
+/** `POST /collections/{c}/points/batch` */
+export interface UpdateBatchRequest {
+  operations: UpdateOperation[];
+}
+
+// ---------------------------------------------------------------- snapshots
+
+export interface SnapshotReport {
+  kind: 'full' | 'partial';
+  segments_added: number;
+  segments_removed: number;
+  segments_merged: number;
+  files_written: number;
+  files_deleted: number;
+  archive_bytes: number;
+  sha256: string;
+}
+
+/** What a Qdrant server needs to build a partial snapshot for this shard. */
+export type SnapshotManifest = { [key: string]: unknown };
+
+export type SnapshotSource = ReadableStream<Uint8Array> | Blob | ArrayBuffer | Uint8Array;
+
+export interface SnapshotProgress {
+  /** Archive bytes the shard has taken so far. */
+  received: number;
+  /** The archive's size when the source knows it (not for a ReadableStream). */
+  total?: number;
+}
+
+export interface SnapshotOptions {
+  /** Expected SHA-256 of the archive (hex); a mismatch fails with `invalid_argument` before anything is committed. */
+  sha256?: string;
+  onProgress?: (progress: SnapshotProgress) => void;
+  /** Aborting stops the transfer: the shard is left as it was. */
+  signal?: AbortSignal;
+  /**
+   * Browser only, ArrayBuffer/Uint8Array sources spanning their whole buffer: hand the buffer
+   * to the worker in one message without a copy. The caller's buffer is detached after.
+   */
+  transfer?: boolean;
+}
+
+// ---------------------------------------------------------------- the shard
+
+/**
+ * "idb": IndexedDB (browser; durable). "memory": nothing persists. "opfs": not implemented
+ * yet (rejects with code "unsupported"). Node supports "memory" only.
+ */
+export type StorageKind = 'idb' | 'memory' | 'opfs';
+
+export interface OpenOptions {
+  /** Default: "idb" in browsers, "memory" in Node. */
+  storage?: StorageKind;
+  name: string;
+  /** With a config a missing shard is created; without one the shard must exist. */
+  config?: EdgeConfig | null;
+  /** Browser only: where worker.js is served, if bundling moved it. */
+  workerUrl?: string | URL;
+}
+
+export interface RestoreOptions extends SnapshotOptions {
+  storage?: StorageKind;
+  name: string;
+  source: SnapshotSource;
+  workerUrl?: string | URL;
+}
+
+export interface DestroyOptions {
+  storage?: StorageKind;
+  name: string;
+  workerUrl?: string | URL;
+}
+
+export declare class EdgeShard {
+  private constructor();
+  /** Open (or, with `config`, create) a shard. In browsers it runs in its own Worker. */
+  static open(options: OpenOptions): Promise<EdgeShard>;
+  /** Restore a full or partial Qdrant snapshot into a new shard `name`. */
+  static restoreSnapshot(options: RestoreOptions): Promise<EdgeShard>;
+  /** Delete every byte of shard `name`. */
+  static destroy(options: DestroyOptions): Promise<void>;
+
+  readonly storage: 'idb' | 'memory';
+  readonly name: string;
+
+  info(): Promise<ShardInfo>;
+  query(body: QueryRequest): Promise<QueryResponse>;
+  queryBatch(body: QueryBatchRequest): Promise<QueryResponse[]>;
+  search(body: SearchRequest): Promise<ScoredPoint[]>;
+  scroll(body?: ScrollRequest): Promise<ScrollResult>;
+  count(body?: CountRequest): Promise<CountResult>;
+  facet(body: FacetRequest): Promise<FacetResponse>;
+  retrieve(body: RetrieveRequest): Promise<Record[]>;
+
+  /** Updates resolve once durable (idb: committed in one IndexedDB transaction). */
+  upsert(body: UpsertRequest): Promise<UpdateResult>;
+  update(body: UpdateBatchRequest): Promise<UpdateResult[]>;
+  delete(body: DeleteRequest): Promise<UpdateResult>;
+  setPayload(body: SetPayloadRequest): Promise<UpdateResult>;
+  overwritePayload(body: SetPayloadRequest): Promise<UpdateResult>;
+  deletePayload(body: DeletePayloadRequest): Promise<UpdateResult>;
+  clearPayload(body: ClearPayloadRequest): Promise<UpdateResult>;
+  updateVectors(body: UpdateVectorsRequest): Promise<UpdateResult>;
+  deleteVectors(body: DeleteVectorsRequest): Promise<UpdateResult>;
+  createIndex(body: CreateIndexRequest): Promise<UpdateResult>;
+  deleteIndex(body: DeleteIndexRequest): Promise<UpdateResult>;
+
+  flush(): Promise<void>;
+  /** Run the optimizers; resolves to whether any segment changed. */
+  optimize(): Promise<boolean>;
+  snapshotManifest(): Promise<SnapshotManifest>;
+  /** Apply a full or partial snapshot; the shard keeps answering until it commits. */
+  applySnapshot(source: SnapshotSource, options?: SnapshotOptions): Promise<SnapshotReport>;
+  /** Flush, commit and release the shard (and its worker). Later calls: "shard_closed". */
+  close(): Promise<void>;
+}
+
+export default EdgeShard;

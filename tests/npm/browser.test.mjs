@@ -1,0 +1,163 @@
+// The packed package's browser entry in headless Chromium (through chromedriver's WebDriver
+// HTTP API): EdgeShard.open starts a module Worker, a shard on IndexedDB survives close and
+// reopen in a new worker, typed errors cross the worker boundary, "opfs" is refused, and the
+// Qdrant server's basic snapshot streams from fetch() into a restored IndexedDB shard.
+// Needs chromedriver (CHROMEDRIVER or PATH) and the capabilities in webdriver.json.
+// Run: node --test tests/npm/ (after scripts/build-npm.sh).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { createReadStream, readFileSync, existsSync, statSync } from 'node:fs';
+import { join, dirname, resolve, normalize, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const pkgDir = join(repo, 'target/npm/package');
+const snapshot = join(process.env.QEW_SHARED ?? join(repo, '../shared'), 'fixtures/basic/full.snapshot');
+
+function findChromedriver() {
+  if (process.env.CHROMEDRIVER) return process.env.CHROMEDRIVER;
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromedriver'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>qdrant-edge-wasm</title>
+<script type="module">
+import { EdgeShard, QdrantEdgeError } from '/pkg/index.js';
+const out = {};
+try {
+  const name = 'npm-' + Math.random().toString(36).slice(2);
+  const config = { vectors: { v: { size: 4, distance: 'Dot' } } };
+  let s = await EdgeShard.open({ storage: 'idb', name, config });
+  out.storage = s.storage;
+  const points = Array.from({ length: 50 }, (_, i) => ({ id: i, vector: { v: [i, 1, 0, 0] }, payload: { i } }));
+  out.upsert = (await s.upsert({ points })).status;
+  out.top = (await s.query({ query: [1, 0, 0, 0], using: 'v', limit: 3 })).points.map((p) => p.id);
+  out.batch = (await s.update({ operations: [{ delete: { points: [49] } }, { set_payload: { payload: { x: 1 }, points: [0] } }] })).length;
+  const bad = await s.query({ query: [1], using: 'v' }).catch((e) => e);
+  out.bad = { isClass: bad instanceof QdrantEdgeError, isError: bad instanceof Error, name: bad.name, code: bad.code };
+  await s.close();
+  out.closed = await s.count({}).then(() => 'resolved', (e) => e instanceof QdrantEdgeError && e.code);
+  s = await EdgeShard.open({ storage: 'idb', name });
+  out.reopenedCount = (await s.count({ exact: true })).count;
+  out.reopenedPayload = (await s.retrieve({ ids: [0], with_payload: true }))[0].payload;
+  out.opfs = await EdgeShard.open({ storage: 'opfs', name: 'o', config }).then(() => 'resolved', (e) => e instanceof QdrantEdgeError && e.code);
+  out.missing = await EdgeShard.open({ storage: 'idb', name: name + '-missing' }).then(() => 'resolved', (e) => e.code);
+  await EdgeShard.destroy({ storage: 'idb', name: name + '-missing' });
+
+  const res = await fetch('/snapshot');
+  const progress = [];
+  const r = await EdgeShard.restoreSnapshot({ storage: 'idb', name: name + '-r', source: res.body, onProgress: (p) => progress.push(p.received) });
+  out.restoredPoints = (await r.info()).points_count;
+  out.restoredProgress = { calls: progress.length, last: progress.at(-1), increasing: progress.every((x, k) => k === 0 || x > progress[k - 1]) };
+  await r.close();
+  const r2 = await EdgeShard.open({ storage: 'idb', name: name + '-r' });
+  out.restoredReopened = (await r2.info()).points_count;
+  await r2.close();
+  await EdgeShard.destroy({ storage: 'idb', name: name + '-r' });
+  out.destroyed = await EdgeShard.open({ storage: 'idb', name: name + '-r' }).then(() => 'resolved', (e) => e.code);
+  await s.close();
+  await EdgeShard.destroy({ storage: 'idb', name });
+} catch (e) {
+  out.error = String((e && e.stack) || e) + (e && e.code ? ' code=' + e.code : '');
+}
+window.__result = out;
+</script>`;
+
+const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html' };
+
+function serve() {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end(PAGE);
+    }
+    if (url.pathname === '/snapshot') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      return createReadStream(snapshot, { highWaterMark: 256 * 1024 }).pipe(res);
+    }
+    if (url.pathname.startsWith('/pkg/')) {
+      const file = normalize(join(pkgDir, url.pathname.slice(5)));
+      if (file.startsWith(pkgDir) && existsSync(file) && statSync(file).isFile()) {
+        res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+        return createReadStream(file).pipe(res);
+      }
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+async function wd(base, method, path, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const j = await r.json();
+  if (!r.ok) throw new Error(`webdriver ${method} ${path}: ${JSON.stringify(j.value)}`);
+  return j.value;
+}
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+test('browser entry in headless Chromium: Worker, IndexedDB, typed errors, streamed restore', async (t) => {
+  const driver = findChromedriver();
+  if (!driver) {
+    t.skip('no chromedriver (set CHROMEDRIVER); scripts/setup.sh installs Debian chromium-driver');
+    return;
+  }
+  assert.ok(existsSync(join(pkgDir, 'index.js')), 'run scripts/build-npm.sh first');
+  assert.ok(existsSync(snapshot), `${snapshot} (set QEW_SHARED)`);
+  const server = await serve();
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const cd = spawn(driver, [`--port=${port}`], { stdio: 'ignore' });
+  const base = `http://127.0.0.1:${port}`;
+  let session;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await wd(base, 'GET', '/status')).ready) break;
+      } catch (e) {
+        if (i > 100) throw e;
+      }
+      await sleep(100);
+    }
+    const caps = JSON.parse(readFileSync(join(repo, 'webdriver.json'), 'utf8'));
+    session = (await wd(base, 'POST', '/session', { capabilities: { alwaysMatch: caps } })).sessionId;
+    await wd(base, 'POST', `/session/${session}/url`, { url: `http://127.0.0.1:${server.address().port}/` });
+    let out = null;
+    for (let i = 0; i < 1200 && !out; i++) {
+      out = await wd(base, 'POST', `/session/${session}/execute/sync`, { script: 'return window.__result ?? null', args: [] });
+      if (!out) await sleep(100);
+    }
+    assert.ok(out, 'the page finished within 120 s');
+    assert.equal(out.error, undefined, out.error);
+    assert.equal(out.storage, 'idb');
+    assert.equal(out.upsert, 'completed');
+    assert.deepEqual(out.top, [49, 48, 47]);
+    assert.equal(out.batch, 2);
+    assert.deepEqual(out.bad, { isClass: true, isError: true, name: 'QdrantEdgeError', code: 'invalid_argument' });
+    assert.equal(out.closed, 'shard_closed');
+    assert.equal(out.reopenedCount, 49);
+    assert.deepEqual(out.reopenedPayload, { i: 0, x: 1 });
+    assert.equal(out.opfs, 'unsupported');
+    assert.equal(out.missing, 'not_found');
+    assert.ok(out.restoredPoints > 0);
+    assert.equal(out.restoredReopened, out.restoredPoints);
+    assert.equal(out.restoredProgress.last, statSync(snapshot).size);
+    assert.ok(out.restoredProgress.calls > 1 && out.restoredProgress.increasing, JSON.stringify(out.restoredProgress));
+    assert.equal(out.destroyed, 'not_found');
+  } finally {
+    if (session) await wd(base, 'DELETE', `/session/${session}`).catch(() => {});
+    cd.kill();
+    server.close();
+  }
+});
