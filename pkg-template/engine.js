@@ -20,12 +20,12 @@ export function createEngine(wasm) {
     return shard;
   };
   const bytes = (chunk) => (chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk));
-  const dropTransfer = () => {
+  const dropTransfer = async () => {
     const t = upload ?? restore;
     upload = restore = null;
     if (t) {
       try {
-        t.abort();
+        await t.abort();
       } finally {
         t.free();
       }
@@ -54,7 +54,7 @@ export function createEngine(wasm) {
       return need().snapshotManifest();
     },
     async close() {
-      dropTransfer();
+      await dropTransfer();
       if (!shard) return;
       const s = shard;
       shard = null;
@@ -69,13 +69,14 @@ export function createEngine(wasm) {
       upload = need().beginSnapshot(sha256 ?? undefined);
       return 0;
     },
-    push({ chunk }) {
+    async push({ chunk }) {
       const t = upload ?? restore;
       if (!t) throw new QdrantEdgeError('invalid_argument', 'no snapshot transfer in progress');
       try {
-        t.push(bytes(chunk));
+        // OPFS acquires spare files before the chunk is written, hence a promise
+        await t.push(bytes(chunk));
       } catch (e) {
-        dropTransfer(); // a bad archive ends the transfer; the shard is unchanged
+        await dropTransfer(); // a bad archive ends the transfer; the shard is unchanged
         throw e;
       }
       return t.received;
@@ -90,8 +91,8 @@ export function createEngine(wasm) {
         u.free();
       }
     },
-    abortTransfer() {
-      dropTransfer();
+    async abortTransfer() {
+      await dropTransfer();
     },
     async beginRestore({ storage, name, sha256 }) {
       if (shard || restore) throw new QdrantEdgeError('invalid_argument', 'this engine already holds a shard');

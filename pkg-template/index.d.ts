@@ -453,8 +453,11 @@ export interface SnapshotOptions {
 // ---------------------------------------------------------------- the shard
 
 /**
- * "idb": IndexedDB (browser; durable). "memory": nothing persists. "opfs": not implemented
- * yet (rejects with code "unsupported"). Node supports "memory" only.
+ * "opfs": Origin Private File System through sync access handles in the shard's Worker
+ * (durable; every acknowledged update is flushed). "idb": IndexedDB (durable; each
+ * acknowledged call is one strict transaction). "memory": nothing persists. One writer per
+ * shard: a second open of the same shard (another tab or worker) rejects with code "io".
+ * Node supports "memory" only.
  */
 export type StorageKind = 'idb' | 'memory' | 'opfs';
 
@@ -490,7 +493,7 @@ export declare class EdgeShard {
   /** Delete every byte of shard `name`. */
   static destroy(options: DestroyOptions): Promise<void>;
 
-  readonly storage: 'idb' | 'memory';
+  readonly storage: StorageKind;
   readonly name: string;
 
   info(): Promise<ShardInfo>;

@@ -65,14 +65,11 @@ class WorkerTransport {
 export const EdgeShard = defineEdgeShard({
   defaultStorage: 'idb',
   checkStorage(storage) {
-    if (storage === 'memory' || storage === 'idb') return;
-    if (storage === 'opfs') {
-      throw new QdrantEdgeError(
-        'unsupported',
-        'storage "opfs" (Origin Private File System) is not implemented yet; use "idb" (IndexedDB, durable) or "memory"',
-      );
-    }
-    throw new QdrantEdgeError('invalid_argument', `unknown storage ${JSON.stringify(storage)} (expected "idb" or "memory")`);
+    if (storage === 'memory' || storage === 'idb' || storage === 'opfs') return;
+    throw new QdrantEdgeError(
+      'invalid_argument',
+      `unknown storage ${JSON.stringify(storage)} (expected "opfs", "idb" or "memory")`,
+    );
   },
   connect({ workerUrl } = {}) {
     if (typeof Worker === 'undefined') {

@@ -2,7 +2,8 @@
 # Runs every test: the differential corpus against qdrant-edge-py, native unit and integration
 # tests, the library build for all four targets, the storage conformance suite under WASI
 # (preview 1 and 2, with wasmtime), the wasi-demo CLI under wasmtime, and the browser bindings
-# under Node and in headless Chromium's dedicated worker (wasm-bindgen-test).
+# under Node and in headless Chromium's dedicated worker (wasm-bindgen-test), and the npm package
+# (Node entry, and the Worker facade in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,3 +44,6 @@ cargo build --release -p wasi-demo --target wasm32-wasip1
 echo "== browser bindings: Node, and headless Chromium in a dedicated worker (OPFS, IndexedDB)"
 CHROMEDRIVER=$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
   cargo test --release --target wasm32-unknown-unknown --features testing --test web_node --test web_worker
+
+echo "== npm package: build (wasm-bindgen, wasm-opt), Node tests, the Worker facade in headless Chromium"
+bash scripts/test-npm.sh

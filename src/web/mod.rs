@@ -390,15 +390,17 @@ impl Restore {
         self.apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
     }
 
-    /// Give up: remove what was staged; nothing was committed, so no shard is left behind.
-    pub fn abort(&mut self) -> Result<(), JsValue> {
-        if let Some(Backend::Idb(b)) = self.backend.take() {
-            b.close();
-        }
-        match self.apply.take() {
+    /// Give up: remove what was staged and release the storage (and its writer lock); nothing
+    /// was committed, so no shard is left behind.
+    pub async fn abort(&mut self) -> Result<(), JsValue> {
+        let r = match self.apply.take() {
             Some(a) => a.abort().map_err(to_js),
             None => Ok(()),
+        };
+        if let Some(held) = self.backend.take() {
+            held.close().await;
         }
+        r
     }
 
     /// Check, commit and open the restored shard.

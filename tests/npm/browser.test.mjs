@@ -1,6 +1,7 @@
 // The packed package's browser entry in headless Chromium (through chromedriver's WebDriver
 // HTTP API): EdgeShard.open starts a module Worker, a shard on IndexedDB survives close and
-// reopen in a new worker, typed errors cross the worker boundary, "opfs" is refused, and the
+// reopen in a new worker, typed errors cross the worker boundary, OPFS persists across workers
+// and refuses a second opener, and the
 // Qdrant server's basic snapshot streams from fetch() into a restored IndexedDB shard.
 // Needs chromedriver (CHROMEDRIVER or PATH) and the capabilities in webdriver.json.
 // Run: node --test tests/npm/ (after scripts/build-npm.sh).
@@ -46,7 +47,16 @@ try {
   s = await EdgeShard.open({ storage: 'idb', name });
   out.reopenedCount = (await s.count({ exact: true })).count;
   out.reopenedPayload = (await s.retrieve({ ids: [0], with_payload: true }))[0].payload;
-  out.opfs = await EdgeShard.open({ storage: 'opfs', name: 'o', config }).then(() => 'resolved', (e) => e instanceof QdrantEdgeError && e.code);
+  // OPFS in the shard's worker: durable across a reopen in a new worker; a second opener
+  // (another worker, like another tab) is refused while the first holds the shard
+  const o = await EdgeShard.open({ storage: 'opfs', name, config });
+  await o.upsert({ points: points.slice(0, 10) });
+  out.opfsSecond = await EdgeShard.open({ storage: 'opfs', name }).then(() => 'resolved', (e) => e instanceof QdrantEdgeError && e.code);
+  await o.close();
+  const o2 = await EdgeShard.open({ storage: 'opfs', name });
+  out.opfsReopened = (await o2.count({ exact: true })).count;
+  await o2.close();
+  await EdgeShard.destroy({ storage: 'opfs', name });
   out.missing = await EdgeShard.open({ storage: 'idb', name: name + '-missing' }).then(() => 'resolved', (e) => e.code);
   await EdgeShard.destroy({ storage: 'idb', name: name + '-missing' });
 
@@ -108,7 +118,7 @@ async function wd(base, method, path, body) {
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
-test('browser entry in headless Chromium: Worker, IndexedDB, typed errors, streamed restore', async (t) => {
+test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors, streamed restore', async (t) => {
   const driver = findChromedriver();
   if (!driver) {
     t.skip('no chromedriver (set CHROMEDRIVER); scripts/setup.sh installs Debian chromium-driver');
@@ -148,7 +158,8 @@ test('browser entry in headless Chromium: Worker, IndexedDB, typed errors, strea
     assert.equal(out.closed, 'shard_closed');
     assert.equal(out.reopenedCount, 49);
     assert.deepEqual(out.reopenedPayload, { i: 0, x: 1 });
-    assert.equal(out.opfs, 'unsupported');
+    assert.equal(out.opfsSecond, 'io');
+    assert.equal(out.opfsReopened, 10);
     assert.equal(out.missing, 'not_found');
     assert.ok(out.restoredPoints > 0);
     assert.equal(out.restoredReopened, out.restoredPoints);
