@@ -61,7 +61,7 @@ use crate::format::segment_write::FlagsWriter;
 use crate::query::filter::parse_datetime;
 use crate::query::json_path::JsonPath;
 use crate::query::text::TextKind;
-use crate::storage::{join, OpenMode, Storage};
+use crate::storage::{join, Storage};
 use crate::types::Payload;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -194,21 +194,13 @@ where
             }
         };
         for (name, data) in files {
-            write_file(storage, &join(&dir, name), &data)?;
+            crate::storage::write_file(storage, &join(&dir, name), &data)?;
         }
         storage.sync_dir(&dir)?;
         types.push(immutable_type(kind, disk));
     }
     storage.sync_dir(&payload_index_dir(segment_dir))?;
     Ok(types)
-}
-
-fn write_file(st: &dyn Storage, path: &str, data: &[u8]) -> Result<()> {
-    let f = st.open(path, OpenMode::Create)?;
-    f.set_len(0)?;
-    f.write_at(0, data)?;
-    f.sync()?;
-    Ok(())
 }
 
 // ---- common blocks ----------------------------------------------------------------------------

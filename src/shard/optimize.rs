@@ -33,7 +33,7 @@ use crate::format::segment_write::{
 };
 use crate::format::sparse_index::write_immutable_sparse_index;
 use crate::segment::Segment;
-use crate::storage::{join, Memory, OpenMode, Storage};
+use crate::storage::{join, Memory, Storage};
 use crate::types::{PointId, VectorValue};
 
 const DEFAULT_INDEXING_THRESHOLD_KB: u64 = 10_000;
@@ -122,7 +122,11 @@ impl EdgeShard {
     /// Bytes of the largest dense vector storage of a segment's live points, as Qdrant's
     /// optimizers compare with their thresholds (per vector, `>=`).
     fn vectors_bytes(&self, s: &Segment) -> u64 {
-        let live = s.id_tracker.live_count() as u64;
+        self.largest_vector_bytes(s.id_tracker.live_count() as u64)
+    }
+
+    /// Bytes of the largest dense vector storage for `live` points.
+    fn largest_vector_bytes(&self, live: u64) -> u64 {
         self.vector_kinds
             .values()
             .map(|k| match k {
@@ -350,17 +354,7 @@ impl EdgeShard {
     /// The largest dense vector storage of the live points of `group`, per vector name summed
     /// over the segments (what Qdrant compares with its thresholds for the merged segment).
     fn group_vectors_bytes(&self, group: &[usize]) -> u64 {
-        let live: u64 = group.iter().map(|&i| self.segments[i].id_tracker.live_count() as u64).sum();
-        self.vector_kinds
-            .values()
-            .map(|k| match k {
-                VectorKind::Dense { size, datatype, .. } | VectorKind::Multi { size, datatype, .. } => {
-                    live * (*size as u64) * datatype.size().unwrap_or(4) as u64
-                }
-                VectorKind::Sparse { .. } => 0,
-            })
-            .max()
-            .unwrap_or(0)
+        self.largest_vector_bytes(group.iter().map(|&i| self.segments[i].id_tracker.live_count() as u64).sum())
     }
 }
 
@@ -370,9 +364,5 @@ fn deleted_dat_len(n: u32) -> usize {
 }
 
 fn write_file(st: &dyn Storage, path: &str, data: &[u8]) -> Result<()> {
-    let f = st.open(path, OpenMode::Create)?;
-    f.set_len(0)?;
-    f.write_at(0, data)?;
-    f.sync()?;
-    Ok(())
+    Ok(crate::storage::write_file(st, path, data)?)
 }

@@ -155,6 +155,15 @@ pub trait Storage: Send + Sync + Debug {
     }
 }
 
+/// Create or replace the file at `path` with exactly `data`, then sync it (not atomic: for
+/// files of a segment that becomes visible only later, e.g. through its `version.info`).
+pub fn write_file<S: Storage + ?Sized>(st: &S, path: &str, data: &[u8]) -> StorageResult<()> {
+    let f = st.open(path, OpenMode::Create)?;
+    f.set_len(0)?;
+    f.write_at(0, data)?;
+    f.sync()
+}
+
 /// Parent directory of a relative path (`""` for top level).
 pub fn parent(path: &str) -> &str {
     match path.rfind('/') {

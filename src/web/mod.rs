@@ -341,21 +341,35 @@ fn files_in(chunk: &Uint8Array) -> usize {
     chunk.length() as usize / 1024 + 8
 }
 
+/// Push `chunk` into a transfer (`what` names it in errors), first acquiring OPFS spares.
+async fn push_chunk(
+    apply: &mut Option<SnapshotApply>,
+    opfs: Option<&OpfsBackend>,
+    chunk: &Uint8Array,
+    what: &str,
+) -> Result<(), JsValue> {
+    if let Some(b) = opfs {
+        b.reserve(files_in(chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
+    }
+    let apply = apply.as_mut().ok_or_else(|| js_error("invalid_argument", &format!("this {what} was finished")))?;
+    apply.push(&chunk.to_vec()).map_err(to_js)
+}
+
+fn received(apply: &Option<SnapshotApply>) -> f64 {
+    apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
+}
+
 #[wasm_bindgen]
 impl SnapshotUpload {
     /// Push the next bytes of the archive (any chunk size).
     pub async fn push(&mut self, chunk: Uint8Array) -> Result<(), JsValue> {
-        if let Some(b) = &self.spares {
-            b.reserve(files_in(&chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
-        }
-        let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this upload was finished"))?;
-        apply.push(&chunk.to_vec()).map_err(to_js)
+        push_chunk(&mut self.apply, self.spares.as_ref(), &chunk, "upload").await
     }
 
     /// Bytes pushed so far.
     #[wasm_bindgen(getter)]
     pub fn received(&self) -> f64 {
-        self.apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
+        received(&self.apply)
     }
 
     /// Give up: remove what was staged. The shard is unchanged; later pushes fail.
@@ -377,17 +391,17 @@ pub struct Restore {
 #[wasm_bindgen]
 impl Restore {
     pub async fn push(&mut self, chunk: Uint8Array) -> Result<(), JsValue> {
-        if let Some(Held { backend: Backend::Opfs(b), .. }) = &self.backend {
-            b.reserve(files_in(&chunk).max(SPARES_SMALL)).await.map_err(io_error)?;
-        }
-        let apply = self.apply.as_mut().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
-        apply.push(&chunk.to_vec()).map_err(to_js)
+        let opfs = match &self.backend {
+            Some(Held { backend: Backend::Opfs(b), .. }) => Some(b),
+            _ => None,
+        };
+        push_chunk(&mut self.apply, opfs, &chunk, "restore").await
     }
 
     /// Bytes pushed so far.
     #[wasm_bindgen(getter)]
     pub fn received(&self) -> f64 {
-        self.apply.as_ref().map_or(0.0, |a| a.archive_bytes() as f64)
+        received(&self.apply)
     }
 
     /// Give up: remove what was staged and release the storage (and its writer lock); nothing
