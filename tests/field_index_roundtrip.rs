@@ -78,14 +78,18 @@ fn copy_shard(from: &Path, to: &Path) {
     assert!(ok, "cp failed");
 }
 
-fn only_segment(st: &FsStorage) -> String {
-    let segs: Vec<String> = st
-        .list_dir("segments")
+/// `segments/<uuid>` of every segment of a shard.
+fn segment_dirs(st: &FsStorage) -> Vec<String> {
+    st.list_dir("segments")
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == EntryKind::Dir)
         .map(|e| format!("segments/{}", e.name))
-        .collect();
+        .collect()
+}
+
+fn only_segment(st: &FsStorage) -> String {
+    let segs = segment_dirs(st);
     assert_eq!(segs.len(), 1, "{segs:?}");
     segs[0].clone()
 }
@@ -520,14 +524,8 @@ fn create_and_drop_index_like_qdrant() {
 
 /// The non-appendable segment of a shard (exactly one).
 fn optimized_segment(st: &FsStorage) -> String {
-    let segs: Vec<String> = st
-        .list_dir("segments")
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == EntryKind::Dir)
-        .map(|e| format!("segments/{}", e.name))
-        .filter(|s| !read_segment_state(st, s).unwrap().config.is_appendable())
-        .collect();
+    let segs: Vec<String> =
+        segment_dirs(st).into_iter().filter(|s| !read_segment_state(st, s).unwrap().config.is_appendable()).collect();
     assert_eq!(segs.len(), 1, "optimized segments: {segs:?}");
     segs[0].clone()
 }

@@ -202,31 +202,15 @@ impl Pool {
                         freed.push(old);
                     }
                 }
-                let prefix = format!("{from}/");
-                let moved: Vec<(String, Entry)> = self
-                    .tree
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect();
-                for (k, v) in moved {
-                    self.tree.remove(&k);
-                    self.tree.insert(format!("{to}/{}", &k[prefix.len()..]), v);
+                for (k, v) in self.take_under(from) {
+                    self.tree.insert(format!("{to}/{}", &k[from.len() + 1..]), v);
                 }
             }
             Op::Remove(path) => {
                 if let Some(Entry::File(s)) = self.tree.remove(path) {
                     freed.push(s);
                 }
-                let prefix = format!("{path}/");
-                let gone: Vec<(String, Entry)> = self
-                    .tree
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect();
-                for (k, v) in gone {
-                    self.tree.remove(&k);
+                for (_, v) in self.take_under(path) {
                     if let Entry::File(s) = v {
                         freed.push(s);
                     }
@@ -234,6 +218,18 @@ impl Pool {
             }
         }
         freed
+    }
+
+    /// Remove and return every entry below directory `dir`.
+    fn take_under(&mut self, dir: &str) -> Vec<(String, Entry)> {
+        let prefix = format!("{dir}/");
+        let keys: Vec<String> = self
+            .tree
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter().filter_map(|k| self.tree.remove(&k).map(|v| (k, v))).collect()
     }
 
     fn release(&mut self, freed: Vec<u32>) {

@@ -201,6 +201,12 @@ impl Shard {
                 EdgeShard::create(st, "", cfg)
             }
         };
+        Shard::adopt(backend, opened).await
+    }
+
+    /// The shard `opened` on `backend`, committed; on failure the backend (and its lock) is
+    /// released.
+    async fn adopt(backend: Held, opened: crate::error::Result<EdgeShard>) -> Result<Shard, JsValue> {
         let shard = match opened {
             Ok(s) => s,
             Err(e) => {
@@ -422,15 +428,6 @@ impl Restore {
         let apply = self.apply.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         let backend = self.backend.take().ok_or_else(|| js_error("invalid_argument", "this restore was finished"))?;
         backend.prepare(backend.many()).await?;
-        let (shard, _report) = match EdgeShard::finish_unpack(apply) {
-            Ok(x) => x,
-            Err(e) => {
-                backend.close().await;
-                return Err(to_js(e));
-            }
-        };
-        let this = Shard { shard: Some(shard), backend };
-        this.backend.commit().await?;
-        Ok(this)
+        Shard::adopt(backend, EdgeShard::finish_unpack(apply).map(|(shard, _report)| shard)).await
     }
 }
