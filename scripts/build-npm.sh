@@ -3,7 +3,8 @@
 # release profile (fat LTO), wasm-bindgen (--target web) glue, wasm-opt -Oz from npm's
 # binaryen (Debian's binaryen breaks wasm-bindgen output), the files of pkg-template/, then
 # `npm pack`. Output: target/npm/package/ and target/npm/qdrant-edge-wasm-<version>.tgz.
-# Idempotent. Honors CARGO_TARGET_DIR.
+# Idempotent. Honors CARGO_TARGET_DIR. QEW_WASM=<file.wasm> skips cargo and packs that already built
+# cdylib instead (for work on pkg-template/ only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -12,9 +13,13 @@ PKG=$OUT/package
 TOOLS=$OUT/tools
 BINARYEN_VERSION=132.0.0
 
-echo "== cargo: cdylib for wasm32-unknown-unknown (release, LTO)"
-cargo rustc --lib --release --target wasm32-unknown-unknown --crate-type cdylib
-WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/qdrant_edge_wasm.wasm"
+if [ -n "${QEW_WASM:-}" ]; then
+  WASM_IN="$QEW_WASM"
+else
+  echo "== cargo: cdylib for wasm32-unknown-unknown (release, LTO)"
+  cargo rustc --lib --release --target wasm32-unknown-unknown --crate-type cdylib
+  WASM_IN="$TARGET_DIR/wasm32-unknown-unknown/release/qdrant_edge_wasm.wasm"
+fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate version pinned in Cargo.toml
 WB_WANT=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
