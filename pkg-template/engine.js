@@ -3,6 +3,7 @@
 // worker.js (in a dedicated Worker) and node.js (in process).
 
 import { describeError, QdrantEdgeError } from './errors.js';
+import { createSender } from './outbox.js';
 
 /**
  * @param {typeof import('./qdrant_edge_wasm.js')} wasm the initialized wasm-bindgen glue
@@ -13,6 +14,8 @@ export function createEngine(wasm) {
   let upload = null; // wasm.SnapshotUpload, while applying a snapshot to `shard`
   let restore = null; // wasm.Restore, while restoring a snapshot into a new shard
   let tail = Promise.resolve();
+  // replays the outbox on a server; its reads and acks go through `handle` (the queue)
+  const sender = createSender((op, args) => handle(op, args));
 
   const closed = () => new QdrantEdgeError('shard_closed', 'shard is closed');
   const need = () => {
@@ -33,16 +36,38 @@ export function createEngine(wasm) {
   };
 
   const ops = {
-    async open({ storage, name, config }) {
+    async open({ storage, name, config, outbox }) {
       if (shard || restore) throw new QdrantEdgeError('invalid_argument', 'this engine already holds a shard');
       shard = await wasm.Shard.open(storage, name, config ?? null);
+      if (outbox) await ops.setOutboxRemote({ outbox });
       return { storage: shard.storage };
+    },
+    async setOutboxRemote({ outbox }) {
+      if (outbox) {
+        sender.configure(outbox); // validates first
+        await need().enableOutbox();
+      } else {
+        sender.configure(null);
+      }
+    },
+    outboxPending({ max, maxBytes }) {
+      return need().outboxPending(max ?? 256, maxBytes ?? 8 << 20);
+    },
+    async outboxAck({ seq }) {
+      await need().outboxAck(seq);
+    },
+    outboxStatus() {
+      return { ...need().outboxStatus(), ...sender.status() };
     },
     read({ command, body }) {
       return need().read(command, body ?? null);
     },
     async update({ command, body }) {
-      return need().update(command, body ?? null);
+      try {
+        return await need().update(command, body ?? null);
+      } finally {
+        sender.poke(); // also after a refusal: a batch refused half way records its prefix
+      }
     },
     async flush() {
       await need().flush();
@@ -54,6 +79,7 @@ export function createEngine(wasm) {
       return need().snapshotManifest();
     },
     async close() {
+      sender.stop();
       await dropTransfer();
       if (!shard) return;
       const s = shard;
@@ -125,11 +151,18 @@ export function createEngine(wasm) {
     }
   }
 
-  return {
-    handle(op, args) {
-      const result = tail.then(() => run(op, args));
-      tail = result;
-      return result;
-    },
-  };
+  function handle(op, args) {
+    if (op === 'syncOutbox') {
+      // not queued: the drain queues its own reads and acks, between the caller's updates
+      return sender.sync().then(
+        (value) => ({ ok: true, value }),
+        (e) => ({ ok: false, error: describeError(e) }),
+      );
+    }
+    const result = tail.then(() => run(op, args));
+    tail = result;
+    return result;
+  }
+
+  return { handle };
 }

@@ -1,6 +1,7 @@
 // QdrantEdgeError: the error every call of the package rejects with.
 
-/** Codes: invalid_argument, not_found, corrupted, unsupported, io, shard_closed, internal. */
+/** Codes: invalid_argument, not_found, corrupted, unsupported, io, shard_closed, internal; from a
+ * Qdrant server: unauthorized (HTTP 401/403), remote (another error answer). */
 export class QdrantEdgeError extends Error {
   constructor(code, message) {
     super(message);
@@ -9,7 +10,17 @@ export class QdrantEdgeError extends Error {
   }
 }
 
-const CODES = new Set(['invalid_argument', 'not_found', 'corrupted', 'unsupported', 'io', 'shard_closed', 'internal']);
+const CODES = new Set([
+  'invalid_argument',
+  'not_found',
+  'corrupted',
+  'unsupported',
+  'io',
+  'shard_closed',
+  'internal',
+  'unauthorized',
+  'remote',
+]);
 
 /** A plain, structured-cloneable description of any thrown value. */
 export function describeError(e) {

@@ -91,12 +91,12 @@ export function defineEdgeShard(env) {
       this.#name = name;
     }
 
-    static async open({ storage = env.defaultStorage, name, config, ...rest } = {}) {
+    static async open({ storage = env.defaultStorage, name, config, outbox, ...rest } = {}) {
       env.checkStorage(storage);
       if (typeof name !== 'string' || name === '') throw new QdrantEdgeError('invalid_argument', '`name` must be a non-empty string');
       const transport = env.connect(rest);
       try {
-        const { storage: st } = await transport.call('open', { storage, name, config: config ?? null });
+        const { storage: st } = await transport.call('open', { storage, name, config: config ?? null, outbox: outbox ?? null });
         return new EdgeShard(transport, st, name);
       } catch (e) {
         transport.terminate();
@@ -236,6 +236,28 @@ export function defineEdgeShard(env) {
 
     snapshotManifest() {
       return this.#call('snapshotManifest');
+    }
+
+    /** Start dual-writing: record every later update in the durable outbox and send it to
+     * `remote` ({url, collection, apiKey?, headers?, batchSize?, auto?}); null stops sending
+     * (recording goes on: the outbox stays enabled). */
+    setOutboxRemote(remote) {
+      return this.#call('setOutboxRemote', { outbox: remote ?? null });
+    }
+
+    /** Send the outbox now; resolves when it is empty ({sent, rejected}). */
+    syncOutbox() {
+      return this.#call('syncOutbox');
+    }
+
+    /** {enabled, pending, acked, remote, sent, rejected, lastError, stopped, retryInMs}. */
+    outboxStatus() {
+      return this.#call('outboxStatus');
+    }
+
+    /** Pending outbox entries, oldest first: [{seq, command, body}]. */
+    outboxPending({ max = 256 } = {}) {
+      return this.#call('outboxPending', { max, maxBytes: 8 << 20 });
     }
 
     async applySnapshot(source, { sha256, onProgress, signal, transfer } = {}) {

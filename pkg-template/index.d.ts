@@ -10,7 +10,11 @@ export type QdrantEdgeErrorCode =
   | 'unsupported'
   | 'io'
   | 'shard_closed'
-  | 'internal';
+  | 'internal'
+  /** a Qdrant server answered 401 or 403 */
+  | 'unauthorized'
+  /** a Qdrant server answered another error */
+  | 'remote';
 
 /** Every failure of this package: `name` is "QdrantEdgeError", `code` says what kind. */
 export declare class QdrantEdgeError extends Error {
@@ -469,6 +473,62 @@ export interface OpenOptions {
   config?: EdgeConfig | null;
   /** Browser only: where worker.js is served, if bundling moved it. */
   workerUrl?: string | URL;
+  /** Dual-write: record every update in the shard's durable outbox and send it to this server. */
+  outbox?: OutboxRemote | null;
+}
+
+/** Where the outbox sends local updates (Qdrant's REST API). */
+export interface OutboxRemote {
+  /** The server's base URL, e.g. "https://qdrant.example.com:6333". */
+  url: string;
+  collection: string;
+  /** Sent as the `api-key` header. */
+  apiKey?: string;
+  headers?: { [name: string]: string };
+  /** Point operations per `POST /points/batch` request (default 256). */
+  batchSize?: number;
+  /** Send in the background after each update, retrying with backoff (default true). */
+  auto?: boolean;
+}
+
+export interface OutboxEntry {
+  seq: number;
+  command:
+    | 'upsert'
+    | 'delete'
+    | 'set_payload'
+    | 'overwrite_payload'
+    | 'delete_payload'
+    | 'clear_payload'
+    | 'update_vectors'
+    | 'delete_vectors'
+    | 'create_index'
+    | 'delete_index';
+  body: { [key: string]: unknown };
+}
+
+export interface RejectedOutboxEntry extends OutboxEntry {
+  /** What the server answered. */
+  error: string;
+}
+
+export interface OutboxStatus {
+  /** Whether updates are recorded (stays on across reopens once enabled). */
+  enabled: boolean;
+  /** Entries not yet acknowledged by the server. */
+  pending: number;
+  /** The last acknowledged `seq`. */
+  acked: number;
+  remote: { url: string; collection: string } | null;
+  /** Entries delivered since open. */
+  sent: number;
+  /** The last refused entries (at most 100), acknowledged and skipped. */
+  rejected: RejectedOutboxEntry[];
+  lastError: { code: QdrantEdgeErrorCode; message: string } | null;
+  /** Sending stopped on a configuration error (unauthorized, unknown collection). */
+  stopped: boolean;
+  /** The backoff before the next automatic retry (0: none scheduled). */
+  retryInMs: number;
 }
 
 export interface RestoreOptions extends SnapshotOptions {
@@ -497,6 +557,13 @@ export declare class EdgeShard {
   readonly name: string;
 
   info(): Promise<ShardInfo>;
+  /** Enable the outbox (if needed) and send it to `remote`; null stops sending (recording goes on). */
+  setOutboxRemote(remote: OutboxRemote | null): Promise<void>;
+  /** Send the outbox now; resolves once it is empty. */
+  syncOutbox(): Promise<{ sent: number; rejected: RejectedOutboxEntry[] }>;
+  outboxStatus(): Promise<OutboxStatus>;
+  /** Pending entries, oldest first. */
+  outboxPending(options?: { max?: number }): Promise<OutboxEntry[]>;
   query(body: QueryRequest): Promise<QueryResponse>;
   queryBatch(body: QueryBatchRequest): Promise<QueryResponse[]>;
   search(body: SearchRequest): Promise<ScoredPoint[]>;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod format;
 pub mod operations;
+pub mod outbox;
 pub mod query;
 pub mod segment;
 pub mod shard;

@@ -252,3 +252,56 @@ async fn server_snapshot_restores(storage: &str) {
     s2.close().await.unwrap();
     Shard::destroy(storage.into(), name).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn outbox_on_indexeddb_survives_reopen_and_snapshot_apply() {
+    outbox_survives("idb").await;
+}
+
+#[wasm_bindgen_test]
+async fn outbox_on_opfs_survives_reopen_and_snapshot_apply() {
+    outbox_survives("opfs").await;
+}
+
+/// The durable outbox on a browser backend: entries survive close and reopen, acknowledgements
+/// too, and a full snapshot applied on top (which resets the shard's operation numbers to the
+/// server's) keeps the local updates that are still to be sent.
+async fn outbox_survives(storage: &str) {
+    let name = unique("outbox");
+    let mut r = Shard::restore(storage.into(), name.clone(), None).await.unwrap();
+    r.push(js_sys::Uint8Array::from(BASIC_FULL)).await.unwrap();
+    let mut s = r.finish().await.unwrap();
+    assert_eq!(rust(s.outbox_status().unwrap())["enabled"], json!(false));
+    s.enable_outbox().await.unwrap();
+    // not whole numbers: JSON through JS turns 0.0 into 0
+    let v: Vec<f64> = (0..32).map(|i| (i as f64 + 0.5) / 32.0).collect();
+    let up = |id: u64| json!({"points": [{"id": id, "vector": {"v": v.clone()}, "payload": {"local": true}}]});
+    s.update("upsert".into(), js(&up(900_001))).await.unwrap();
+    s.update("upsert".into(), js(&up(900_002))).await.unwrap();
+    // refused: not recorded
+    assert!(s.update("upsert".into(), js(&json!({"points": [{"id": 1, "vector": {"v": [1.0]}}]}))).await.is_err());
+    s.outbox_ack(1.0).await.unwrap();
+    s.close().await.unwrap();
+
+    let mut s = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
+    let pending = rust(s.outbox_pending(100, 1e9).unwrap());
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["seq"], json!(2));
+    assert_eq!(pending[0]["command"], json!("upsert"));
+    assert_eq!(pending[0]["body"], up(900_002));
+    // the server's snapshot again: the local point is gone locally, its entry stays
+    let mut u = s.begin_snapshot(None).unwrap();
+    u.push(js_sys::Uint8Array::from(BASIC_FULL)).await.unwrap();
+    s.finish_snapshot(&mut u).await.unwrap();
+    let got = rust(s.read("retrieve", js(&json!({"ids": [900_002]}))).unwrap());
+    assert_eq!(got, json!([]));
+    s.close().await.unwrap();
+    let mut s = Shard::open(storage.into(), name.clone(), JsValue::NULL).await.unwrap();
+    let status = rust(s.outbox_status().unwrap());
+    assert_eq!(status, json!({"enabled": true, "pending": 1, "acked": 1}));
+    // recording goes on after the apply
+    s.update("upsert".into(), js(&up(900_003))).await.unwrap();
+    assert_eq!(rust(s.outbox_pending(100, 1e9).unwrap())[1]["seq"], json!(3));
+    s.close().await.unwrap();
+    Shard::destroy(storage.into(), name).await.unwrap();
+}

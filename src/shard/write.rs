@@ -120,6 +120,17 @@ impl EdgeShard {
         Ok(op_num)
     }
 
+    /// The operation number the next successful [`update`](Self::update) returns: the WAL's
+    /// next index (it never goes back, also across reloads), or the shard's counter when there
+    /// is no WAL. After a reload, an operation `n` was made durable iff this is above `n`.
+    pub fn next_op_num(&mut self) -> Result<u64> {
+        let fallback = self.next_op;
+        Ok(match self.wal_writer()? {
+            Some(w) => w.next_index(),
+            None => fallback,
+        })
+    }
+
     /// Persist every applied operation into the segments and acknowledge the WAL.
     pub fn flush(&mut self) -> Result<()> {
         self.check_writable()?;

@@ -27,6 +27,7 @@ use wasm_bindgen::prelude::*;
 use crate::api::{dispatch, dispatch_update, report_json};
 use crate::error::Error;
 use crate::format::segment_meta::EdgeConfig;
+use crate::outbox::{update_recorded, Outbox};
 use crate::shard::EdgeShard;
 use crate::snapshot::apply::{ApplyOptions, SnapshotApply};
 use crate::storage::{MemoryStorage, Storage};
@@ -176,6 +177,9 @@ impl std::ops::Deref for Held {
 pub struct Shard {
     shard: Option<EdgeShard>,
     backend: Held,
+    /// The durable outbox, once enabled ([`Shard::enable_outbox`]): every update is recorded
+    /// in it before it is applied.
+    outbox: Option<Outbox>,
 }
 
 #[wasm_bindgen]
@@ -207,14 +211,18 @@ impl Shard {
     /// The shard `opened` on `backend`, committed; on failure the backend (and its lock) is
     /// released.
     async fn adopt(backend: Held, opened: crate::error::Result<EdgeShard>) -> Result<Shard, JsValue> {
-        let shard = match opened {
+        let opened = opened.and_then(|mut s| {
+            let outbox = if Outbox::exists(&**s.storage(), s.root())? { Some(Outbox::open(&mut s)?) } else { None };
+            Ok((s, outbox))
+        });
+        let (shard, outbox) = match opened {
             Ok(s) => s,
             Err(e) => {
                 backend.close().await;
                 return Err(to_js(e));
             }
         };
-        let this = Shard { shard: Some(shard), backend };
+        let this = Shard { shard: Some(shard), backend, outbox };
         this.backend.commit().await?;
         Ok(this)
     }
@@ -259,9 +267,66 @@ impl Shard {
     pub async fn update(&mut self, command: String, body: JsValue) -> Result<JsValue, JsValue> {
         let body = from_js(body)?;
         self.backend.prepare(SPARES_SMALL).await?;
-        let out = dispatch_update(self.shard_mut()?, &command, &body).map_err(to_js)?;
+        let shard = self.shard.as_mut().ok_or_else(|| js_error("shard_closed", "shard is closed"))?;
+        let out = match self.outbox.as_mut() {
+            Some(ob) => update_recorded(shard, ob, &command, &body),
+            None => dispatch_update(shard, &command, &body),
+        };
+        // Commit also after a refusal: a batch refused half way keeps its applied prefix.
         self.backend.commit().await?;
-        to_js_value(&out)
+        to_js_value(&out.map_err(to_js)?)
+    }
+
+    /// Record every later update in the shard's durable outbox (it stays enabled across
+    /// reopens), for a sender to replay on a Qdrant server. Idempotent.
+    #[wasm_bindgen(js_name = enableOutbox)]
+    pub async fn enable_outbox(&mut self) -> Result<(), JsValue> {
+        if self.outbox.is_some() {
+            return Ok(());
+        }
+        self.backend.prepare(SPARES_SMALL).await?;
+        let shard = self.shard()?;
+        let ob = Outbox::create(shard.storage().clone(), shard.root()).map_err(to_js)?;
+        self.outbox = Some(ob);
+        self.backend.commit().await
+    }
+
+    /// Up to `max` pending outbox entries (about `maxBytes` of JSON at most, at least one),
+    /// oldest first: `[{seq, command, body}]` (empty without an outbox).
+    #[wasm_bindgen(js_name = outboxPending)]
+    pub fn outbox_pending(&self, max: u32, max_bytes: f64) -> Result<JsValue, JsValue> {
+        self.shard()?;
+        let entries = match &self.outbox {
+            Some(ob) => ob.pending(max as usize, max_bytes.max(0.0) as u64).map_err(to_js)?,
+            None => Vec::new(),
+        };
+        let v: Vec<Value> = entries
+            .into_iter()
+            .map(|e| serde_json::json!({"seq": e.seq, "command": e.command, "body": e.body}))
+            .collect();
+        to_js_value(&Value::Array(v))
+    }
+
+    /// Acknowledge outbox entries up to and including `seq` (the server has them); durable
+    /// when the promise resolves.
+    #[wasm_bindgen(js_name = outboxAck)]
+    pub async fn outbox_ack(&mut self, seq: f64) -> Result<(), JsValue> {
+        self.shard()?;
+        self.backend.prepare(SPARES_SMALL).await?;
+        let ob = self.outbox.as_mut().ok_or_else(|| js_error("invalid_argument", "the outbox is not enabled"))?;
+        ob.ack(seq as u64).map_err(to_js)?;
+        self.backend.commit().await
+    }
+
+    /// `{enabled, pending, acked}` of the outbox.
+    #[wasm_bindgen(js_name = outboxStatus)]
+    pub fn outbox_status(&self) -> Result<JsValue, JsValue> {
+        self.shard()?;
+        let v = match &self.outbox {
+            Some(ob) => serde_json::json!({"enabled": true, "pending": ob.pending_count(), "acked": ob.acked()}),
+            None => serde_json::json!({"enabled": false, "pending": 0, "acked": 0}),
+        };
+        to_js_value(&v)
     }
 
     pub async fn flush(&mut self) -> Result<(), JsValue> {
@@ -305,6 +370,10 @@ impl Shard {
     pub async fn finish_snapshot(&mut self, upload: &mut SnapshotUpload) -> Result<JsValue, JsValue> {
         let apply = upload.apply.take().ok_or_else(|| js_error("invalid_argument", "this upload was finished"))?;
         self.backend.prepare(self.backend.many()).await?;
+        if let Some(ob) = self.outbox.as_mut() {
+            // The apply changes the shard's operation numbers: every entry so far is applied.
+            ob.settle().map_err(to_js)?;
+        }
         let report = self.shard_mut()?.finish_snapshot_apply(apply).map_err(to_js)?;
         self.backend.commit().await?;
         to_js_value(&report_json(&report))
@@ -315,6 +384,7 @@ impl Shard {
     /// `shard_closed`.
     pub async fn close(&mut self) -> Result<(), JsValue> {
         let Some(mut s) = self.shard.take() else { return Ok(()) };
+        self.outbox = None;
         let flushed = s.close().map_err(to_js);
         drop(s);
         let committed = self.backend.commit().await;

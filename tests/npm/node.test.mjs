@@ -259,9 +259,17 @@ const report = await s.applySnapshot(new Blob([]), { sha256: 'ab', onProgress: (
 const kind: 'full' | 'partial' = report.kind;
 const r2 = await EdgeShard.restoreSnapshot({ name: 'r', source: new Uint8Array(0), storage: 'idb' });
 await EdgeShard.destroy({ storage: 'idb', name: 'r' });
+const o = await EdgeShard.open({ name: 'o', outbox: { url: 'https://q.example:6333', collection: 'c', apiKey: 'k', batchSize: 64, auto: false } });
+await o.setOutboxRemote(null);
+const os = await o.outboxStatus();
+const pend: number = os.pending;
+const sy = await o.syncOutbox();
+const why: string = sy.rejected[0].error;
+const pe = await o.outboxPending({ max: 5 });
+const seq: number = pe[0].seq;
 await s.close();
 try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
-void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2];
+void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2, pend, why, seq];
 `;
   const bad = `
 import { EdgeShard } from 'qdrant-edge-wasm';
@@ -271,6 +279,7 @@ await s.query({ query: [1], limit: 'ten' });
 await s.count({ filter: { must: [{ key: 'a', match: { valu: 1 } }] } });
 await EdgeShard.open({ storage: 'disk', name: 'x' });
 const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).code;
+await EdgeShard.open({ name: 'x', outbox: { url: 'https://q', batchSize: 2 } });
 `;
   const opts = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', 'false'];
   writeFileSync(join(project, 'good.mts'), good);
@@ -286,8 +295,9 @@ const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).co
   assert.equal(run('good.mts'), '', 'the usage file type-checks');
   const out = run('bad.mts');
   const lines = out.split('\n').filter((l) => l.includes('error TS'));
-  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union
-  for (const line of [4, 5, 6, 7, 8]) {
+  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union, an outbox
+  // without its collection
+  for (const line of [4, 5, 6, 7, 8, 9]) {
     assert.ok(lines.some((l) => l.includes(`bad.mts(${line},`)), `an error on line ${line} of bad.mts:\n${out}`);
   }
 });
