@@ -94,6 +94,7 @@ export function defineEdgeShard(env) {
     static async open({ storage = env.defaultStorage, name, config, outbox, ...rest } = {}) {
       env.checkStorage(storage);
       if (typeof name !== 'string' || name === '') throw new QdrantEdgeError('invalid_argument', '`name` must be a non-empty string');
+      name = env.shardName?.(storage, name) ?? name;
       const transport = env.connect(rest);
       try {
         const { storage: st } = await transport.call('open', { storage, name, config: config ?? null, outbox: outbox ?? null });
@@ -107,6 +108,7 @@ export function defineEdgeShard(env) {
     static async restoreSnapshot({ storage = env.defaultStorage, name, source, sha256, onProgress, signal, transfer, ...rest } = {}) {
       env.checkStorage(storage);
       if (typeof name !== 'string' || name === '') throw new QdrantEdgeError('invalid_argument', '`name` must be a non-empty string');
+      name = env.shardName?.(storage, name) ?? name;
       if (signal?.aborted) throw aborted(signal);
       const transport = env.connect(rest);
       try {
@@ -128,6 +130,7 @@ export function defineEdgeShard(env) {
     static async destroy({ storage = env.defaultStorage, name, ...rest } = {}) {
       env.checkStorage(storage);
       if (typeof name !== 'string' || name === '') throw new QdrantEdgeError('invalid_argument', '`name` must be a non-empty string');
+      name = env.shardName?.(storage, name) ?? name;
       const transport = env.connect(rest);
       try {
         await transport.call('destroy', { storage, name });

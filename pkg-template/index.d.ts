@@ -461,9 +461,11 @@ export interface SnapshotOptions {
  * (durable; every acknowledged update is flushed). "idb": IndexedDB (durable; each
  * acknowledged call is one strict transaction). "memory": nothing persists. One writer per
  * shard: a second open of the same shard (another tab or worker) rejects with code "io".
- * Node supports "memory" only.
+ * "fs" (Node only): a Qdrant shard directory on disk, `name` being its path (every acknowledged
+ * update is fsynced; one writer per directory across processes, through a lock file). Node
+ * supports "fs" and "memory".
  */
-export type StorageKind = 'idb' | 'memory' | 'opfs';
+export type StorageKind = 'idb' | 'memory' | 'opfs' | 'fs';
 
 export interface OpenOptions {
   /** Default: "idb" in browsers, "memory" in Node. */

@@ -1,8 +1,11 @@
 // qdrant-edge-wasm for Node (>= 20): the same EdgeShard API as the browser entry, run in
-// process (no Worker). Node has neither IndexedDB nor OPFS: storage "memory" only.
+// process (no Worker). Storage "fs" (a shard directory on disk; `name` is its path, relative
+// to the working directory or absolute) or "memory". Node has neither IndexedDB nor OPFS.
 
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import init, * as wasm from './qdrant_edge_wasm.js';
+import { createFsHost } from './nodefs.js';
 import { createEngine } from './engine.js';
 import { defineEdgeShard } from './facade.js';
 import { QdrantEdgeError, toError } from './errors.js';
@@ -11,7 +14,9 @@ export { QdrantEdgeError };
 
 let loaded = null;
 function load() {
-  loaded ??= readFile(new URL('./qdrant_edge_wasm_bg.wasm', import.meta.url)).then((bytes) => init({ module_or_path: bytes }));
+  loaded ??= readFile(new URL('./qdrant_edge_wasm_bg.wasm', import.meta.url))
+    .then((bytes) => init({ module_or_path: bytes }))
+    .then(() => wasm.setFsHost(createFsHost()));
   return loaded;
 }
 
@@ -44,11 +49,15 @@ class InProcessTransport {
 export const EdgeShard = defineEdgeShard({
   defaultStorage: 'memory',
   checkStorage(storage) {
-    if (storage === 'memory') return;
+    if (storage === 'memory' || storage === 'fs') return;
     throw new QdrantEdgeError(
       'unsupported',
-      `storage ${JSON.stringify(storage)} is not available in Node (no IndexedDB or OPFS); use "memory"`,
+      `storage ${JSON.stringify(storage)} is not available in Node (no IndexedDB or OPFS); use "fs" or "memory"`,
     );
+  },
+  // "fs": the shard's directory, absolute (one lock per directory, whatever the spelling)
+  shardName(storage, name) {
+    return storage === 'fs' ? resolve(name) : name;
   },
   connect() {
     return new InProcessTransport();

@@ -1,14 +1,37 @@
 //! The JS bindings under Node.js (wasm-bindgen-test's default environment): the memory
-//! backend end to end, typed errors, and a clear error where IndexedDB does not exist.
+//! backend end to end, typed errors, a clear error where IndexedDB does not exist, and the
+//! `"fs"` storage (Node's file system through `pkg-template/nodefs.js`): the storage
+//! conformance battery, and a shard that survives close and reopen and refuses a second
+//! opener.
 //!
 //! Run: `cargo test --target wasm32-unknown-unknown --test web_node`.
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 use js_sys::Reflect;
+use qdrant_edge_wasm::storage::conformance;
+use qdrant_edge_wasm::web::nodefs::{set_fs_host, FsHost, NodeFsStorage};
 use qdrant_edge_wasm::web::Shard;
 use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
+
+#[wasm_bindgen(module = "/pkg-template/nodefs.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = createFsHost)]
+    fn create_fs_host() -> FsHost;
+}
+
+#[wasm_bindgen(
+    inline_js = "export function scratch(tag) { const os = process.getBuiltinModule('node:os'); const fs = process.getBuiltinModule('node:fs'); return fs.mkdtempSync(os.tmpdir() + '/qew-' + tag + '-'); }
+export function rmrf(p) { process.getBuiltinModule('node:fs').rmSync(p, { recursive: true, force: true }); }
+export function exists(p) { return process.getBuiltinModule('node:fs').existsSync(p); }"
+)]
+extern "C" {
+    fn scratch(tag: &str) -> String;
+    fn rmrf(path: &str);
+    fn exists(path: &str) -> bool;
+}
 
 fn js(v: &Value) -> JsValue {
     serde_wasm_bindgen::to_value(v).unwrap()
@@ -71,4 +94,48 @@ async fn storage_errors_are_clear() {
     assert_eq!(code(&e), "invalid_argument");
     let e = Shard::open("memory".into(), "x".into(), JsValue::NULL).await.err().unwrap();
     assert_eq!(code(&e), "not_found", "a memory shard needs a config");
+}
+
+#[wasm_bindgen_test]
+fn node_fs_storage_conforms() {
+    set_fs_host(create_fs_host());
+    let base = scratch("conf");
+    let mut n = 0;
+    let passed = conformance::run_all(|| {
+        n += 1;
+        NodeFsStorage::new(&format!("{base}/{n}")).unwrap()
+    })
+    .unwrap();
+    assert_eq!(passed.len(), conformance::checks::<NodeFsStorage>().len());
+    rmrf(&base);
+}
+
+#[wasm_bindgen_test]
+async fn shard_on_node_fs_survives_close_and_reopen() {
+    set_fs_host(create_fs_host());
+    let base = scratch("shard");
+    let dir = format!("{base}/my shard");
+    let cfg = json!({"vectors": {"v": {"size": 3, "distance": "Dot"}}});
+    let e = Shard::open("fs".into(), dir.clone(), JsValue::NULL).await.err().unwrap();
+    assert_eq!(code(&e), "not_found");
+    let mut s = Shard::open("fs".into(), dir.clone(), js(&cfg)).await.unwrap();
+    assert_eq!(s.storage(), "fs");
+    let pts: Vec<Value> = (0..40).map(|i| json!({"id": i, "vector": {"v": [i as f64, 1.0, 0.5]}})).collect();
+    s.update("upsert".into(), js(&json!({ "points": pts }))).await.unwrap();
+    // one writer per directory
+    let e = Shard::open("fs".into(), dir.clone(), JsValue::NULL).await.err().unwrap();
+    assert_eq!(code(&e), "io");
+    s.update("delete".into(), js(&json!({"points": [0, 1]}))).await.unwrap();
+    s.optimize().await.unwrap();
+    s.close().await.unwrap();
+    assert!(exists(&format!("{dir}/segments")), "a Qdrant shard directory on disk");
+    assert!(!exists(&format!("{dir}/.qdrant-edge-wasm.lock")), "close releases the lock");
+    let mut s = Shard::open("fs".into(), dir.clone(), JsValue::NULL).await.unwrap();
+    assert_eq!(rust(s.read("count", js(&json!({"exact": true}))).unwrap())["count"], json!(38));
+    let got = rust(s.read("query", js(&json!({"query": [1.0, 0.0, 0.0], "limit": 2, "using": "v"}))).unwrap());
+    assert_eq!(got["points"][0]["id"], json!(39));
+    s.close().await.unwrap();
+    Shard::destroy("fs".into(), dir.clone()).await.unwrap();
+    assert!(!exists(&dir));
+    rmrf(&base);
 }

@@ -15,6 +15,7 @@
 
 pub mod idb;
 pub mod lock;
+pub mod nodefs;
 pub mod opfs;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::snapshot::apply::{ApplyOptions, SnapshotApply};
 use crate::storage::{MemoryStorage, Storage};
 
 use idb::IdbBackend;
+use nodefs::NodeFsStorage;
 use opfs::{OpfsBackend, SPARES_SMALL};
 
 #[wasm_bindgen(start)]
@@ -72,6 +74,8 @@ enum Backend {
     Memory,
     Idb(IdbBackend),
     Opfs(OpfsBackend),
+    /// Node: a directory (`name` is its path), locked by the host.
+    NodeFs(NodeFsStorage),
 }
 
 impl Backend {
@@ -88,9 +92,14 @@ impl Backend {
                 let st = b.storage();
                 Ok((Backend::Opfs(b), Arc::new(st)))
             }
+            "fs" => {
+                let st = NodeFsStorage::new(name).map_err(io_error)?;
+                st.lock().map_err(io_error)?;
+                Ok((Backend::NodeFs(st.clone()), Arc::new(st)))
+            }
             other => Err(js_error(
                 "invalid_argument",
-                &format!("unknown storage `{other}` (expected \"memory\", \"opfs\" or \"idb\")"),
+                &format!("unknown storage `{other}` (expected \"memory\", \"opfs\", \"idb\" or \"fs\")"),
             )),
         }
     }
@@ -114,7 +123,7 @@ impl Backend {
 
     async fn commit(&self) -> Result<(), JsValue> {
         match self {
-            Backend::Memory | Backend::Opfs(_) => Ok(()),
+            Backend::Memory | Backend::Opfs(_) | Backend::NodeFs(_) => Ok(()),
             Backend::Idb(b) => b.commit().await.map_err(io_error),
         }
     }
@@ -124,6 +133,7 @@ impl Backend {
             Backend::Memory => {}
             Backend::Idb(b) => b.close(),
             Backend::Opfs(b) => b.close(),
+            Backend::NodeFs(st) => st.unlock(),
         }
     }
 
@@ -132,6 +142,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Idb(_) => "idb",
             Backend::Opfs(_) => "opfs",
+            Backend::NodeFs(_) => "fs",
         }
     }
 }
@@ -144,7 +155,9 @@ struct Held {
 
 impl Held {
     async fn open(kind: &str, name: &str) -> Result<(Held, Arc<dyn Storage>), JsValue> {
-        let lock = if kind == "memory" { None } else { lock::acquire(kind, name).await.map_err(io_error)? };
+        // "fs" is locked by its host (a lock file: Node has no Web Locks)
+        let lock =
+            if kind == "memory" || kind == "fs" { None } else { lock::acquire(kind, name).await.map_err(io_error)? };
         match Backend::open(kind, name).await {
             Ok((backend, st)) => Ok((Held { backend, lock }, st)),
             Err(e) => {
@@ -399,6 +412,14 @@ impl Shard {
             "memory" => Ok(()),
             "idb" => IdbBackend::destroy(&name).await.map_err(io_error),
             "opfs" => OpfsBackend::destroy(&name).await.map_err(io_error),
+            "fs" => {
+                let st = NodeFsStorage::new(&name).map_err(io_error)?;
+                st.lock().map_err(io_error)?;
+                let r = st.remove_dir_all("").map_err(|e| to_js(e.into()));
+                st.unlock();
+                r?;
+                nodefs::remove_root(&name).map_err(io_error)
+            }
             other => Err(js_error("invalid_argument", &format!("unknown storage `{other}`"))),
         }
     }
