@@ -6,24 +6,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { repo, installPackage, compareExactQueries } from './helpers.mjs';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const npmDir = join(repo, 'target/npm');
 let project;
 let pkg; // the package's exports
 
 before(() => {
-  const tgz = readdirSync(npmDir).filter((f) => /^qdrant-edge-wasm-.*\.tgz$/.test(f));
-  assert.equal(tgz.length, 1, 'run scripts/build-npm.sh first (one tarball in target/npm)');
-  project = mkdtempSync(join(tmpdir(), 'qew-npm-'));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', join(npmDir, tgz[0])], { cwd: project, stdio: 'pipe' });
-  // a module inside the consumer project, so that the bare name resolves through its node_modules
-  writeFileSync(join(project, 'entry.mjs'), "export * from 'qdrant-edge-wasm';\nexport { default } from 'qdrant-edge-wasm';\n");
+  project = installPackage();
 });
 
 after(() => {
@@ -312,21 +304,7 @@ test("the server's full then partial snapshot, streamed: manifest and exact answ
   assert.equal(progress.at(-1).total, undefined, 'a stream has no known total');
 
   const expected = JSON.parse(await readFile(join(dir, 'partial1.expected.json'), 'utf8'));
-  let compared = 0;
-  for (const [label, c] of Object.entries(expected.answers)) {
-    const body = c.request.body;
-    // exact queries only; `match: {text}` without a full-text index differs by design (docs/format-notes.md)
-    if (c.request.path !== 'points/query' || c.status !== 200 || body?.params?.exact !== true) continue;
-    if (JSON.stringify(body.filter ?? null).includes('"text":')) continue;
-    const got = await shard.query(body);
-    assert.deepEqual(got.points.map((p) => p.id), c.response.points.map((p) => p.id), label);
-    for (const [k, p] of got.points.entries()) {
-      const want = c.response.points[k].score;
-      assert.ok(Math.abs(p.score - want) <= 1e-4 * Math.max(1, Math.abs(want)), `${label}: ${p.score} vs ${want}`);
-    }
-    compared++;
-  }
-  assert.ok(compared >= 3, `only ${compared} exact queries compared`);
+  await compareExactQueries(shard, expected);
 
   // a wrong sha256 is refused before anything is committed; the shard answers as before
   const before = await shard.count({ exact: true });
