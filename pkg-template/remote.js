@@ -100,8 +100,10 @@ export class QdrantRemote {
     if (!Number.isSafeInteger(retries) || retries < 0) throw new QdrantEdgeError('invalid_argument', '`retries` must be an integer >= 0');
     if (!(typeof retryDelay === 'number' && retryDelay >= 0)) throw new QdrantEdgeError('invalid_argument', '`retryDelay` must be a number of milliseconds');
     if (apiKey !== undefined && apiKey !== null && typeof apiKey !== 'string') throw new QdrantEdgeError('invalid_argument', '`apiKey` must be a string');
-    this.#fetch = fetchFn ?? globalThis.fetch;
-    if (typeof this.#fetch !== 'function') throw new QdrantEdgeError('unsupported', 'no fetch() here: pass `fetch`');
+    if (fetchFn !== undefined && typeof fetchFn !== 'function') throw new QdrantEdgeError('invalid_argument', '`fetch` must be a function');
+    if (!fetchFn && typeof globalThis.fetch !== 'function') throw new QdrantEdgeError('unsupported', 'no fetch() here: pass `fetch`');
+    // called as a plain function: a browser's fetch throws "Illegal invocation" with another `this`
+    this.#fetch = fetchFn ? (u, init) => fetchFn(u, init) : (u, init) => globalThis.fetch(u, init);
     this.#base = String(url).replace(/\/+$/, '');
     this.#path = `/collections/${encodeURIComponent(collection)}/shards/${shard}`;
     this.#headers = new Headers(headers ?? undefined);
