@@ -251,9 +251,15 @@ const report = await s.applySnapshot(new Blob([]), { sha256: 'ab', onProgress: (
 const kind: 'full' | 'partial' = report.kind;
 const r2 = await EdgeShard.restoreSnapshot({ name: 'r', source: new Uint8Array(0), storage: 'idb' });
 await EdgeShard.destroy({ storage: 'idb', name: 'r' });
+const rs = await EdgeShard.restoreFromServer({ storage: 'opfs', name: 'r2', url: 'http://localhost:6333', collection: 'c', apiKey: 'k', onProgress: ({ received, total }) => void [received, total], signal: ac.signal, retries: 2, keepSnapshot: true });
+const pulled = await rs.pullFromServer({ url: new URL('http://localhost:6333'), collection: 'c', shard: 0, headers: { 'x-a': 'b' }, fetch, retryDelay: 100 });
+if (pulled.changed) { const k2: 'full' | 'partial' = pulled.report.kind; void k2; } else { const none: null = pulled.report; void none; }
+const full = await rs.pullFromServer({ url: 'http://h', collection: 'c', full: true });
+const status: number | undefined = new QdrantEdgeError('unauthorized', 'no', 401).status;
+const remoteCode: QdrantEdgeErrorCode = 'remote';
 await s.close();
 try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
-void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2];
+void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2, full, status, remoteCode];
 `;
   const bad = `
 import { EdgeShard } from 'qdrant-edge-wasm';
@@ -263,6 +269,7 @@ await s.query({ query: [1], limit: 'ten' });
 await s.count({ filter: { must: [{ key: 'a', match: { valu: 1 } }] } });
 await EdgeShard.open({ storage: 'disk', name: 'x' });
 const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).code;
+await s.pullFromServer({ url: 'http://h' });
 `;
   const opts = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', 'false'];
   writeFileSync(join(project, 'good.mts'), good);
@@ -278,8 +285,8 @@ const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).co
   assert.equal(run('good.mts'), '', 'the usage file type-checks');
   const out = run('bad.mts');
   const lines = out.split('\n').filter((l) => l.includes('error TS'));
-  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union
-  for (const line of [4, 5, 6, 7, 8]) {
+  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union, no collection
+  for (const line of [4, 5, 6, 7, 8, 9]) {
     assert.ok(lines.some((l) => l.includes(`bad.mts(${line},`)), `an error on line ${line} of bad.mts:\n${out}`);
   }
 });
