@@ -293,7 +293,8 @@ class Download {
 
   #stream(first) {
     const remote = this.#remote;
-    let reader = first.body.getReader();
+    const bodyOf = (res) => (res.body ?? new ReadableStream({ start: (c) => c.close() })).getReader();
+    let reader = bodyOf(first);
     let delivered = 0;
     const pull = async (controller) => {
       for (;;) {
@@ -321,11 +322,11 @@ class Download {
         if (delivered === 0 && res.status === 200) {
           // nothing was pushed yet: this answer simply replaces the broken one
           this.#begin(res);
-          reader = res.body.getReader();
+          reader = bodyOf(res);
           continue;
         }
         if (res.status === 206 && this.#continues(res, delivered)) {
-          reader = res.body.getReader();
+          reader = bodyOf(res);
           continue;
         }
         if (res.status === 416 && this.total !== undefined && delivered >= this.total) {

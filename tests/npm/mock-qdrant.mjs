@@ -12,7 +12,8 @@
 //   mock.cut = {after, times, route}   cut the next `times` snapshot bodies of `route` ('named',
 //                              'stream', 'partial' or 'any') after `after` body bytes (socket destroyed)
 //   mock.ignoreRange = true    the named snapshot route answers 200 with the whole file to ranges
-//   mock.route(method, regexp, (req) => ({status, result} | {status, json} | {status, text}))
+//   mock.route(method, regexp, (rec) => ({status, result} | {status, json} | {status, text}))
+//                              checked first, in order; a handler returning undefined passes
 //   mock.snapshots             named snapshots that exist (name -> description)
 //   await mock.close()
 //
@@ -242,7 +243,8 @@ export async function startMockQdrant({ apiKey = null, readOnlyApiKey = null, co
       for (const r of mock.routes) {
         if (r.method !== req.method) continue;
         if (!r.pattern.test(url.pathname)) continue;
-        const a = (await r.handler(rec)) ?? {};
+        const a = await r.handler(rec);
+        if (a === undefined || a === null) continue; // not handled: the next route, or the built-in ones
         if (a.text !== undefined) {
           res.writeHead(a.status ?? 200, { 'content-type': 'text/plain' });
           return res.end(a.text);

@@ -195,6 +195,37 @@ test('typed errors: wrong or missing api-key (unauthorized), read-only key, unkn
   }
 });
 
+test('transient server errors are retried with backoff; the budget is bounded', async () => {
+  const { EdgeShard } = pkg;
+  const mock = await serverAtFull();
+  try {
+    let fails = 2;
+    mock.route('POST', /\/shards\/0\/snapshots$/, () => (fails-- > 0 ? { status: 503, json: { status: { error: 'busy' } } } : undefined));
+    const shard = await EdgeShard.restoreFromServer({ ...server(mock), name: 'retried' });
+    const posts = mock.seen('POST', '/shards/0/snapshots');
+    assert.deepEqual(posts.map((p) => p.status), [503, 503, 200]);
+    await compareExactQueries(shard, fullExpected);
+    await shard.close();
+
+    fails = 5;
+    const e = await EdgeShard.restoreFromServer({ ...server(mock), name: 'gave-up', retries: 1 }).catch((err) => err);
+    assert.equal(e.code, 'remote');
+    assert.equal(e.status, 503);
+    assert.match(e.message, /busy/);
+    // a 400 is not transient: no retry
+    mock.route('POST', /\/snapshot\/partial\/create$/, () => ({ status: 400, json: { status: { error: 'bad manifest' } } }));
+    const s2 = await EdgeShard.open({ name: 'x400', config: { vectors: { v: { size: 4, distance: 'Dot' } } } });
+    const before = mock.requests.length;
+    const bad = await s2.pullFromServer(server(mock)).catch((err) => err);
+    assert.equal(bad.code, 'remote');
+    assert.equal(bad.status, 400);
+    assert.equal(mock.requests.length, before + 1);
+    await s2.close();
+  } finally {
+    await mock.close();
+  }
+});
+
 test('a download cut mid-way resumes with a Range request at the byte it broke', async () => {
   const { EdgeShard } = pkg;
   const mock = await serverAtFull();
