@@ -255,7 +255,6 @@ class Download {
     this.total = total;
   }
 
-
   async next() {
     const res = this.#pending ?? (await this.#open(0, null));
     this.#pending = null;
