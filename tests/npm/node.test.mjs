@@ -52,7 +52,7 @@ test('the node entry is what the exports map gives Node', async () => {
   assert.equal(def, EdgeShard);
   assert.ok(new QdrantEdgeError('io', 'x') instanceof Error);
   const installed = join(project, 'node_modules/qdrant-edge-wasm');
-  for (const f of ['index.js', 'node.js', 'worker.js', 'index.d.ts', 'qdrant_edge_wasm_bg.wasm', 'README.md']) {
+  for (const f of ['index.js', 'node.js', 'worker.js', 'remote.js', 'index.d.ts', 'qdrant_edge_wasm_bg.wasm', 'README.md']) {
     assert.ok(existsSync(join(installed, f)), `${f} is in the package`);
   }
 });
