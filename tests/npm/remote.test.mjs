@@ -150,6 +150,28 @@ test('pullFromServer({full: true}) applies a full snapshot on top of the shard',
   }
 });
 
+test('the multi collection (UUID ids, named, quantized, multi and sparse vectors): restore, then pull', async () => {
+  const { EdgeShard } = pkg;
+  const m = join(fixtures, 'multi');
+  const mock = await startMockQdrant({
+    apiKey: KEY,
+    collections: { multi: { full: join(m, 'full.snapshot'), partial: join(m, 'partial1.snapshot'), manifest: null } },
+  });
+  try {
+    const opts = { url: mock.url, collection: 'multi', apiKey: KEY };
+    const shard = await EdgeShard.restoreFromServer({ ...opts, name: 'multi' });
+    await compareExactQueries(shard, JSON.parse(readFileSync(join(m, 'full.expected.json'), 'utf8')));
+    assert.deepEqual(mock.seen('POST', '/snapshot/partial/create').length, 0);
+    const r = await shard.pullFromServer(opts);
+    assert.equal(r.report.kind, 'partial');
+    assert.deepEqual(mock.seen('POST', '/snapshot/partial/create')[0].body, JSON.parse(readFileSync(join(m, 'full.manifest.json'), 'utf8')));
+    await compareExactQueries(shard, JSON.parse(readFileSync(join(m, 'partial1.expected.json'), 'utf8')));
+    await shard.close();
+  } finally {
+    await mock.close();
+  }
+});
+
 test('typed errors: wrong or missing api-key (unauthorized), read-only key, unknown collection (not_found), no server (io)', async () => {
   const { EdgeShard, QdrantEdgeError } = pkg;
   const mock = await serverAtFull({ readOnlyApiKey: 'read-only' });
