@@ -8,7 +8,8 @@
 //   mock.url                   base URL (http://127.0.0.1:PORT)
 //   mock.requests              [{method, path, query, headers, body, status}] in arrival order
 //   mock.collections.basic     mutable state: full (file), partial (file), manifest (the manifest that
-//                              is current: a partial/create with exactly this body answers 304)
+//                              is current: a partial/create with exactly this body answers 304),
+//                              checksum (reported for new named snapshots instead of the file's)
 //   mock.cut = {after, times, route}   cut the next `times` snapshot bodies of `route` ('named',
 //                              'stream', 'partial' or 'any') after `after` body bytes (socket destroyed)
 //   mock.ignoreRange = true    the named snapshot route answers 200 with the whole file to ranges
@@ -129,7 +130,7 @@ export async function startMockQdrant({ apiKey = null, readOnlyApiKey = null, co
     }
     if (rec.method === 'POST' && rest === '/snapshots') {
       const size = statSync(state.full).size;
-      const sha = sha256Of(state.full);
+      const sha = state.checksum ?? sha256Of(state.full); // state.checksum: report a wrong one
       const created = new Date(Math.floor(Date.now() / 1000) * 1000);
       const name = `${decodeURIComponent(collection)}-shard-${shard}-${nextSnapshot++}.snapshot`;
       mock.snapshots.set(name, {

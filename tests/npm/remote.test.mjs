@@ -203,6 +203,16 @@ test('typed errors: wrong or missing api-key (unauthorized), read-only key, unkn
     assert.deepEqual(await shard.count({ exact: true }), before, 'the shard is unchanged');
     await compareExactQueries(shard, fullExpected);
 
+    // the archive is checked against the checksum the server reports, before anything is committed
+    mock.collections.basic.checksum = 'ab'.repeat(32);
+    const sum = await EdgeShard.restoreFromServer({ ...server(mock), name: 'bad-sum' }).catch((e) => e);
+    assert.equal(sum.code, 'invalid_argument', String(sum));
+    assert.match(sum.message, /SHA-256/);
+    assert.equal((await EdgeShard.open({ name: 'bad-sum' }).catch((e) => e)).code, 'not_found');
+    const sumPull = await shard.pullFromServer({ ...server(mock), full: true }).catch((e) => e);
+    assert.equal(sumPull.code, 'invalid_argument');
+    delete mock.collections.basic.checksum;
+
     // nothing listens there: a network failure, retried, then io
     const dead = await startMockQdrant({});
     const deadUrl = dead.url;
