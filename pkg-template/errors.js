@@ -1,12 +1,16 @@
 // QdrantEdgeError: the error every call of the package rejects with.
 
-/** Codes: invalid_argument, not_found, corrupted, unsupported, io, shard_closed, internal; from a
- * Qdrant server: unauthorized (HTTP 401/403), remote (another error answer). */
+/**
+ * Codes: invalid_argument, not_found, corrupted, unsupported, io, shard_closed, internal, and for
+ * the calls to a Qdrant server (remote.js) unauthorized and remote. `status` is the HTTP status
+ * of a server's answer, when there was one.
+ */
 export class QdrantEdgeError extends Error {
-  constructor(code, message) {
+  constructor(code, message, status) {
     super(message);
     this.name = 'QdrantEdgeError';
     this.code = code;
+    if (status !== undefined) this.status = status;
   }
 }
 

@@ -2,6 +2,7 @@
 // engine. A transport is {call(op, args, transfer?): Promise<any>, terminate(), inProcess}.
 
 import { QdrantEdgeError } from './errors.js';
+import { QdrantRemote, RestartTransfer } from './remote.js';
 
 const CHUNK = 4 << 20; // bytes per message when the source is one buffer
 
@@ -76,6 +77,39 @@ async function pump(transport, source, { onProgress, signal, transfer }) {
 }
 
 /**
+ * Begin a transfer, pump a download (remote.js) into it, finish it; when the download has to
+ * start over from byte 0, abort the transfer (nothing was committed) and begin again.
+ * Resolves to what `finish` gives, or null when the server had nothing to send (304).
+ */
+async function transferDownload(transport, call, download, { begin, finish, onProgress, signal }) {
+  for (;;) {
+    const stream = await download.next();
+    if (!stream) return null;
+    if (signal?.aborted) {
+      stream.cancel().catch(() => {});
+      throw aborted(signal);
+    }
+    await begin();
+    try {
+      await pump(transport, stream, {
+        signal,
+        onProgress: onProgress && ((p) => onProgress({ received: p.received, total: download.total })),
+      });
+    } catch (e) {
+      await call('abortTransfer').catch(() => {});
+      if (e instanceof RestartTransfer) continue;
+      throw e;
+    }
+    return finish();
+  }
+}
+
+/** The options of restoreFromServer/pullFromServer that name the server side. */
+function serverOptions({ url, collection, shard, apiKey, headers, fetch, retries, retryDelay }, signal) {
+  return { url, collection, shard, apiKey, headers, fetch, retries, retryDelay, signal };
+}
+
+/**
  * @param {{ connect(): any, checkStorage(storage: string): void, defaultStorage: string }} env
  */
 export function defineEdgeShard(env) {
@@ -124,6 +158,39 @@ export function defineEdgeShard(env) {
       } catch (e) {
         transport.terminate();
         throw e;
+      }
+    }
+
+    /**
+     * Download a full snapshot of shard `shard` of `collection` from a Qdrant server and restore
+     * it into a new shard `name`. The server makes a named shard snapshot, which is downloaded
+     * with resumes (HTTP ranges) and checked against its SHA-256, then deleted on the server
+     * (unless `keepSnapshot`).
+     */
+    static async restoreFromServer(options = {}) {
+      const { storage = env.defaultStorage, name, onProgress, signal, keepSnapshot = false } = options;
+      env.checkStorage(storage);
+      if (typeof name !== 'string' || name === '') throw new QdrantEdgeError('invalid_argument', '`name` must be a non-empty string');
+      if (signal?.aborted) throw aborted(signal);
+      const remote = new QdrantRemote(serverOptions(options, signal));
+      const desc = await remote.createSnapshot();
+      let transport;
+      try {
+        transport = env.connect({ workerUrl: options.workerUrl });
+        const call = (op, args) => transport.call(op, args);
+        const sha256 = typeof desc.checksum === 'string' && desc.checksum ? desc.checksum : null;
+        const { storage: st } = await transferDownload(transport, call, remote.namedDownload(desc), {
+          begin: () => call('beginRestore', { storage, name, sha256 }),
+          finish: () => call('finishRestore'),
+          onProgress,
+          signal,
+        });
+        return new EdgeShard(transport, st, name);
+      } catch (e) {
+        transport?.terminate();
+        throw e;
+      } finally {
+        if (!keepSnapshot) await remote.deleteSnapshot(desc.name);
       }
     }
 
@@ -273,6 +340,45 @@ export function defineEdgeShard(env) {
         throw e;
       }
       return this.#call('finishSnapshot');
+    }
+
+    /**
+     * Bring this shard up to date from a Qdrant server: send its manifest to
+     * `POST /collections/{collection}/shards/{shard}/snapshot/partial/create` and apply the
+     * partial snapshot the server answers with; a 304 means it is current. `full: true`
+     * downloads and applies a full snapshot instead (resumable, like restoreFromServer).
+     */
+    async pullFromServer(options = {}) {
+      const { onProgress, signal, full = false, keepSnapshot = false } = options;
+      if (signal?.aborted) throw aborted(signal);
+      if (!this.#transport) throw new QdrantEdgeError('shard_closed', 'shard is closed');
+      const remote = new QdrantRemote(serverOptions(options, signal));
+      const transport = this.#transport;
+      const call = (op, args) => this.#call(op, args);
+      const finish = () => call('finishSnapshot');
+      if (full) {
+        const desc = await remote.createSnapshot();
+        try {
+          const sha256 = typeof desc.checksum === 'string' && desc.checksum ? desc.checksum : null;
+          const report = await transferDownload(transport, call, remote.namedDownload(desc), {
+            begin: () => call('beginSnapshot', { sha256 }),
+            finish,
+            onProgress,
+            signal,
+          });
+          return { changed: true, report };
+        } finally {
+          if (!keepSnapshot) await remote.deleteSnapshot(desc.name);
+        }
+      }
+      const manifest = await this.snapshotManifest();
+      const report = await transferDownload(transport, call, remote.partialDownload(manifest), {
+        begin: () => call('beginSnapshot', { sha256: null }),
+        finish,
+        onProgress,
+        signal,
+      });
+      return report ? { changed: true, report } : { changed: false, report: null };
     }
 
     /** Flush, commit and release the shard, and stop its worker. Later calls: shard_closed. */

@@ -11,16 +11,18 @@ export type QdrantEdgeErrorCode =
   | 'io'
   | 'shard_closed'
   | 'internal'
-  /** a Qdrant server answered 401 or 403 */
+  /** A Qdrant server refused the api-key (HTTP 401, or 403: e.g. a read-only key asking for a snapshot). */
   | 'unauthorized'
-  /** a Qdrant server answered another error */
+  /** Any other non-2xx answer of a Qdrant server (after the retries, for transient ones). */
   | 'remote';
 
 /** Every failure of this package: `name` is "QdrantEdgeError", `code` says what kind. */
 export declare class QdrantEdgeError extends Error {
-  constructor(code: QdrantEdgeErrorCode, message: string);
+  constructor(code: QdrantEdgeErrorCode, message: string, status?: number);
   readonly name: 'QdrantEdgeError';
   readonly code: QdrantEdgeErrorCode;
+  /** The HTTP status of the Qdrant server's answer, for errors of restoreFromServer / pullFromServer. */
+  readonly status?: number;
 }
 
 // ---------------------------------------------------------------- configuration
@@ -540,6 +542,58 @@ export interface RestoreOptions extends SnapshotOptions {
   workerUrl?: string | URL;
 }
 
+/** Where a shard lives on a Qdrant server, and how to reach it. */
+export interface ServerOptions {
+  /** The server's REST base URL, e.g. "https://xyz.cloud.qdrant.io:6333" (a path prefix is kept). */
+  url: string | URL;
+  collection: string;
+  /** The shard id in the collection. Default 0 (a single-shard collection). */
+  shard?: number;
+  /** Sent as the `api-key` header. Snapshots need a key with write access (a read-only key gets 403). */
+  apiKey?: string;
+  /** More request headers (e.g. a proxy's). */
+  headers?: HeadersInit;
+  /** The fetch to use (default: globalThis.fetch). */
+  fetch?: typeof fetch;
+  /**
+   * How many times, in all, a failed request or a broken download is tried again (network
+   * failures, HTTP 408/429/500/502/503/504), with exponential backoff. Default 3.
+   */
+  retries?: number;
+  /** The first backoff in milliseconds (doubled at each retry, at most 8 s). Default 500. */
+  retryDelay?: number;
+}
+
+export interface RemoteProgress {
+  /** Archive bytes the shard has taken so far (starts again from 0 if a download had to restart). */
+  received: number;
+  /** The archive's size when known (a named snapshot's size; not for a compressed partial snapshot). */
+  total?: number;
+}
+
+export interface RestoreFromServerOptions extends ServerOptions {
+  storage?: StorageKind;
+  name: string;
+  onProgress?: (progress: RemoteProgress) => void;
+  /** Aborts the requests, the backoff waits and the restore: nothing is left under `name`. */
+  signal?: AbortSignal;
+  /** Keep the named snapshot on the server (default: deleted once the download is over). */
+  keepSnapshot?: boolean;
+  workerUrl?: string | URL;
+}
+
+export interface PullOptions extends ServerOptions {
+  onProgress?: (progress: RemoteProgress) => void;
+  /** Aborts the requests and the apply: the shard is left as it was. */
+  signal?: AbortSignal;
+  /** Download and apply a full snapshot (resumable) instead of asking for a partial one. */
+  full?: boolean;
+  /** With `full`: keep the named snapshot on the server. */
+  keepSnapshot?: boolean;
+}
+
+export type PullResult = { changed: false; report: null } | { changed: true; report: SnapshotReport };
+
 export interface DestroyOptions {
   storage?: StorageKind;
   name: string;
@@ -552,6 +606,13 @@ export declare class EdgeShard {
   static open(options: OpenOptions): Promise<EdgeShard>;
   /** Restore a full or partial Qdrant snapshot into a new shard `name`. */
   static restoreSnapshot(options: RestoreOptions): Promise<EdgeShard>;
+  /**
+   * Download a full snapshot of a shard from a Qdrant server and restore it into a new shard
+   * `name`: the server makes a named shard snapshot, the download resumes after a broken
+   * connection (HTTP ranges), the archive is checked against the server's SHA-256, and the
+   * snapshot is deleted on the server afterwards.
+   */
+  static restoreFromServer(options: RestoreFromServerOptions): Promise<EdgeShard>;
   /** Delete every byte of shard `name`. */
   static destroy(options: DestroyOptions): Promise<void>;
 
@@ -593,6 +654,13 @@ export declare class EdgeShard {
   snapshotManifest(): Promise<SnapshotManifest>;
   /** Apply a full or partial snapshot; the shard keeps answering until it commits. */
   applySnapshot(source: SnapshotSource, options?: SnapshotOptions): Promise<SnapshotReport>;
+  /**
+   * Bring the shard up to date from a Qdrant server: its manifest goes to
+   * `POST /collections/{collection}/shards/{shard}/snapshot/partial/create`, and the partial
+   * snapshot the server answers with is applied. Resolves to `{changed: false}` when the server
+   * answers 304 (nothing changed). No fallback to a full snapshot: pass `full: true` for one.
+   */
+  pullFromServer(options: PullOptions): Promise<PullResult>;
   /** Flush, commit and release the shard (and its worker). Later calls: "shard_closed". */
   close(): Promise<void>;
 }

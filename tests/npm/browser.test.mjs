@@ -1,8 +1,10 @@
 // The packed package's browser entry in headless Chromium (through chromedriver's WebDriver
 // HTTP API): EdgeShard.open starts a module Worker, a shard on IndexedDB survives close and
 // reopen in a new worker, typed errors cross the worker boundary, OPFS persists across workers
-// and refuses a second opener, and the
-// Qdrant server's basic snapshot streams from fetch() into a restored IndexedDB shard.
+// and refuses a second opener, the
+// Qdrant server's basic snapshot streams from fetch() into a restored IndexedDB shard, and
+// EdgeShard.restoreFromServer restores it into OPFS from the mock Qdrant server (another origin:
+// CORS preflight for the api-key header).
 // Needs chromedriver (CHROMEDRIVER or PATH) and the capabilities in webdriver.json.
 // Run: node --test tests/npm/ (after scripts/build-npm.sh).
 
@@ -13,10 +15,14 @@ import { createServer } from 'node:http';
 import { createReadStream, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, dirname, resolve, normalize, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startMockQdrant } from './mock-qdrant.mjs';
+import { exactQueries } from './helpers.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const pkgDir = join(repo, 'target/npm/package');
-const snapshot = join(process.env.QEW_SHARED ?? join(repo, '../shared'), 'fixtures/basic/full.snapshot');
+const basic = join(process.env.QEW_SHARED ?? join(repo, '../shared'), 'fixtures/basic');
+const snapshot = join(basic, 'full.snapshot');
+const MOCK_KEY = 'browser-key';
 
 function findChromedriver() {
   if (process.env.CHROMEDRIVER) return process.env.CHROMEDRIVER;
@@ -27,7 +33,7 @@ function findChromedriver() {
   }
 }
 
-const PAGE = `<!doctype html><meta charset="utf-8"><title>qdrant-edge-wasm</title>
+const page = (server) => `<!doctype html><meta charset="utf-8"><title>qdrant-edge-wasm</title>
 <script type="module">
 import { EdgeShard, QdrantEdgeError } from '/pkg/index.js';
 const out = {};
@@ -73,6 +79,21 @@ try {
   out.destroyed = await EdgeShard.open({ storage: 'idb', name: name + '-r' }).then(() => 'resolved', (e) => e.code);
   await s.close();
   await EdgeShard.destroy({ storage: 'idb', name });
+
+  // from a Qdrant server (the mock, on another origin) into OPFS
+  const server = ${JSON.stringify(server)};
+  const sp = [];
+  const fromServer = await EdgeShard.restoreFromServer({ storage: 'opfs', name: name + '-srv', url: server.url, collection: 'basic', apiKey: server.apiKey, onProgress: (p) => sp.push(p) });
+  out.serverStorage = fromServer.storage;
+  out.serverCount = (await fromServer.count({ exact: true })).count;
+  out.serverIds = (await fromServer.query(server.query)).points.map((p) => p.id);
+  out.serverProgress = { last: sp.at(-1), increasing: sp.every((p, k) => k === 0 || p.received > sp[k - 1].received) };
+  await fromServer.close();
+  const again = await EdgeShard.open({ storage: 'opfs', name: name + '-srv' });
+  out.serverReopened = (await again.count({ exact: true })).count;
+  await again.close();
+  await EdgeShard.destroy({ storage: 'opfs', name: name + '-srv' });
+  out.serverWrongKey = await EdgeShard.restoreFromServer({ storage: 'opfs', name: name + '-bad', url: server.url, collection: 'basic', apiKey: 'wrong' }).then(() => 'resolved', (e) => e instanceof QdrantEdgeError && e.code);
 } catch (e) {
   out.error = String((e && e.stack) || e) + (e && e.code ? ' code=' + e.code : '');
 }
@@ -81,12 +102,12 @@ window.__result = out;
 
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html' };
 
-function serve() {
+function serve(html) {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html' });
-      return res.end(PAGE);
+      return res.end(html);
     }
     if (url.pathname === '/snapshot') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -118,7 +139,7 @@ async function wd(base, method, path, body) {
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
-test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors, streamed restore', async (t) => {
+test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors, streamed restore, restoreFromServer into OPFS', async (t) => {
   const driver = findChromedriver();
   if (!driver) {
     t.skip('no chromedriver (set CHROMEDRIVER); scripts/setup.sh installs Debian chromium-driver');
@@ -126,7 +147,13 @@ test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors,
   }
   assert.ok(existsSync(join(pkgDir, 'index.js')), 'run scripts/build-npm.sh first');
   assert.ok(existsSync(snapshot), `${snapshot} (set QEW_SHARED)`);
-  const server = await serve();
+  const expected = JSON.parse(readFileSync(join(basic, 'full.expected.json'), 'utf8'));
+  const [, exact] = exactQueries(expected)[0];
+  const mock = await startMockQdrant({
+    apiKey: MOCK_KEY,
+    collections: { basic: { full: snapshot, partial: join(basic, 'partial1.snapshot'), manifest: null } },
+  });
+  const server = await serve(page({ url: mock.url, apiKey: MOCK_KEY, query: exact.request.body }));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const cd = spawn(driver, [`--port=${port}`], { stdio: 'ignore' });
   const base = `http://127.0.0.1:${port}`;
@@ -166,7 +193,17 @@ test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors,
     assert.equal(out.restoredProgress.last, statSync(snapshot).size);
     assert.ok(out.restoredProgress.calls > 1 && out.restoredProgress.increasing, JSON.stringify(out.restoredProgress));
     assert.equal(out.destroyed, 'not_found');
+    assert.equal(out.serverStorage, 'opfs');
+    assert.equal(out.serverCount, expected.answers.count_f0.response.count);
+    assert.deepEqual(out.serverIds, exact.response.points.map((p) => p.id));
+    assert.deepEqual(out.serverProgress, { last: { received: statSync(snapshot).size, total: statSync(snapshot).size }, increasing: true });
+    assert.equal(out.serverReopened, out.serverCount);
+    assert.equal(out.serverWrongKey, 'unauthorized');
+    const preflight = mock.requests.find((r) => r.method === 'OPTIONS');
+    assert.match(preflight?.headers['access-control-request-headers'] ?? '', /api-key/, 'a CORS preflight for the api-key header');
+    assert.equal(mock.snapshots.size, 0);
   } finally {
+    await mock.close();
     if (session) await wd(base, 'DELETE', `/session/${session}`).catch(() => {});
     cd.kill();
     server.close();

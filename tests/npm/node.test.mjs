@@ -6,24 +6,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { repo, installPackage, compareExactQueries } from './helpers.mjs';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const npmDir = join(repo, 'target/npm');
 let project;
 let pkg; // the package's exports
 
 before(() => {
-  const tgz = readdirSync(npmDir).filter((f) => /^qdrant-edge-wasm-.*\.tgz$/.test(f));
-  assert.equal(tgz.length, 1, 'run scripts/build-npm.sh first (one tarball in target/npm)');
-  project = mkdtempSync(join(tmpdir(), 'qew-npm-'));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', join(npmDir, tgz[0])], { cwd: project, stdio: 'pipe' });
-  // a module inside the consumer project, so that the bare name resolves through its node_modules
-  writeFileSync(join(project, 'entry.mjs'), "export * from 'qdrant-edge-wasm';\nexport { default } from 'qdrant-edge-wasm';\n");
+  project = installPackage();
 });
 
 after(() => {
@@ -60,7 +52,7 @@ test('the node entry is what the exports map gives Node', async () => {
   assert.equal(def, EdgeShard);
   assert.ok(new QdrantEdgeError('io', 'x') instanceof Error);
   const installed = join(project, 'node_modules/qdrant-edge-wasm');
-  for (const f of ['index.js', 'node.js', 'worker.js', 'index.d.ts', 'qdrant_edge_wasm_bg.wasm', 'README.md']) {
+  for (const f of ['index.js', 'node.js', 'worker.js', 'remote.js', 'index.d.ts', 'qdrant_edge_wasm_bg.wasm', 'README.md']) {
     assert.ok(existsSync(join(installed, f)), `${f} is in the package`);
   }
 });
@@ -259,6 +251,12 @@ const report = await s.applySnapshot(new Blob([]), { sha256: 'ab', onProgress: (
 const kind: 'full' | 'partial' = report.kind;
 const r2 = await EdgeShard.restoreSnapshot({ name: 'r', source: new Uint8Array(0), storage: 'idb' });
 await EdgeShard.destroy({ storage: 'idb', name: 'r' });
+const rs = await EdgeShard.restoreFromServer({ storage: 'opfs', name: 'r2', url: 'http://localhost:6333', collection: 'c', apiKey: 'k', onProgress: ({ received, total }) => void [received, total], signal: ac.signal, retries: 2, keepSnapshot: true });
+const pulled = await rs.pullFromServer({ url: new URL('http://localhost:6333'), collection: 'c', shard: 0, headers: { 'x-a': 'b' }, fetch, retryDelay: 100 });
+if (pulled.changed) { const k2: 'full' | 'partial' = pulled.report.kind; void k2; } else { const none: null = pulled.report; void none; }
+const full = await rs.pullFromServer({ url: 'http://h', collection: 'c', full: true });
+const status: number | undefined = new QdrantEdgeError('unauthorized', 'no', 401).status;
+const remoteCode: QdrantEdgeErrorCode = 'remote';
 const o = await EdgeShard.open({ name: 'o', outbox: { url: 'https://q.example:6333', collection: 'c', apiKey: 'k', batchSize: 64, auto: false } });
 await o.setOutboxRemote(null);
 const os = await o.outboxStatus();
@@ -269,7 +267,7 @@ const pe = await o.outboxPending({ max: 5 });
 const seq: number = pe[0].seq;
 await s.close();
 try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
-void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2, pend, why, seq];
+void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2, full, status, remoteCode, pend, why, seq];
 `;
   const bad = `
 import { EdgeShard } from 'qdrant-edge-wasm';
@@ -280,6 +278,7 @@ await s.count({ filter: { must: [{ key: 'a', match: { valu: 1 } }] } });
 await EdgeShard.open({ storage: 'disk', name: 'x' });
 const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).code;
 await EdgeShard.open({ name: 'x', outbox: { url: 'https://q', batchSize: 2 } });
+await s.pullFromServer({ url: 'http://h' });
 `;
   const opts = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', 'false'];
   writeFileSync(join(project, 'good.mts'), good);
@@ -295,9 +294,9 @@ await EdgeShard.open({ name: 'x', outbox: { url: 'https://q', batchSize: 2 } });
   assert.equal(run('good.mts'), '', 'the usage file type-checks');
   const out = run('bad.mts');
   const lines = out.split('\n').filter((l) => l.includes('error TS'));
-  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union, an outbox
-  // without its collection
-  for (const line of [4, 5, 6, 7, 8, 9]) {
+  // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union, no collection
+  // (pullFromServer), an outbox without its collection
+  for (const line of [4, 5, 6, 7, 8, 9, 10]) {
     assert.ok(lines.some((l) => l.includes(`bad.mts(${line},`)), `an error on line ${line} of bad.mts:\n${out}`);
   }
 });
@@ -322,21 +321,7 @@ test("the server's full then partial snapshot, streamed: manifest and exact answ
   assert.equal(progress.at(-1).total, undefined, 'a stream has no known total');
 
   const expected = JSON.parse(await readFile(join(dir, 'partial1.expected.json'), 'utf8'));
-  let compared = 0;
-  for (const [label, c] of Object.entries(expected.answers)) {
-    const body = c.request.body;
-    // exact queries only; `match: {text}` without a full-text index differs by design (docs/format-notes.md)
-    if (c.request.path !== 'points/query' || c.status !== 200 || body?.params?.exact !== true) continue;
-    if (JSON.stringify(body.filter ?? null).includes('"text":')) continue;
-    const got = await shard.query(body);
-    assert.deepEqual(got.points.map((p) => p.id), c.response.points.map((p) => p.id), label);
-    for (const [k, p] of got.points.entries()) {
-      const want = c.response.points[k].score;
-      assert.ok(Math.abs(p.score - want) <= 1e-4 * Math.max(1, Math.abs(want)), `${label}: ${p.score} vs ${want}`);
-    }
-    compared++;
-  }
-  assert.ok(compared >= 3, `only ${compared} exact queries compared`);
+  await compareExactQueries(shard, expected);
 
   // a wrong sha256 is refused before anything is committed; the shard answers as before
   const before = await shard.count({ exact: true });

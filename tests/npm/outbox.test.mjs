@@ -8,25 +8,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { installPackage } from './helpers.mjs';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const npmDir = join(repo, 'target/npm');
 let project;
 let pkg;
 
 before(() => {
-  const tgz = readdirSync(npmDir).filter((f) => /^qdrant-edge-wasm-.*\.tgz$/.test(f));
-  assert.equal(tgz.length, 1, 'run scripts/build-npm.sh first (one tarball in target/npm)');
-  project = mkdtempSync(join(tmpdir(), 'qew-outbox-'));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', join(npmDir, tgz[0])], { cwd: project, stdio: 'pipe' });
-  writeFileSync(join(project, 'entry.mjs'), "export * from 'qdrant-edge-wasm';\n");
+  project = installPackage('qew-outbox-');
 });
 
 after(() => {
