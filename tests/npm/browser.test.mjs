@@ -63,6 +63,44 @@ try {
   out.opfsReopened = (await o2.count({ exact: true })).count;
   await o2.close();
   await EdgeShard.destroy({ storage: 'opfs', name });
+  // a crash: the shard's worker terminated while updates are in flight (as when the tab is
+  // killed), on each durable backend, with the outbox recording; after reopening, every
+  // acknowledged update is there and the outbox holds exactly what the shard holds
+  for (const storage of ['opfs', 'idb']) {
+    const cname = name + '-crash-' + storage;
+    const w = new Worker('/pkg/worker.js', { type: 'module' });
+    let next = 1;
+    const waiting = new Map();
+    w.onmessage = (e) => {
+      const p = waiting.get(e.data.id);
+      waiting.delete(e.data.id);
+      if (p) p(e.data);
+    };
+    const call = (op, args) => new Promise((res) => { const id = next++; waiting.set(id, res); w.postMessage({ id, op, args }); });
+    const opened = await call('open', { storage, name: cname, config, outbox: { url: 'http://127.0.0.1:9', collection: 'c', auto: false } });
+    if (!opened.ok) throw new Error('crash test open: ' + JSON.stringify(opened.error));
+    // up to 8 updates in flight; the worker dies with some of them applied, some not
+    const acked = [];
+    let sent = 0;
+    while (acked.length < 60) {
+      while (sent - acked.length < 8) {
+        const i = sent++;
+        call('update', { command: 'upsert', body: { points: [{ id: i, vector: { v: [i, 1, 0, 0] } }] } }).then((r) => { if (r.ok) acked.push(i); });
+      }
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    w.terminate();
+    let s2;
+    for (let k = 0; ; k++) {
+      // the dead worker's lock and handles are released by the browser, not always at once
+      try { s2 = await EdgeShard.open({ storage, name: cname }); break; } catch (e) { if (k > 50 || e.code !== 'io') throw e; await new Promise((r) => setTimeout(r, 100)); }
+    }
+    const ids = (await s2.scroll({ limit: 1000 })).points.map((p) => p.id);
+    const pending = (await s2.outboxPending({ max: 1000 })).map((e) => e.body.points[0].id);
+    out['crash_' + storage] = { acked: acked.length, sent, lost: acked.filter((i) => !ids.includes(i)), held: ids.length, outboxEqual: JSON.stringify(pending) === JSON.stringify(ids) };
+    await s2.close();
+    await EdgeShard.destroy({ storage, name: cname });
+  }
   out.missing = await EdgeShard.open({ storage: 'idb', name: name + '-missing' }).then(() => 'resolved', (e) => e.code);
   await EdgeShard.destroy({ storage: 'idb', name: name + '-missing' });
 
@@ -139,7 +177,7 @@ async function wd(base, method, path, body) {
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
-test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors, streamed restore, restoreFromServer into OPFS', async (t) => {
+test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors, a worker killed mid-update, streamed restore, restoreFromServer into OPFS', async (t) => {
   const driver = findChromedriver();
   if (!driver) {
     t.skip('no chromedriver (set CHROMEDRIVER); scripts/setup.sh installs Debian chromium-driver');
@@ -187,6 +225,13 @@ test('browser entry in headless Chromium: Worker, OPFS, IndexedDB, typed errors,
     assert.deepEqual(out.reopenedPayload, { i: 0, x: 1 });
     assert.equal(out.opfsSecond, 'io');
     assert.equal(out.opfsReopened, 10);
+    for (const storage of ['opfs', 'idb']) {
+      const c = out['crash_' + storage];
+      assert.ok(c.acked >= 60, JSON.stringify(c));
+      assert.deepEqual(c.lost, [], `${storage}: acknowledged updates lost in a crash`);
+      assert.ok(c.held >= c.acked && c.held <= c.sent, JSON.stringify(c));
+      assert.equal(c.outboxEqual, true, `${storage}: the outbox holds what the shard holds`);
+    }
     assert.equal(out.missing, 'not_found');
     assert.ok(out.restoredPoints > 0);
     assert.equal(out.restoredReopened, out.restoredPoints);
