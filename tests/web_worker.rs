@@ -305,3 +305,35 @@ async fn outbox_survives(storage: &str) {
     s.close().await.unwrap();
     Shard::destroy(storage.into(), name).await.unwrap();
 }
+
+/// An IndexedDB commit that fails (its transaction aborted after the writes were issued, as a
+/// quota error would): the update is refused with `io`, the shard refuses every later call
+/// (reads included: memory holds what was not committed), closing still releases the writer
+/// lock, and a reopen finds exactly the acknowledged updates, in the shard and in the outbox.
+#[wasm_bindgen_test]
+async fn a_failed_indexeddb_commit_loses_nothing_acknowledged() {
+    let name = unique("idbfault");
+    let mut s = Shard::open("idb".into(), name.clone(), js(&config())).await.unwrap();
+    s.enable_outbox().await.unwrap();
+    s.update("upsert".into(), js(&points(20))).await.unwrap();
+    s.abort_next_commit();
+    let e = s.update("delete".into(), js(&json!({"points": [1, 2, 3]}))).await.unwrap_err();
+    assert_eq!(code(&e), "io");
+    assert_eq!(code(&s.read("count", JsValue::NULL).unwrap_err()), "io");
+    assert_eq!(code(&s.outbox_pending(10, 1e9).unwrap_err()), "io");
+    assert_eq!(code(&s.update("delete".into(), js(&json!({"points": [4]}))).await.unwrap_err()), "io");
+    assert_eq!(code(&s.close().await.unwrap_err()), "io");
+    let mut s = Shard::open("idb".into(), name.clone(), JsValue::NULL).await.unwrap();
+    assert_eq!(rust(s.read("count", js(&json!({"exact": true}))).unwrap())["count"], json!(20));
+    let pending = rust(s.outbox_pending(10, 1e9).unwrap());
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["command"], json!("upsert"));
+    // and it works again
+    s.update("delete".into(), js(&json!({"points": [1]}))).await.unwrap();
+    s.close().await.unwrap();
+    let mut s = Shard::open("idb".into(), name.clone(), JsValue::NULL).await.unwrap();
+    assert_eq!(rust(s.read("count", js(&json!({"exact": true}))).unwrap())["count"], json!(19));
+    assert_eq!(rust(s.outbox_status().unwrap())["pending"], json!(2));
+    s.close().await.unwrap();
+    Shard::destroy("idb".into(), name).await.unwrap();
+}

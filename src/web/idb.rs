@@ -119,6 +119,9 @@ pub struct IdbBackend {
     name: String,
     storage: MemoryStorage,
     failed: RefCell<Option<String>>,
+    /// Testing: abort the next commit's transaction (as a quota error or a crash would).
+    #[cfg(feature = "testing")]
+    abort_next: std::cell::Cell<bool>,
 }
 
 impl IdbBackend {
@@ -182,7 +185,14 @@ impl IdbBackend {
                 MemoryStorage::from_image(namespace, page_list, image.next_id).map_err(|e| e.to_string())?
             }
         };
-        Ok(IdbBackend { db, name: name.to_string(), storage, failed: RefCell::new(None) })
+        Ok(IdbBackend {
+            db,
+            name: name.to_string(),
+            storage,
+            failed: RefCell::new(None),
+            #[cfg(feature = "testing")]
+            abort_next: std::cell::Cell::new(false),
+        })
     }
 
     /// The in-memory storage the engine works on.
@@ -252,8 +262,18 @@ impl IdbBackend {
                 .map_err(|e| js_err("key range", e))?;
             pages.delete(&range).map_err(|e| js_err("write", e))?;
         }
+        #[cfg(feature = "testing")]
+        if self.abort_next.replace(false) {
+            tx.abort().map_err(|e| js_err("abort", e))?;
+        }
         JsFuture::from(done).await.map_err(|e| js_err("commit", e))?;
         Ok(())
+    }
+
+    /// Testing: make the next commit fail by aborting its transaction after its writes.
+    #[cfg(feature = "testing")]
+    pub fn abort_next_commit(&self) {
+        self.abort_next.set(true);
     }
 
     /// Close the connection (the data stays).

@@ -121,6 +121,17 @@ impl Backend {
         }
     }
 
+    /// Refuse calls after a failed IndexedDB commit: memory may hold what was not committed.
+    fn check(&self) -> Result<(), JsValue> {
+        match self {
+            Backend::Idb(b) => match b.failure() {
+                Some(f) => Err(io_error(format!("an earlier IndexedDB commit failed, reopen the shard: {f}"))),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
     async fn commit(&self) -> Result<(), JsValue> {
         match self {
             Backend::Memory | Backend::Opfs(_) | Backend::NodeFs(_) => Ok(()),
@@ -269,6 +280,7 @@ impl Shard {
     /// A read: `info`, `query`, `query_batch`, `search`, `scroll`, `count`, `facet`,
     /// `retrieve`, with the REST body; returns the REST `result`.
     pub fn read(&self, command: &str, body: JsValue) -> Result<JsValue, JsValue> {
+        self.backend.check()?;
         let body = from_js(body)?;
         let out = dispatch(self.shard()?, command, &body).map_err(to_js)?;
         to_js_value(&out)
@@ -309,6 +321,8 @@ impl Shard {
     #[wasm_bindgen(js_name = outboxPending)]
     pub fn outbox_pending(&self, max: u32, max_bytes: f64) -> Result<JsValue, JsValue> {
         self.shard()?;
+        // never hand out an entry IndexedDB may not have committed
+        self.backend.check()?;
         let entries = match &self.outbox {
             Some(ob) => ob.pending(max as usize, max_bytes.max(0.0) as u64).map_err(to_js)?,
             None => Vec::new(),
@@ -329,6 +343,16 @@ impl Shard {
         let ob = self.outbox.as_mut().ok_or_else(|| js_error("invalid_argument", "the outbox is not enabled"))?;
         ob.ack(seq as u64).map_err(to_js)?;
         self.backend.commit().await
+    }
+
+    /// Testing: make the next IndexedDB commit fail (its transaction is aborted after the
+    /// writes were issued).
+    #[cfg(feature = "testing")]
+    #[wasm_bindgen(js_name = abortNextCommit)]
+    pub fn abort_next_commit(&self) {
+        if let Backend::Idb(b) = &self.backend.backend {
+            b.abort_next_commit();
+        }
     }
 
     /// `{enabled, pending, acked}` of the outbox.
