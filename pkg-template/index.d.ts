@@ -80,8 +80,11 @@ export interface EdgeConfig {
 
 // ---------------------------------------------------------------- points
 
-/** An unsigned integer or a UUID string. */
-export type ExtendedPointId = number | string;
+/**
+ * An unsigned integer or a UUID string. Unsigned integer ids past `Number.MAX_SAFE_INTEGER` (2^53 - 1) are `bigint`s in results, and
+ * may be given as `bigint`s in requests (so are other integers past 2^53, e.g. in payloads).
+ */
+export type ExtendedPointId = number | bigint | string;
 export type Payload = { [key: string]: unknown };
 
 export interface SparseVector {

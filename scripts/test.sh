@@ -20,6 +20,8 @@ for gen in tests/corpus/generate.py tests/corpus/make_wal_shards.py tests/corpus
   if [ -f "$gen" ]; then "$PY" "$gen" --out "$QEW_CORPUS"; fi
 done
 "$PY" tests/corpus/make_snapshots.py --out "$QEW_CORPUS/snapshots"
+# a subset of it for the browser test (tests/web_corpus.rs embeds it)
+"$PY" tests/corpus/web_bundle.py --corpus "$QEW_CORPUS"
 
 echo "== native tests"
 cargo test --workspace --all-features --release
@@ -43,7 +45,7 @@ cargo build --release -p wasi-demo --target wasm32-wasip1
 
 echo "== browser bindings: Node, and headless Chromium in a dedicated worker (OPFS, IndexedDB)"
 CHROMEDRIVER=$(command -v chromedriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
-  cargo test --release --target wasm32-unknown-unknown --features testing --test web_node --test web_worker
+  cargo test --release --target wasm32-unknown-unknown --features testing --test web_node --test web_worker --test web_corpus
 
 echo "== npm package: build (wasm-bindgen, wasm-opt), Node tests, the Worker facade in headless Chromium"
 bash scripts/test-npm.sh

@@ -139,3 +139,36 @@ async fn shard_on_node_fs_survives_close_and_reopen() {
     assert!(!exists(&dir));
     rmrf(&base);
 }
+
+/// u64 ids and integers past 2^53 cross the boundary as `BigInt`s, both ways, without losing
+/// digits; smaller integers stay numbers; a payload key `__proto__` stays an own key.
+#[wasm_bindgen_test]
+async fn large_integers_are_bigints_and_proto_keys_stay_data() {
+    use qdrant_edge_wasm::web::json_to_js;
+    let cfg = json!({"vectors": {"v": {"size": 2, "distance": "Dot"}}});
+    let mut s = Shard::open("memory".into(), "big".into(), js(&cfg)).await.unwrap();
+    let body = json!({"points": [
+        {"id": u64::MAX, "vector": {"v": [1.0, 0.0]}, "payload": {"big": 9007199254740993u64, "neg": -9007199254740993i64, "small": 7, "__proto__": {"polluted": true}}},
+        {"id": 3, "vector": {"v": [0.0, 1.0]}}
+    ]});
+    let req = json_to_js(&body);
+    let id = Reflect::get(&js_sys::Array::from(&Reflect::get(&req, &"points".into()).unwrap()).get(0), &"id".into())
+        .unwrap();
+    assert!(id.is_bigint(), "u64::MAX is sent as a BigInt");
+    s.update("upsert".into(), req).await.unwrap();
+    let got = s.read("retrieve", json_to_js(&json!({"ids": [u64::MAX, 3], "with_payload": true}))).unwrap();
+    let first = js_sys::Array::from(&got).get(0);
+    assert!(Reflect::get(&first, &"id".into()).unwrap().is_bigint());
+    let payload = Reflect::get(&first, &"payload".into()).unwrap();
+    assert!(Reflect::get(&payload, &"big".into()).unwrap().is_bigint());
+    assert_eq!(Reflect::get(&payload, &"small".into()).unwrap().as_f64(), Some(7.0));
+    let own = js_sys::Object::get_own_property_descriptor(&js_sys::Object::from(payload.clone()), &"__proto__".into());
+    assert!(!own.is_undefined(), "__proto__ is an own data property");
+    assert!(Reflect::get(&payload, &"polluted".into()).unwrap().is_undefined(), "not the prototype");
+    let back = rust(got);
+    assert_eq!(back[0]["id"], json!(u64::MAX));
+    assert_eq!(back[0]["payload"]["big"], json!(9007199254740993u64));
+    assert_eq!(back[0]["payload"]["neg"], json!(-9007199254740993i64));
+    assert_eq!(back[1]["id"], json!(3));
+    s.close().await.unwrap();
+}

@@ -21,7 +21,6 @@ pub mod opfs;
 use std::sync::Arc;
 
 use js_sys::{Reflect, Uint8Array};
-use serde::Serialize;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
@@ -66,8 +65,68 @@ fn from_js(v: JsValue) -> Result<Value, JsValue> {
 }
 
 fn to_js_value(v: &Value) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error("internal", &format!("response: {e}")))
+    Ok(json_to_js(v))
+}
+
+/// Largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A JSON value as plain JS values (objects, arrays, numbers, strings). Integers beyond
+/// `Number.MAX_SAFE_INTEGER` (u64 point ids, large payload integers) become `BigInt`s instead of
+/// losing digits; requests may use `BigInt`s the same way.
+pub fn json_to_js(v: &Value) -> JsValue {
+    match v {
+        Value::Null => JsValue::NULL,
+        Value::Bool(b) => JsValue::from_bool(*b),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                if u <= MAX_SAFE_INTEGER {
+                    JsValue::from_f64(u as f64)
+                } else {
+                    js_sys::BigInt::from(u).into()
+                }
+            } else if let Some(i) = n.as_i64() {
+                if i.unsigned_abs() <= MAX_SAFE_INTEGER {
+                    JsValue::from_f64(i as f64)
+                } else {
+                    js_sys::BigInt::from(i).into()
+                }
+            } else {
+                JsValue::from_f64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => JsValue::from_str(s),
+        Value::Array(a) => {
+            let arr = js_sys::Array::new_with_length(a.len() as u32);
+            for (i, x) in a.iter().enumerate() {
+                arr.set(i as u32, json_to_js(x));
+            }
+            arr.into()
+        }
+        Value::Object(o) => {
+            let obj = js_sys::Object::new();
+            for (k, x) in o {
+                let key = JsValue::from_str(k);
+                let value = json_to_js(x);
+                if k == "__proto__" {
+                    // an own property named __proto__, not the object's prototype
+                    let d = js_sys::Object::new();
+                    for (f, fv) in [
+                        ("value", value),
+                        ("writable", true.into()),
+                        ("enumerable", true.into()),
+                        ("configurable", true.into()),
+                    ] {
+                        let _ = Reflect::set(&d, &f.into(), &fv);
+                    }
+                    let _ = Reflect::define_property(&obj, &key, &d);
+                } else {
+                    let _ = Reflect::set(&obj, &key, &value);
+                }
+            }
+            obj.into()
+        }
+    }
 }
 
 enum Backend {
