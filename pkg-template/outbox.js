@@ -52,6 +52,12 @@ export function restRequest(collection, entries) {
   };
 }
 
+/** JSON text of a request body; `BigInt`s (integers past 2^53, e.g. u64 ids) as plain digits. */
+export function toJson(value) {
+  const text = JSON.stringify(value, (_, x) => (typeof x === 'bigint' ? `\u0000bigint:${x}\u0000` : x));
+  return text.replace(/"\\u0000bigint:(-?\d+)\\u0000"/g, '$1');
+}
+
 /** The longest prefix of `entries` that goes in one request. */
 function firstRun(entries, batchSize) {
   if (!POINT_OPS.has(entries[0].command)) return entries.slice(0, 1);
@@ -102,7 +108,7 @@ export function createSender(handle) {
       res = await fetch(remote.url.replace(/\/+$/, '') + path, {
         method,
         headers,
-        body: body === null ? undefined : JSON.stringify(body),
+        body: body === null ? undefined : toJson(body),
         signal: inflight.signal,
       });
     } catch (e) {

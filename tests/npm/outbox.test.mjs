@@ -203,3 +203,37 @@ test('outbox: background sending, a refused entry is reported and skipped, a bad
     await srv.close();
   }
 });
+
+test('outbox: u64 ids past 2^53 are BigInts locally and exact digits on the wire', async () => {
+  const { EdgeShard } = await load();
+  const bodies = [];
+  const server = createServer(async (req, res) => {
+    let raw = '';
+    for await (const c of req) raw += c;
+    bodies.push(raw);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"status":"ok","result":[]}');
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const local = await EdgeShard.open({
+    storage: 'memory',
+    name: 'big',
+    config,
+    outbox: { url: `http://127.0.0.1:${server.address().port}`, collection: 'c', auto: false },
+  });
+  try {
+    const id = 18446744073709551615n;
+    await local.upsert({ points: [{ id, vector: { v: [1, 2, 3, 4] }, payload: { n: 9007199254740993n, m: 5 } }] });
+    const [p] = await local.retrieve({ ids: [id], with_payload: true });
+    assert.equal(p.id, id);
+    assert.equal(p.payload.n, 9007199254740993n);
+    assert.equal(p.payload.m, 5);
+    await local.syncOutbox();
+    assert.equal(bodies.length, 1);
+    assert.match(bodies[0], /"id":18446744073709551615,/);
+    assert.match(bodies[0], /"n":9007199254740993,/);
+  } finally {
+    await local.close();
+    await new Promise((r) => server.close(r));
+  }
+});
