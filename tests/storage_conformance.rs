@@ -42,3 +42,11 @@ fn fs_backend_conforms() {
     .unwrap();
     assert_eq!(passed.len(), conformance::checks::<FsStorage>().len());
 }
+
+/// The explicit SIMD distance kernels of this target (simd128 under WASI, SSE2 natively) equal
+/// their scalar references (`spaces::simd::check_against_scalar`).
+#[test]
+fn simd_kernels_equal_the_scalar_references() {
+    let n = qdrant_edge_wasm::spaces::simd::check_against_scalar().unwrap();
+    assert!(n > 1500, "{n} checks");
+}

@@ -172,3 +172,12 @@ async fn large_integers_are_bigints_and_proto_keys_stay_data() {
     assert_eq!(back[1]["id"], json!(3));
     s.close().await.unwrap();
 }
+
+/// The simd128 distance kernels (this is a wasm32 build with +simd128) equal their scalar
+/// references, f32 bit for bit.
+#[wasm_bindgen_test]
+fn simd128_kernels_equal_the_scalar_references() {
+    assert!(cfg!(target_feature = "simd128"), "wasm builds enable simd128 (.cargo/config.toml)");
+    let n = qdrant_edge_wasm::spaces::simd::check_against_scalar().unwrap();
+    assert!(n > 1500, "{n} checks");
+}

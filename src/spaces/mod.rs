@@ -19,7 +19,10 @@
 //! converted to the storage datatype ([`QueryVector::new`]): f16 rounds to nearest, u8 uses
 //! Rust's saturating `as u8` (NaN → 0, negatives → 0, fractions truncated).
 
+pub mod simd;
+
 use half::f16;
+use simd::{F32Op, U8Op};
 
 use crate::error::Error;
 use crate::types::{Datatype, Distance, SparseVector};
@@ -142,32 +145,13 @@ pub fn score(distance: Distance, datatype: Datatype, query: &[f32], row: RowRef)
     score_row(distance, &QueryVector::new(distance, datatype, query)?, row)
 }
 
-/// f32 kernels over raw little-endian row bytes with eight independent accumulators, so the
-/// compiler can keep them in SIMD registers (SSE/AVX natively, simd128 on wasm) instead of
-/// serialising on one running sum. Lengths are checked by the caller.
+/// f32 kernels over raw little-endian row bytes ([`simd::f32_sum`]: explicit simd128 / SSE2,
+/// bit-identical to its scalar reference). Lengths are checked by the caller.
 fn f32_kernel(distance: Distance, q: &[f32], b: &[u8]) -> f32 {
-    #[inline(always)]
-    fn run(q: &[f32], b: &[u8], f: impl Fn(f32, f32) -> f32) -> f32 {
-        let mut acc = [0.0f32; 8];
-        let qc = q.chunks_exact(8);
-        let bc = b.chunks_exact(32);
-        let (qr, br) = (qc.remainder(), bc.remainder());
-        for (qq, bb) in qc.zip(bc) {
-            for j in 0..8 {
-                let v = f32::from_le_bytes([bb[4 * j], bb[4 * j + 1], bb[4 * j + 2], bb[4 * j + 3]]);
-                acc[j] += f(qq[j], v);
-            }
-        }
-        let mut tail = 0.0f32;
-        for (x, c) in qr.iter().zip(br.chunks_exact(4)) {
-            tail += f(*x, f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        }
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-    }
     match distance {
-        Distance::Cosine | Distance::Dot => run(q, b, |a, v| a * v),
-        Distance::Euclid => -run(q, b, |a, v| (a - v) * (a - v)),
-        Distance::Manhattan => -run(q, b, |a, v| (a - v).abs()),
+        Distance::Cosine | Distance::Dot => simd::f32_sum(F32Op::Dot, q, b),
+        Distance::Euclid => -simd::f32_sum(F32Op::L2, q, b),
+        Distance::Manhattan => -simd::f32_sum(F32Op::L1, q, b),
     }
 }
 
@@ -180,40 +164,19 @@ fn float_kernel(distance: Distance, pairs: impl Iterator<Item = (f32, f32)>) -> 
     }
 }
 
+/// u8 kernels: exact `i32` sums (wrapping, as Qdrant's release build) from [`simd::u8_sum`].
 fn byte_kernel(distance: Distance, q: &[u8], v: &[u8]) -> f32 {
-    let mut acc: i32 = 0;
     match distance {
-        Distance::Dot => {
-            for (&a, &b) in q.iter().zip(v) {
-                acc = acc.wrapping_add(i32::from(a) * i32::from(b));
-            }
-            acc as f32
-        }
+        Distance::Dot => simd::u8_sum(U8Op::Dot, q, v) as f32,
         Distance::Cosine => {
-            let (mut n1, mut n2): (i32, i32) = (0, 0);
-            for (&a, &b) in q.iter().zip(v) {
-                acc = acc.wrapping_add(i32::from(a) * i32::from(b));
-                n1 = n1.wrapping_add(i32::from(a) * i32::from(a));
-                n2 = n2.wrapping_add(i32::from(b) * i32::from(b));
-            }
+            let (n1, n2) = (simd::u8_sum(U8Op::Dot, q, q), simd::u8_sum(U8Op::Dot, v, v));
             if n1 == 0 || n2 == 0 {
                 return 0.0;
             }
-            acc as f32 / (n1 as f32 * n2 as f32).sqrt()
+            simd::u8_sum(U8Op::Dot, q, v) as f32 / (n1 as f32 * n2 as f32).sqrt()
         }
-        Distance::Euclid => {
-            for (&a, &b) in q.iter().zip(v) {
-                let d = i32::from(a) - i32::from(b);
-                acc = acc.wrapping_add(d * d);
-            }
-            -(acc as f32)
-        }
-        Distance::Manhattan => {
-            for (&a, &b) in q.iter().zip(v) {
-                acc = acc.wrapping_add((i32::from(a) - i32::from(b)).abs());
-            }
-            -(acc as f32)
-        }
+        Distance::Euclid => -(simd::u8_sum(U8Op::L2, q, v) as f32),
+        Distance::Manhattan => -(simd::u8_sum(U8Op::L1, q, v) as f32),
     }
 }
 

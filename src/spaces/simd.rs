@@ -1,0 +1,387 @@
+//! Explicit SIMD distance kernels: wasm `simd128` (every wasm build enables it, see
+//! `.cargo/config.toml`) and x86-64 SSE2 (always present on x86-64), with scalar references
+//! that other targets use and that the tests compare against.
+//!
+//! **Same bits as the scalar reference.** The f32 kernels keep the scalar reference's eight
+//! accumulators as two 4-lane vectors (lane `j` of the first is accumulator `j`, of the second
+//! `4 + j`), multiply and add separately (no fused multiply-add), and reduce in the reference's
+//! order, so a SIMD build scores exactly as the scalar one: rankings and ties never depend on the
+//! target. The u8 kernels sum exactly in 32-bit integers, wrapping as the reference does, so
+//! any order gives the same result.
+//!
+//! f32 rows are raw little-endian bytes (unaligned loads); both targets are little-endian.
+
+/// What an f32 kernel sums per element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum F32Op {
+    /// `q·v`
+    Dot,
+    /// `(q−v)²`
+    L2,
+    /// `|q−v|`
+    L1,
+}
+
+/// What a u8 kernel sums per element (in `i32`, wrapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum U8Op {
+    /// `q·v`
+    Dot,
+    /// `(q−v)²`
+    L2,
+    /// `|q−v|`
+    L1,
+}
+
+/// Σ op(q[i], row[i]) over an f32 query and a row of little-endian f32 bytes
+/// (`b.len() == 4 * q.len()`, checked by the caller).
+#[inline]
+pub fn f32_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+    debug_assert_eq!(b.len(), 4 * q.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm::f32_sum(op, q, b)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { x86::f32_sum(op, q, b) }
+    }
+    #[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
+    {
+        f32_sum_scalar(op, q, b)
+    }
+}
+
+/// Σ op(q[i], v[i]) over two u8 vectors of equal length, in `i32` with wrapping.
+#[inline]
+pub fn u8_sum(op: U8Op, q: &[u8], v: &[u8]) -> i32 {
+    debug_assert_eq!(q.len(), v.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm::u8_sum(op, q, v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { x86::u8_sum(op, q, v) }
+    }
+    #[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
+    {
+        u8_sum_scalar(op, q, v)
+    }
+}
+
+#[inline(always)]
+fn f32_op(op: F32Op, a: f32, v: f32) -> f32 {
+    match op {
+        F32Op::Dot => a * v,
+        F32Op::L2 => (a - v) * (a - v),
+        F32Op::L1 => (a - v).abs(),
+    }
+}
+
+#[inline(always)]
+fn f32_at(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// The scalar reference: eight independent accumulators over blocks of eight elements, reduced
+/// as `((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7))`, then the tail summed left to right and added.
+pub fn f32_sum_scalar(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let blocks = q.len() / 8;
+    for k in 0..blocks {
+        for j in 0..8 {
+            let i = 8 * k + j;
+            acc[j] += f32_op(op, q[i], f32_at(b, i));
+        }
+    }
+    let mut tail = 0.0f32;
+    for i in 8 * blocks..q.len() {
+        tail += f32_op(op, q[i], f32_at(b, i));
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The scalar reference of [`u8_sum`].
+pub fn u8_sum_scalar(op: U8Op, q: &[u8], v: &[u8]) -> i32 {
+    let mut acc: i32 = 0;
+    for (&a, &b) in q.iter().zip(v) {
+        let (a, b) = (i32::from(a), i32::from(b));
+        acc = acc.wrapping_add(match op {
+            U8Op::Dot => a * b,
+            U8Op::L2 => (a - b) * (a - b),
+            U8Op::L1 => (a - b).abs(),
+        });
+    }
+    acc
+}
+
+/// The tail of an f32 sum (elements from `from`), left to right.
+#[inline(always)]
+fn f32_tail(op: F32Op, q: &[f32], b: &[u8], from: usize) -> f32 {
+    let mut tail = 0.0f32;
+    for i in from..q.len() {
+        tail += f32_op(op, q[i], f32_at(b, i));
+    }
+    tail
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use core::arch::wasm32::*;
+
+    use super::{f32_tail, u8_sum_scalar, F32Op, U8Op};
+
+    #[inline(always)]
+    fn step(op: F32Op, qv: v128, bv: v128) -> v128 {
+        match op {
+            F32Op::Dot => f32x4_mul(qv, bv),
+            F32Op::L2 => {
+                let d = f32x4_sub(qv, bv);
+                f32x4_mul(d, d)
+            }
+            F32Op::L1 => f32x4_abs(f32x4_sub(qv, bv)),
+        }
+    }
+
+    pub fn f32_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        let blocks = q.len() / 8;
+        let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let (qp, bp) = (q.as_ptr(), b.as_ptr());
+        for k in 0..blocks {
+            // SAFETY: element 8k+7 < q.len() and byte 32k+31 < b.len() = 4·q.len(); v128_load
+            // allows unaligned addresses.
+            unsafe {
+                let q0 = v128_load(qp.add(8 * k) as *const v128);
+                let q1 = v128_load(qp.add(8 * k + 4) as *const v128);
+                let b0 = v128_load(bp.add(32 * k) as *const v128);
+                let b1 = v128_load(bp.add(32 * k + 16) as *const v128);
+                lo = f32x4_add(lo, step(op, q0, b0));
+                hi = f32x4_add(hi, step(op, q1, b1));
+            }
+        }
+        let s = f32x4_add(lo, hi);
+        let (s0, s1, s2, s3) = (
+            f32x4_extract_lane::<0>(s),
+            f32x4_extract_lane::<1>(s),
+            f32x4_extract_lane::<2>(s),
+            f32x4_extract_lane::<3>(s),
+        );
+        ((s0 + s1) + (s2 + s3)) + f32_tail(op, q, b, 8 * blocks)
+    }
+
+    pub fn u8_sum(op: U8Op, q: &[u8], v: &[u8]) -> i32 {
+        let blocks = q.len() / 16;
+        let mut acc = i32x4_splat(0);
+        let (qp, vp) = (q.as_ptr(), v.as_ptr());
+        for k in 0..blocks {
+            // SAFETY: byte 16k+15 < len for both slices; unaligned loads are allowed.
+            let (a, b) =
+                unsafe { (v128_load(qp.add(16 * k) as *const v128), v128_load(vp.add(16 * k) as *const v128)) };
+            let part = match op {
+                U8Op::Dot => {
+                    // u8·u8 ≤ 65025 fits u16; pairs of u16 widen into u32 lanes
+                    let lo = u16x8_extmul_low_u8x16(a, b);
+                    let hi = u16x8_extmul_high_u8x16(a, b);
+                    i32x4_add(u32x4_extadd_pairwise_u16x8(lo), u32x4_extadd_pairwise_u16x8(hi))
+                }
+                U8Op::L2 => {
+                    let d = v128_or(u8x16_sub_sat(a, b), u8x16_sub_sat(b, a));
+                    let lo = u16x8_extmul_low_u8x16(d, d);
+                    let hi = u16x8_extmul_high_u8x16(d, d);
+                    i32x4_add(u32x4_extadd_pairwise_u16x8(lo), u32x4_extadd_pairwise_u16x8(hi))
+                }
+                U8Op::L1 => {
+                    let d = v128_or(u8x16_sub_sat(a, b), u8x16_sub_sat(b, a));
+                    u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(d))
+                }
+            };
+            acc = i32x4_add(acc, part);
+        }
+        let lanes = i32x4_extract_lane::<0>(acc)
+            .wrapping_add(i32x4_extract_lane::<1>(acc))
+            .wrapping_add(i32x4_extract_lane::<2>(acc))
+            .wrapping_add(i32x4_extract_lane::<3>(acc));
+        let from = 16 * blocks;
+        lanes.wrapping_add(u8_sum_scalar(op, &q[from..], &v[from..]))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    use super::{f32_tail, u8_sum_scalar, F32Op, U8Op};
+
+    #[inline(always)]
+    unsafe fn step(op: F32Op, qv: __m128, bv: __m128) -> __m128 {
+        match op {
+            F32Op::Dot => _mm_mul_ps(qv, bv),
+            F32Op::L2 => {
+                let d = _mm_sub_ps(qv, bv);
+                _mm_mul_ps(d, d)
+            }
+            // clear the sign bit
+            F32Op::L1 => _mm_andnot_ps(_mm_set1_ps(-0.0), _mm_sub_ps(qv, bv)),
+        }
+    }
+
+    /// # Safety
+    /// Needs SSE2 (x86-64 baseline); `b.len() == 4 * q.len()`.
+    pub unsafe fn f32_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        let blocks = q.len() / 8;
+        let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
+        let (qp, bp) = (q.as_ptr(), b.as_ptr());
+        for k in 0..blocks {
+            let q0 = _mm_loadu_ps(qp.add(8 * k));
+            let q1 = _mm_loadu_ps(qp.add(8 * k + 4));
+            let b0 = _mm_loadu_ps(bp.add(32 * k) as *const f32);
+            let b1 = _mm_loadu_ps(bp.add(32 * k + 16) as *const f32);
+            lo = _mm_add_ps(lo, step(op, q0, b0));
+            hi = _mm_add_ps(hi, step(op, q1, b1));
+        }
+        let mut s = [0.0f32; 4];
+        _mm_storeu_ps(s.as_mut_ptr(), _mm_add_ps(lo, hi));
+        ((s[0] + s[1]) + (s[2] + s[3])) + f32_tail(op, q, b, 8 * blocks)
+    }
+
+    /// # Safety
+    /// Needs SSE2 (x86-64 baseline); `q.len() == v.len()`.
+    pub unsafe fn u8_sum(op: U8Op, q: &[u8], v: &[u8]) -> i32 {
+        let blocks = q.len() / 16;
+        let zero = _mm_setzero_si128();
+        let mut acc = _mm_setzero_si128();
+        let (qp, vp) = (q.as_ptr(), v.as_ptr());
+        for k in 0..blocks {
+            let a = _mm_loadu_si128(qp.add(16 * k) as *const __m128i);
+            let b = _mm_loadu_si128(vp.add(16 * k) as *const __m128i);
+            let part = match op {
+                U8Op::Dot => {
+                    // widen to i16 (0..=255), multiply pairs and add them into i32 lanes
+                    let (al, ah) = (_mm_unpacklo_epi8(a, zero), _mm_unpackhi_epi8(a, zero));
+                    let (bl, bh) = (_mm_unpacklo_epi8(b, zero), _mm_unpackhi_epi8(b, zero));
+                    _mm_add_epi32(_mm_madd_epi16(al, bl), _mm_madd_epi16(ah, bh))
+                }
+                U8Op::L2 => {
+                    let d = _mm_or_si128(_mm_subs_epu8(a, b), _mm_subs_epu8(b, a));
+                    let (dl, dh) = (_mm_unpacklo_epi8(d, zero), _mm_unpackhi_epi8(d, zero));
+                    _mm_add_epi32(_mm_madd_epi16(dl, dl), _mm_madd_epi16(dh, dh))
+                }
+                // sums of absolute differences: two u64 lanes (each < 2^12)
+                U8Op::L1 => _mm_sad_epu8(a, b),
+            };
+            acc = _mm_add_epi32(acc, part);
+        }
+        let mut lanes = [0i32; 4];
+        _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, acc);
+        let from = 16 * blocks;
+        lanes[0].wrapping_add(lanes[1]).wrapping_add(lanes[2]).wrapping_add(lanes[3]).wrapping_add(u8_sum_scalar(
+            op,
+            &q[from..],
+            &v[from..],
+        ))
+    }
+}
+
+/// Compare every kernel with its scalar reference on generated inputs (lengths 0–79 and
+/// typical dimensions, mixed signs, zeros, subnormals, NaN, unaligned rows, u8 extremes that
+/// wrap `i32`): f32 bit for bit, u8 exactly. Returns how many comparisons passed. Run by the
+/// native unit tests, under WASI (`tests/storage_conformance.rs`) and under Node
+/// (`tests/web_node.rs`), so each target's SIMD code is checked where it runs.
+pub fn check_against_scalar() -> Result<usize, String> {
+    let mut checks = 0;
+    let mut ensure = |ok: bool, what: String| -> Result<(), String> {
+        if ok {
+            checks += 1;
+            Ok(())
+        } else {
+            Err(what)
+        }
+    };
+    for n in (0..80).chain([383, 384, 385, 1536]) {
+        for seed in 0..4 {
+            let q = gen_f32(n, seed);
+            let b: Vec<u8> = gen_f32(n, seed + 100).iter().flat_map(|x| x.to_le_bytes()).collect();
+            for op in [F32Op::Dot, F32Op::L2, F32Op::L1] {
+                let (fast, slow) = (f32_sum(op, &q, &b), f32_sum_scalar(op, &q, &b));
+                ensure(fast.to_bits() == slow.to_bits(), format!("f32 {op:?} n={n} seed={seed}: {fast} vs {slow}"))?;
+            }
+        }
+    }
+    // a row at an odd byte offset
+    let q = gen_f32(37, 9);
+    let mut raw = vec![0u8; 3];
+    raw.extend(gen_f32(37, 10).iter().flat_map(|x| x.to_le_bytes()));
+    let (fast, slow) = (f32_sum(F32Op::Dot, &q, &raw[3..]), f32_sum_scalar(F32Op::Dot, &q, &raw[3..]));
+    ensure(fast.to_bits() == slow.to_bits(), format!("f32 unaligned: {fast} vs {slow}"))?;
+    // NaN propagates
+    let mut q = gen_f32(24, 3);
+    q[5] = f32::NAN;
+    let b: Vec<u8> = gen_f32(24, 4).iter().flat_map(|x| x.to_le_bytes()).collect();
+    ensure(f32_sum(F32Op::L1, &q, &b).is_nan(), "f32 NaN".into())?;
+    for n in (0..70).chain([255, 256, 384, 4096, 70_000]) {
+        for seed in 0..3 {
+            let (q, v) = (gen_u8(n, seed), gen_u8(n, seed + 50));
+            for op in [U8Op::Dot, U8Op::L2, U8Op::L1] {
+                let (fast, slow) = (u8_sum(op, &q, &v), u8_sum_scalar(op, &q, &v));
+                ensure(fast == slow, format!("u8 {op:?} n={n} seed={seed}: {fast} vs {slow}"))?;
+            }
+        }
+    }
+    // the largest per-element terms, wrapping past i32
+    let n = 40_000;
+    let (a, z) = (vec![255u8; n], vec![0u8; n]);
+    for op in [U8Op::Dot, U8Op::L2, U8Op::L1] {
+        ensure(u8_sum(op, &a, &a) == u8_sum_scalar(op, &a, &a), format!("u8 {op:?} 255·255"))?;
+        ensure(u8_sum(op, &a, &z) == u8_sum_scalar(op, &a, &z), format!("u8 {op:?} 255·0"))?;
+    }
+    ensure(u8_sum_scalar(U8Op::Dot, &a, &a) == (65025i64 * n as i64) as i32, "u8 reference wraps as i32".into())?;
+    Ok(checks)
+}
+
+/// Deterministic values with mixed signs, magnitudes, zeros and subnormals.
+fn gen_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match i % 11 {
+                0 => 0.0,
+                1 => f32::from_bits((x as u32) & 0x007f_ffff),
+                _ => {
+                    ((x >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0) as f32
+                        * if i % 3 == 0 { 1e-3 } else { 1.0 }
+                }
+            }
+        })
+        .collect()
+}
+
+fn gen_u8(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match i % 7 {
+                0 => 0,
+                1 => 255,
+                _ => (x >> 24) as u8,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernels_equal_their_scalar_references() {
+        let n = super::check_against_scalar().unwrap();
+        assert!(n > 1500, "{n} checks");
+    }
+}
