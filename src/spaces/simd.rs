@@ -147,6 +147,16 @@ mod wasm {
     }
 
     pub fn f32_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        // one monomorphic loop per operation
+        match op {
+            F32Op::Dot => f32_loop(op, q, b, |x, y| step(F32Op::Dot, x, y)),
+            F32Op::L2 => f32_loop(op, q, b, |x, y| step(F32Op::L2, x, y)),
+            F32Op::L1 => f32_loop(op, q, b, |x, y| step(F32Op::L1, x, y)),
+        }
+    }
+
+    #[inline(always)]
+    fn f32_loop(op: F32Op, q: &[f32], b: &[u8], step: impl Fn(v128, v128) -> v128) -> f32 {
         let blocks = q.len() / 8;
         let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let (qp, bp) = (q.as_ptr(), b.as_ptr());
@@ -158,8 +168,8 @@ mod wasm {
                 let q1 = v128_load(qp.add(8 * k + 4) as *const v128);
                 let b0 = v128_load(bp.add(32 * k) as *const v128);
                 let b1 = v128_load(bp.add(32 * k + 16) as *const v128);
-                lo = f32x4_add(lo, step(op, q0, b0));
-                hi = f32x4_add(hi, step(op, q1, b1));
+                lo = f32x4_add(lo, step(q0, b0));
+                hi = f32x4_add(hi, step(q1, b1));
             }
         }
         let s = f32x4_add(lo, hi);
@@ -231,6 +241,16 @@ mod x86 {
     /// # Safety
     /// Needs SSE2 (x86-64 baseline); `b.len() == 4 * q.len()`.
     pub unsafe fn f32_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        // one monomorphic loop per operation
+        match op {
+            F32Op::Dot => f32_loop(op, q, b, |x, y| step(F32Op::Dot, x, y)),
+            F32Op::L2 => f32_loop(op, q, b, |x, y| step(F32Op::L2, x, y)),
+            F32Op::L1 => f32_loop(op, q, b, |x, y| step(F32Op::L1, x, y)),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn f32_loop(op: F32Op, q: &[f32], b: &[u8], step: impl Fn(__m128, __m128) -> __m128) -> f32 {
         let blocks = q.len() / 8;
         let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
         let (qp, bp) = (q.as_ptr(), b.as_ptr());
@@ -239,8 +259,8 @@ mod x86 {
             let q1 = _mm_loadu_ps(qp.add(8 * k + 4));
             let b0 = _mm_loadu_ps(bp.add(32 * k) as *const f32);
             let b1 = _mm_loadu_ps(bp.add(32 * k + 16) as *const f32);
-            lo = _mm_add_ps(lo, step(op, q0, b0));
-            hi = _mm_add_ps(hi, step(op, q1, b1));
+            lo = _mm_add_ps(lo, step(q0, b0));
+            hi = _mm_add_ps(hi, step(q1, b1));
         }
         let mut s = [0.0f32; 4];
         _mm_storeu_ps(s.as_mut_ptr(), _mm_add_ps(lo, hi));
