@@ -5,7 +5,7 @@ the Node package's "fs" storage and qdrant-edge-py 0.9.0, on the same generated 
 run. Writes the section "Browser backends" of BENCHMARKS.md.
 
     QEW_WASM=<built cdylib .wasm> bash scripts/build-npm.sh   # or plain scripts/build-npm.sh
-    .venv/bin/python benches/run_browser.py [--points 20000] [--dim 384] [--queries 200] [--runs 1]
+    .venv/bin/python benches/run_browser.py [--points 50000] [--dim 384] [--queries 200] [--runs 1]
 
 The dataset (target/bench/browser-<points>x<dim>/): standard-normal f32 vectors (seed 21), a
 payload {"n": i % 100, "cat": i % 10} derived from the id, and held-out standard-normal queries
@@ -203,7 +203,7 @@ def summary(r):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--points", type=int, default=20000)
+    ap.add_argument("--points", type=int, default=50000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256)
