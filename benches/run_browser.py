@@ -65,6 +65,7 @@ def ground_truth(vectors, queries, limit):
         s = sims if mask is None else np.where(mask[None, :], sims, -np.inf)
         top = np.argsort(-s, axis=1, kind="stable")[:, :limit]
         out[variant] = {"ids": top.tolist(), "scores": np.take_along_axis(s, top, axis=1).tolist()}
+    out["sims"] = sims  # the true score of any (query, id), to judge near-tie swaps
     return out
 
 
@@ -124,8 +125,9 @@ def run_node(work, data_dir):
     return json.load(open(out))
 
 
-def compare(ref, got):
-    """(identical, ties, errors) of `got` against `ref` ({ids, scores} per query)."""
+def compare(ref, got, sims):
+    """(identical, ties, errors) of `got` against `ref` ({ids, scores} per query); `sims[k, id]`
+    is the true score of id for query k."""
     same = ties = 0
     errors = []
     for k, (ri, rs, gi, gs) in enumerate(zip(ref["ids"], ref["scores"], got["ids"], got["scores"])):
@@ -136,12 +138,15 @@ def compare(ref, got):
         elif gi == ri:
             same += 1
         else:
-            # same scores position by position: only near-equal scores may trade places, and the
-            # ids that differ must all sit at scores within TOL of the cut (the 10th score)
+            # same scores position by position: only near-equal scores may trade places; every id
+            # must truly score what the engine said (within TOL), and ids that differ from the
+            # reference must all truly score within TOL of the cut (the 10th score)
             diff = set(gi) ^ set(ri)
             cut = rs[-1]
-            at_cut = all(abs(gs[gi.index(x)] - cut) <= TOL if x in gi else abs(rs[ri.index(x)] - cut) <= TOL for x in diff)
-            if at_cut:
+            n = sims.shape[1]
+            honest = all(0 <= x < n and abs(sims[k, x] - sc) <= TOL for x, sc in zip(gi, gs))
+            at_cut = all(0 <= x < n and abs(sims[k, x] - cut) <= TOL for x in diff)
+            if honest and at_cut:
                 ties += 1
             else:
                 errors.append(f"query {k}: ids {gi} vs {ri}")
@@ -186,7 +191,7 @@ def check(results, truth):
                 bad = [ids for ids in got["ids"] if any(int(i) % 10 != 3 for i in ids)]
                 if bad:
                     errors.append(f"{key} {variant}: ids outside the filter: {bad[:3]}")
-            same, ties, errs = compare(truth[variant], got)
+            same, ties, errs = compare(truth[variant], got, truth["sims"])
             lines.append((key, variant, same, ties))
             errors += [f"{key} {variant}: {e}" for e in errs[:5]]
     return lines, errors
