@@ -61,7 +61,9 @@ fn main() {
     let flush_s = t1.elapsed().as_secs_f64();
 
     let mut variants = serde_json::Map::new();
-    for (name, filter) in [("plain", Value::Null), ("filtered", json!({"must": [{"key": "cat", "match": {"value": 3}}]}))] {
+    for (name, filter) in
+        [("plain", Value::Null), ("filtered", json!({"must": [{"key": "cat", "match": {"value": 3}}]}))]
+    {
         let bodies: Vec<Value> = queries
             .chunks_exact(dim)
             .map(|q| {

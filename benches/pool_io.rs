@@ -50,7 +50,12 @@ impl Slot for Counting {
 }
 
 fn snap(c: &Counts) -> [u64; 4] {
-    [c.writes.load(Ordering::Relaxed), c.bytes.load(Ordering::Relaxed), c.flushes.load(Ordering::Relaxed), c.truncates.load(Ordering::Relaxed)]
+    [
+        c.writes.load(Ordering::Relaxed),
+        c.bytes.load(Ordering::Relaxed),
+        c.flushes.load(Ordering::Relaxed),
+        c.truncates.load(Ordering::Relaxed),
+    ]
 }
 
 fn delta(a: [u64; 4], b: [u64; 4]) -> Value {
@@ -65,7 +70,11 @@ fn main() {
     }
     let data_dir = std::path::Path::new(&args[0]);
     let meta: Value = serde_json::from_slice(&std::fs::read(data_dir.join("meta.json")).expect("meta.json")).unwrap();
-    let (n, dim, batch) = (meta["points"].as_u64().unwrap() as usize, meta["dim"].as_u64().unwrap() as usize, meta["batch"].as_u64().unwrap() as usize);
+    let (n, dim, batch) = (
+        meta["points"].as_u64().unwrap() as usize,
+        meta["dim"].as_u64().unwrap() as usize,
+        meta["batch"].as_u64().unwrap() as usize,
+    );
     let raw = std::fs::read(data_dir.join("vectors.f32")).unwrap();
     let vectors: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
 
