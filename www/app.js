@@ -66,9 +66,12 @@ function button(text, onclick) {
 // ------------------------------------------------------------------ open / restore
 
 async function openExisting() {
+  const t0 = performance.now();
   for (let attempt = 0; ; attempt++) {
     try {
-      return await EdgeShard.open({ storage, name: NAME });
+      const s = await EdgeShard.open({ storage, name: NAME });
+      document.body.dataset.open = `${attempt + 1} attempts, ${Math.round(performance.now() - t0)} ms`;
+      return s;
     } catch (e) {
       // a reload: the previous page's worker releases the shard's lock a moment later
       if (!(e instanceof QdrantEdgeError && e.code === 'io') || attempt >= 50) throw e;
@@ -106,7 +109,7 @@ async function start() {
   $('storage').textContent = storage;
   try {
     shard = await openExisting();
-    status('opened the stored shard');
+    status(`opened the stored shard (${document.body.dataset.open})`);
   } catch (e) {
     if (!(e instanceof QdrantEdgeError && e.code === 'not_found')) throw e;
     shard = await restoreSample();
