@@ -116,7 +116,10 @@ async function start() {
     status('restored the sample shard');
   }
   const remote = loadRemote();
-  if (remote && localStorage.getItem('qew-demo-outbox') === 'on') await shard.setOutboxRemote(remote);
+  if (remote && localStorage.getItem('qew-demo-outbox') === 'on') {
+    const apiKey = sessionStorage.getItem('qew-demo-key') ?? undefined;
+    await shard.setOutboxRemote({ url: remote.url, collection: remote.collection, apiKey });
+  }
   await refresh();
 }
 
@@ -149,7 +152,7 @@ async function showPage() {
 // ------------------------------------------------------------------ similar search
 
 /** The payload filter of the form (null: none). */
-export function formFilter() {
+function formFilter() {
   const must = [];
   const color = $('f-color').value;
   if (color) must.push({ key: 'color', match: { value: color } });
@@ -250,7 +253,9 @@ function formServer() {
     apiKey: $('s-key').value || undefined,
   };
   if (!server.url || !server.collection) throw new QdrantEdgeError('invalid_argument', 'enter the server URL and the collection');
+  // the key stays in this tab's session only
   localStorage.setItem('qew-demo-remote', JSON.stringify({ url: server.url, collection: server.collection, shard: server.shard }));
+  if (server.apiKey) sessionStorage.setItem('qew-demo-key', server.apiKey);
   return server;
 }
 const progressOut = ({ received, total }) => ($('s-out').textContent = `received ${received}${total ? ` of ${total}` : ''} bytes`);
@@ -261,8 +266,15 @@ const serverActions = {
     await shard?.close().catch(() => {});
     shard = null;
     await EdgeShard.destroy({ storage, name: NAME });
-    shard = await EdgeShard.restoreFromServer({ storage, name: NAME, ...server, onProgress: progressOut });
     pageOffsets = [undefined];
+    try {
+      shard = await EdgeShard.restoreFromServer({ storage, name: NAME, ...server, onProgress: progressOut });
+    } catch (e) {
+      // nothing is left under NAME after a failed restore: bring the sample back, then report
+      shard = await restoreSample();
+      await refresh();
+      throw e;
+    }
     $('s-out').textContent = 'restored from the server';
     await refresh();
   },
