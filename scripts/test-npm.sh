@@ -6,6 +6,8 @@
 # CHROMEDRIVER). The Vite fixture app (tests/npm/vite-app, tests/npm/vite.test.mjs) is installed
 # into target/npm/vite-app: pinned vite and playwright-core from npm (once), and the fresh tarball
 # (every run); playwright-core drives Debian's chromium (never a downloaded browser).
+# The demo PWA test (tests/npm/www.test.mjs) builds www/ into target/www (scripts/www.mjs) and
+# drives it with the same playwright-core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-npm.sh
