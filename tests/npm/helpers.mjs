@@ -58,3 +58,20 @@ export async function compareExactQueries(shard, expected) {
   assert.ok(compared >= 3, `only ${compared} exact queries compared`);
   return compared;
 }
+
+/** Debian's chromium, headless, through playwright-core's `chromium` (never a downloaded browser). */
+export function launchChromium(chromium, executablePath) {
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-quic'],
+  });
+}
+
+/** The console messages and errors of `page`, collected for failure messages. */
+export function pageLogs(page) {
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  return logs;
+}

@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import { copyFileSync, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, normalize, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { repo, fixtures, compareExactQueries } from './helpers.mjs';
+import { repo, fixtures, compareExactQueries, launchChromium, pageLogs } from './helpers.mjs';
 import { startMockQdrant } from './mock-qdrant.mjs';
 
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.css': 'text/css' };
@@ -64,16 +64,10 @@ test('Vite app in headless Chromium (playwright-core): OPFS shard survives a rel
     collections: { basic: { full: join(dir, 'full.snapshot'), partial: join(dir, 'partial1.snapshot'), manifest: null } },
   });
   const site = await serveStatic(dist);
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium(chromium, chromiumPath);
   try {
     const page = await browser.newPage();
-    const logs = [];
-    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    const logs = pageLogs(page);
     const origin = `http://127.0.0.1:${site.address().port}`;
     const ready = async () => {
       await page.waitForFunction(() => window.qewReady === true, null, { timeout: 30_000 });

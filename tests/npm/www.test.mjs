@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { repo } from './helpers.mjs';
+import { repo, launchChromium, pageLogs } from './helpers.mjs';
 import { build, serve } from '../../scripts/www.mjs';
 
 function findChromium() {
@@ -52,17 +52,11 @@ test('demo PWA: restores the sample, answers like the Node shard, keeps edits ac
 
   const { chromium } = await import(pathToFileURL(pw).href);
   const site = await serve(out);
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium(chromium, chromiumPath);
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
-    const logs = [];
-    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    const logs = pageLogs(page);
     const origin = `http://127.0.0.1:${site.address().port}`;
     const ready = async () => {
       try {
