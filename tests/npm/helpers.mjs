@@ -75,3 +75,13 @@ export function pageLogs(page) {
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
   return logs;
 }
+
+/** Debian's chromium (CHROMIUM overrides), or null. */
+export function findChromium() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}

@@ -9,38 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { copyFileSync, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve, normalize, extname } from 'node:path';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { repo, fixtures, compareExactQueries, launchChromium, pageLogs } from './helpers.mjs';
+import { repo, fixtures, compareExactQueries, launchChromium, pageLogs, findChromium } from './helpers.mjs';
 import { startMockQdrant } from './mock-qdrant.mjs';
-
-const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.css': 'text/css' };
-
-function findChromium() {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-/** A static server for the built app (what any static host does: files, with types). */
-function serveStatic(root) {
-  const server = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    const file = normalize(join(root, path === '/' ? 'index.html' : decodeURIComponent(path)));
-    if (file.startsWith(root) && existsSync(file) && statSync(file).isFile()) {
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-      return createReadStream(file).pipe(res);
-    }
-    res.writeHead(404);
-    res.end();
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
-}
+import { serve } from '../../scripts/www.mjs';
 
 test('Vite app in headless Chromium (playwright-core): OPFS shard survives a reload; restoreFromServer answers the server', async (t) => {
   const app = process.env.QEW_VITE_APP;
@@ -63,7 +37,7 @@ test('Vite app in headless Chromium (playwright-core): OPFS shard survives a rel
     apiKey: KEY,
     collections: { basic: { full: join(dir, 'full.snapshot'), partial: join(dir, 'partial1.snapshot'), manifest: null } },
   });
-  const site = await serveStatic(dist);
+  const site = await serve(dist);
   const browser = await launchChromium(chromium, chromiumPath);
   try {
     const page = await browser.newPage();

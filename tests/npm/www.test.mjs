@@ -9,21 +9,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { repo, launchChromium, pageLogs } from './helpers.mjs';
+import { repo, launchChromium, pageLogs, findChromium } from './helpers.mjs';
 import { build, serve } from '../../scripts/www.mjs';
-
-function findChromium() {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 test('demo PWA: restores the sample, answers like the Node shard, keeps edits across reloads, works offline', async (t) => {
   const app = process.env.QEW_VITE_APP ?? join(repo, 'target/npm/vite-app');
