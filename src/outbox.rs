@@ -162,7 +162,7 @@ impl Outbox {
             ob.file.read_at(at, &mut h)?;
             let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
             let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
-            if len < 17 || len > MAX_RECORD || at + 8 + len as u64 > size {
+            if !(17..=MAX_RECORD).contains(&len) || at + 8 + len as u64 > size {
                 break;
             }
             let mut body = vec![0u8; len as usize];
@@ -324,9 +324,7 @@ impl Outbox {
         self.append(&encode(KIND_ACK, seq, 0, &[]))?;
         self.acked = seq;
         self.pending.retain(|s| s.seq > seq);
-        if (self.pending.is_empty() && self.len > COMPACT_AT)
-            || (self.len > COMPACT_AT && self.pending.len() as u64 * 2 < self.entries_in_file)
-        {
+        if self.len > COMPACT_AT && (self.pending.is_empty() || self.pending.len() as u64 * 2 < self.entries_in_file) {
             self.compact()?;
         }
         Ok(())

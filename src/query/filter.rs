@@ -144,7 +144,7 @@ impl<T: PartialOrd + Copy> Range<T> {
             && self.gte.is_none_or(|b| v >= b)
     }
 
-    fn map<U>(&self, f: impl Fn(T) -> U) -> Range<U> {
+    pub(crate) fn map<U>(&self, f: impl Fn(T) -> U) -> Range<U> {
         Range { lt: self.lt.map(&f), gt: self.gt.map(&f), gte: self.gte.map(&f), lte: self.lte.map(&f) }
     }
 }
@@ -169,7 +169,7 @@ pub enum RangeInterface {
 }
 
 impl RangeInterface {
-    fn datetime_micros(r: &Range<DateTime>) -> Range<i64> {
+    pub(crate) fn datetime_micros(r: &Range<DateTime>) -> Range<i64> {
         Range {
             lt: r.lt.as_ref().map(|d| d.micros),
             gt: r.gt.as_ref().map(|d| d.micros),
@@ -1000,7 +1000,7 @@ pub fn slice_hash(id: &PointId) -> u64 {
 }
 
 /// Flatten one array level, keep values of one type.
-fn flat<'a, T>(vals: &[&'a Value], f: impl Fn(&'a Value) -> Option<T>) -> Vec<T> {
+pub(crate) fn flat<'a, T>(vals: &[&'a Value], f: impl Fn(&'a Value) -> Option<T>) -> Vec<T> {
     let mut out = Vec::new();
     for v in vals {
         match v {
@@ -1012,7 +1012,7 @@ fn flat<'a, T>(vals: &[&'a Value], f: impl Fn(&'a Value) -> Option<T>) -> Vec<T>
 }
 
 /// Qdrant's integer extraction for integer indexes: exact i64, or a float with an exact i64 value.
-fn value_to_integer(v: &Value) -> Option<i64> {
+pub(crate) fn value_to_integer(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| {
         v.as_f64().and_then(|f| {
             let i = f as i64;
@@ -1021,7 +1021,7 @@ fn value_to_integer(v: &Value) -> Option<i64> {
     })
 }
 
-fn float_range_to_int(r: &Range<f64>) -> Range<i64> {
+pub(crate) fn float_range_to_int(r: &Range<f64>) -> Range<i64> {
     Range {
         lt: r.lt.map(|f| f.ceil() as i64),
         gt: r.gt.map(|f| f.floor() as i64),
@@ -1030,7 +1030,7 @@ fn float_range_to_int(r: &Range<f64>) -> Range<i64> {
     }
 }
 
-fn parse_uuid(s: &str) -> Option<u128> {
+pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
     uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
 }
 

@@ -5,10 +5,11 @@
 //! * no filter: plain scan when the segment's available points are fewer than the graph's
 //!   `full_scan_threshold` (a number of vectors), else the graph.
 //! * with a filter: Qdrant estimates the filter's cardinality from payload indexes and samples
-//!   when unsure; we count the matching points of the segment exactly, stopping as soon as the
-//!   count reaches `full_scan_threshold`: below it the matches are scanned plainly, otherwise the
-//!   graph is walked with the filter checked on every point. The choice can differ from Qdrant's
-//!   only where its estimate is wrong.
+//!   when unsure; we count the matching points of the segment exactly: from the filter's payload
+//!   postings when they answer it (see `prefilter`), else by checking the candidates' payloads
+//!   until the count reaches `full_scan_threshold`. Below it the matches are scanned plainly,
+//!   otherwise the graph is walked with the filter checked on every point (a bit test when the
+//!   postings answer it). The choice can differ from Qdrant's only where its estimate is wrong.
 //!
 //! The walk: the first graph entry point that passes the checks (else the highest passing extra
 //! entry point, else the first `2·max(ef, top)` matching points as level-0 seeds); greedy
@@ -25,9 +26,11 @@ use std::collections::BinaryHeap;
 
 use ordered_float::OrderedFloat;
 
+use super::prefilter::Candidates;
 use super::read::Scorer;
 use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
+use crate::format::dense::DenseVectorStorage;
 use crate::format::hnsw::HnswGraph;
 use crate::format::quantized::{EncodedQuery, ScalarQuantized};
 use crate::query::filter::Filter;
@@ -103,26 +106,42 @@ struct Walk<'a> {
     using: &'a str,
     scorer: &'a Scorer<'a>,
     filter: Option<&'a Filter>,
+    /// The visible points of the segment that may pass the filter.
+    allowed: Candidates,
+    /// The dense storage of `using` (other kinds check through the segment).
+    dense: Option<&'a DenseVectorStorage>,
     /// Score with the quantized copy instead of the vectors.
     quantized: Option<(&'a ScalarQuantized, EncodedQuery)>,
 }
 
 impl Walk<'_> {
-    /// The point behind an internal id, if it passes every check.
-    fn check(&self, internal: u32) -> Result<Option<(PointId, PointRef)>> {
-        let s = &self.shard.segments[self.seg as usize];
-        let Some(ext) = s.id_tracker.external_id(internal) else { return Ok(None) };
-        let Some(r) = self.shard.points.get(&ext) else { return Ok(None) };
-        if r.loc != (Loc::Segment { seg: self.seg, internal }) || !s.has_vector(self.using, internal) {
-            return Ok(None);
+    /// Whether an internal id is a visible point with the vector that passes the filter.
+    fn check(&self, internal: u32) -> Result<bool> {
+        if !self.allowed.bits.get(internal) {
+            return Ok(false);
         }
-        if let Some(f) = self.filter {
-            let ctx = self.shard.point_context(ext, r.loc)?;
-            if !f.check(&ctx, &self.shard.filter_ctx) {
-                return Ok(None);
-            }
+        let has_vector = match self.dense {
+            Some(d) => !d.is_deleted(internal),
+            None => self.shard.segments[self.seg as usize].has_vector(self.using, internal),
+        };
+        if !has_vector {
+            return Ok(false);
         }
-        Ok(Some((ext, *r)))
+        if let (true, Some(f)) = (self.allowed.check, self.filter) {
+            let Some(ext) = self.shard.segments[self.seg as usize].id_tracker.external_id(internal) else {
+                return Ok(false);
+            };
+            let ctx = self.shard.point_context(ext, Loc::Segment { seg: self.seg, internal })?;
+            return Ok(f.check(&ctx, &self.shard.filter_ctx));
+        }
+        Ok(true)
+    }
+
+    /// The point behind a visible internal id.
+    fn found(&self, internal: u32) -> Option<(PointId, PointRef)> {
+        let ext = self.shard.segments[self.seg as usize].id_tracker.external_id(internal)?;
+        let r = self.shard.points.get(&ext)?;
+        (r.loc == Loc::Segment { seg: self.seg, internal }).then_some((ext, *r))
     }
 
     fn score(&self, internal: u32) -> Result<Option<f32>> {
@@ -143,7 +162,7 @@ impl Walk<'_> {
             if limit != 0 && out.len() >= limit {
                 break;
             }
-            if self.check(p)?.is_some() {
+            if self.check(p)? {
                 if let Some(score) = self.score(p)? {
                     out.push(Sp { idx: p, score });
                 }
@@ -180,7 +199,9 @@ impl EdgeShard {
             }
         };
         let is_quantized = quantized.is_some();
-        let walk = Walk { shard: self, seg, using, scorer, filter, quantized };
+        let allowed = self.segment_candidates(seg, filter)?;
+        let dense = segment.dense_storage(using);
+        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized };
         let wanted = match opts.oversampling {
             Some(o) if is_quantized && o > 1.0 => (o * top as f64) as usize,
             _ => top,
@@ -191,10 +212,12 @@ impl EdgeShard {
                 let threshold = g.config.full_scan_threshold as usize;
                 if filter.is_none() {
                     segment.id_tracker.live_count() >= threshold
+                } else if !walk.allowed.check {
+                    walk.allowed.bits.count() >= threshold
                 } else {
                     let mut matched = 0usize;
-                    for (_, internal) in segment.id_tracker.iter_live() {
-                        if walk.check(internal)?.is_some() {
+                    for internal in walk.allowed.bits.iter() {
+                        if walk.check(internal)? {
                             matched += 1;
                             if matched >= threshold {
                                 break;
@@ -225,7 +248,7 @@ impl EdgeShard {
         }
         let mut out = Vec::with_capacity(top);
         for sp in found.into_iter().take(top) {
-            if let Some((id, r)) = walk.check(sp.idx)? {
+            if let Some((id, r)) = walk.found(sp.idx) {
                 out.push((sp.score, id, r));
             }
         }
@@ -236,10 +259,9 @@ impl EdgeShard {
 impl Walk<'_> {
     /// Score every point of the segment that passes the checks; the best `top`.
     fn plain_search(&self, top: usize) -> Result<Vec<Sp>> {
-        let segment = &self.shard.segments[self.seg as usize];
         let mut nearest = Nearest { heap: BinaryHeap::with_capacity(top + 1), cap: top.max(1) };
-        for (_, internal) in segment.id_tracker.iter_live() {
-            if self.check(internal)?.is_some() {
+        for internal in self.allowed.bits.iter() {
+            if self.check(internal)? {
                 if let Some(score) = self.score(internal)? {
                     nearest.push(Sp { idx: internal, score });
                 }
@@ -260,7 +282,7 @@ impl Walk<'_> {
         // Entry.
         let mut first_err = None;
         let entry = graph.entry_point(|p| match walk.check(p) {
-            Ok(x) => x.is_some(),
+            Ok(x) => x,
             Err(e) => {
                 first_err.get_or_insert(e);
                 false
@@ -295,7 +317,7 @@ impl Walk<'_> {
                 let want = 2 * ef;
                 let mut seeds = Vec::new();
                 for (_, internal) in segment.id_tracker.iter_live() {
-                    if (internal as usize) < graph.point_count && walk.check(internal)?.is_some() {
+                    if (internal as usize) < graph.point_count && walk.check(internal)? {
                         if let Some(score) = walk.score(internal)? {
                             seeds.push(Sp { idx: internal, score });
                             if seeds.len() >= want {

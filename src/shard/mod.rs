@@ -9,6 +9,7 @@
 mod hnsw;
 mod optimize;
 mod overlay;
+pub(crate) mod prefilter;
 pub mod query;
 pub mod read;
 mod snapshot;
@@ -48,6 +49,7 @@ pub(crate) struct PointRef {
 /// A point changed by WAL replay, held in memory.
 #[derive(Debug, Clone)]
 pub(crate) struct OverlayPoint {
+    pub id: PointId,
     pub vectors: BTreeMap<String, VectorValue>,
     pub payload: Arc<Payload>,
 }
@@ -66,6 +68,9 @@ pub struct EdgeShard {
     root: String,
     pub(crate) segments: Vec<Segment>,
     pub(crate) points: BTreeMap<PointId, PointRef>,
+    /// Per segment, its internal ids that hold the winning copy of their point (kept in step
+    /// with `points`: an overlay change hides the segment copy).
+    pub(crate) visible: Vec<prefilter::Bits>,
     pub(crate) overlay: Vec<OverlayPoint>,
     pub(crate) vector_kinds: BTreeMap<String, VectorKind>,
     /// Indexed payload fields: path → schema JSON (bare type string or params object).
@@ -155,12 +160,20 @@ impl EdgeShard {
             }
         }
 
+        let mut visible: Vec<prefilter::Bits> =
+            segments.iter().map(|s| prefilter::Bits::new(s.id_tracker.total_point_count() as usize)).collect();
+        for r in points.values() {
+            if let Loc::Segment { seg, internal } = r.loc {
+                visible[seg as usize].set(internal);
+            }
+        }
         let max_seg_version = segments.iter().map(|s| s.version()).max().unwrap_or(0);
         Ok(EdgeShard {
             storage: storage.clone(),
             root: root.to_string(),
             segments,
             points,
+            visible,
             overlay: Vec::new(),
             vector_kinds,
             filter_ctx: FilterContext::new(indexed_fields.clone()),

@@ -14,6 +14,15 @@ use crate::spaces;
 use crate::types::{Payload, PointId, VectorValue};
 
 impl EdgeShard {
+    /// A point's segment copy stops being the visible one (the overlay or a delete replaced it).
+    fn hide_segment_copy(&mut self, prev: Option<PointRef>) {
+        if let Some(PointRef { loc: Loc::Segment { seg, internal }, .. }) = prev {
+            if let Some(b) = self.visible.get_mut(seg as usize) {
+                b.unset(internal);
+            }
+        }
+    }
+
     /// Apply one replayed WAL operation with number `op`.
     pub(crate) fn apply_replayed(&mut self, op: u64, operation: &UpdateOperation) -> Result<()> {
         match operation {
@@ -184,15 +193,16 @@ impl EdgeShard {
 
     fn upsert_point(&mut self, op: u64, p: &PointStruct) -> Result<()> {
         if let Some(cur) = self.points.get(&p.id) {
-            if cur.version > op {
+            if already_applied(cur, op) {
                 return Ok(());
             }
         }
         let vectors = self.preprocess_vectors(&p.vectors)?;
         let payload = Arc::new(p.payload.clone().unwrap_or_default());
         let prev = self.points.get(&p.id).copied();
-        self.overlay.push(OverlayPoint { vectors, payload });
+        self.overlay.push(OverlayPoint { id: p.id, vectors, payload });
         let idx = self.overlay.len() - 1;
+        self.hide_segment_copy(prev);
         self.note_ram_sparse(prev, idx)?;
         self.points.insert(p.id, PointRef { loc: Loc::Overlay(idx), version: op });
         self.dirty.insert(p.id, op);
@@ -202,6 +212,8 @@ impl EdgeShard {
     fn delete_point(&mut self, op: u64, id: PointId) {
         if let Some(cur) = self.points.get(&id) {
             if cur.version <= op {
+                let cur = *cur;
+                self.hide_segment_copy(Some(cur));
                 self.points.remove(&id);
                 self.dirty.insert(id, op);
             }
@@ -211,7 +223,7 @@ impl EdgeShard {
     /// Copy-on-write a point into the overlay and change it.
     fn modify(&mut self, op: u64, id: PointId, f: impl FnOnce(&mut OverlayPoint) -> Result<()>) -> Result<()> {
         let Some(cur) = self.points.get(&id).copied() else { return Ok(()) };
-        if cur.version > op {
+        if already_applied(&cur, op) {
             return Ok(());
         }
         let idx = match cur.loc {
@@ -219,7 +231,8 @@ impl EdgeShard {
             Loc::Segment { .. } => {
                 let vectors = self.all_vectors_at(cur.loc)?;
                 let payload = self.payload_at(cur.loc)?;
-                self.overlay.push(OverlayPoint { vectors, payload });
+                self.overlay.push(OverlayPoint { id, vectors, payload });
+                self.hide_segment_copy(Some(cur));
                 self.overlay.len() - 1
             }
         };
@@ -300,4 +313,12 @@ fn set_payload(target: &mut Payload, payload: &Payload, key: Option<&str>) {
         }
         Some(path) => crate::query::json_path::set_at_path(target, path, payload),
     }
+}
+
+/// Qdrant's version gate for point writes (upsert and payload/vector changes): skipped for a
+/// point whose version is newer than the operation, and for a point a segment already holds at
+/// the operation's version (the operation was applied and persisted before; replaying it would
+/// only copy the point out of its segment). Deletes use the plain `version > op` gate.
+fn already_applied(cur: &PointRef, op: u64) -> bool {
+    cur.version > op || (cur.version == op && matches!(cur.loc, Loc::Segment { .. }))
 }

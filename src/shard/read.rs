@@ -231,13 +231,14 @@ impl EdgeShard {
         for (score, id, r) in graph_hits {
             offer(&mut heap, score, id, r);
         }
-        let mut consider = |id: &PointId, r: &PointRef| -> Result<()> {
+        // `check`: whether the filter still has to be checked on the point's payload.
+        let mut consider = |id: &PointId, r: &PointRef, check: bool| -> Result<()> {
             if let Loc::Segment { seg, .. } = r.loc {
                 if by_graph[seg as usize] {
                     return Ok(());
                 }
             }
-            if !self.matches(filter, *id, r)? {
+            if check && !self.matches(filter, *id, r)? {
                 return Ok(());
             }
             let Some(internal) = scorer.score(self, r.loc)? else { return Ok(()) };
@@ -246,14 +247,35 @@ impl EdgeShard {
         };
         match candidates {
             None => {
-                for (id, r) in &self.points {
-                    consider(id, r)?;
+                // Segment by segment over their visible points narrowed by the filter's
+                // postings, then the points changed in the overlay.
+                for (si, seg) in self.segments.iter().enumerate() {
+                    if by_graph[si] {
+                        continue;
+                    }
+                    let c = self.segment_candidates(si as u32, filter)?;
+                    for internal in c.bits.iter() {
+                        let (Some(id), Some(version)) =
+                            (seg.id_tracker.external_id(internal), seg.id_tracker.version(internal))
+                        else {
+                            continue;
+                        };
+                        let r = PointRef { loc: Loc::Segment { seg: si as u32, internal }, version };
+                        consider(&id, &r, c.check)?;
+                    }
+                }
+                for (idx, o) in self.overlay.iter().enumerate() {
+                    if let Some(r) = self.points.get(&o.id) {
+                        if r.loc == Loc::Overlay(idx) {
+                            consider(&o.id, r, true)?;
+                        }
+                    }
                 }
             }
             Some(c) => {
                 for id in c {
                     if let Some(r) = self.points.get(id) {
-                        consider(id, r)?;
+                        consider(id, r, true)?;
                     }
                 }
             }
@@ -382,9 +404,30 @@ impl EdgeShard {
             return Ok(self.points.len());
         }
         let mut n = 0;
-        for (id, r) in &self.points {
-            if self.matches(filter, *id, r)? {
-                n += 1;
+        // Segment points from the filter's postings where they answer it, then the overlay.
+        for (si, seg) in self.segments.iter().enumerate() {
+            let c = self.segment_candidates(si as u32, filter)?;
+            if !c.check {
+                n += c.bits.count();
+                continue;
+            }
+            for internal in c.bits.iter() {
+                let (Some(id), Some(version)) =
+                    (seg.id_tracker.external_id(internal), seg.id_tracker.version(internal))
+                else {
+                    continue;
+                };
+                let r = PointRef { loc: Loc::Segment { seg: si as u32, internal }, version };
+                if self.matches(filter, id, &r)? {
+                    n += 1;
+                }
+            }
+        }
+        for (idx, o) in self.overlay.iter().enumerate() {
+            if let Some(r) = self.points.get(&o.id) {
+                if r.loc == Loc::Overlay(idx) && self.matches(filter, o.id, r)? {
+                    n += 1;
+                }
             }
         }
         Ok(n)

@@ -63,6 +63,7 @@ impl EdgeShard {
         self.wal = None;
         self.segments.clear();
         self.points.clear();
+        self.visible.clear();
         self.overlay.clear();
         let committed = commit(&*storage, &root, &plan).and_then(|_| EdgeShard::load(storage.clone(), &root));
         match committed {

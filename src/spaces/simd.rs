@@ -88,6 +88,7 @@ fn f32_at(b: &[u8], i: usize) -> f32 {
 
 /// The scalar reference: eight independent accumulators over blocks of eight elements, reduced
 /// as `((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7))`, then the tail summed left to right and added.
+#[allow(clippy::needless_range_loop)] // the element index also addresses the byte row
 pub fn f32_sum_scalar(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
     let mut acc = [0.0f32; 8];
     let blocks = q.len() / 8;
@@ -120,6 +121,7 @@ pub fn u8_sum_scalar(op: U8Op, q: &[u8], v: &[u8]) -> i32 {
 
 /// The tail of an f32 sum (elements from `from`), left to right.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // the element index also addresses the byte row
 fn f32_tail(op: F32Op, q: &[f32], b: &[u8], from: usize) -> f32 {
     let mut tail = 0.0f32;
     for i in from..q.len() {

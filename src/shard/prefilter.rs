@@ -1,0 +1,543 @@
+//! Filters answered per segment from in-memory payload postings, and the visible-point bit sets.
+//!
+//! Qdrant answers a condition on an indexed field from the field's payload index instead of
+//! reading payloads, and estimates a filter's cardinality from the same indexes to pick plain or
+//! graph search. Here every segment keeps, per indexed field and index kind, postings built on
+//! first use from the segment's stored payloads (value → sorted internal ids, or the values
+//! sorted for ranges). A segment's stored payloads never change while it is loaded (updates go
+//! to the overlay and a flush reloads the segments), so the postings stay valid for the
+//! segment's life.
+//!
+//! [`EdgeShard::segment_candidates`] turns a filter into the set of a segment's internal ids
+//! that can pass it:
+//! * a condition some index serves (the first index kind of the field that serves the condition,
+//!   the same choice the per-point checker in [`crate::query::filter`] makes) and that the
+//!   postings answer (`match` value/any on keyword, integer, uuid and bool indexes, `range` on
+//!   integer, datetime and float indexes), and `has_id`, give their exact set;
+//! * `must` intersects, a non-empty `should` unites, `must_not` complements an exact set;
+//! * anything else (`except`, text, geo, nested, `min_should`, `values_count`, unindexed fields …)
+//!   is unknown: the set becomes a superset and each candidate is checked on its payload.
+//!
+//! The set is also intersected with the segment's *visible* points: live in the segment and the
+//! winning copy of their id in the shard (an overlay change or a newer copy elsewhere hides it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::EdgeShard;
+use crate::error::Result;
+use crate::query::filter::{
+    flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
+    Filter, IndexKind, Match, Range, RangeInterface, ValueVariant,
+};
+use crate::query::json_path::JsonPath;
+use crate::segment::Segment;
+
+/// A set of internal ids.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Bits {
+    words: Vec<u64>,
+}
+
+impl Bits {
+    pub fn new(n: usize) -> Bits {
+        Bits { words: vec![0; n.div_ceil(64)] }
+    }
+
+    /// `0..n`.
+    pub fn full(n: usize) -> Bits {
+        let mut b = Bits { words: vec![u64::MAX; n.div_ceil(64)] };
+        b.trim(n);
+        b
+    }
+
+    fn trim(&mut self, n: usize) {
+        if n % 64 != 0 {
+            if let Some(last) = self.words.last_mut() {
+                *last &= (1u64 << (n % 64)) - 1;
+            }
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, i: u32) -> bool {
+        self.words.get(i as usize / 64).is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    }
+
+    pub fn set(&mut self, i: u32) {
+        let w = i as usize / 64;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << (i % 64);
+    }
+
+    pub fn unset(&mut self, i: u32) {
+        if let Some(w) = self.words.get_mut(i as usize / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+
+    pub fn and_with(&mut self, o: &Bits) {
+        for (i, w) in self.words.iter_mut().enumerate() {
+            *w &= o.words.get(i).copied().unwrap_or(0);
+        }
+    }
+
+    pub fn or_with(&mut self, o: &Bits) {
+        if o.words.len() > self.words.len() {
+            self.words.resize(o.words.len(), 0);
+        }
+        for (w, x) in self.words.iter_mut().zip(&o.words) {
+            *w |= x;
+        }
+    }
+
+    /// The complement within `0..n`.
+    pub fn not_within(&self, n: usize) -> Bits {
+        let mut out = Bits { words: vec![0; n.div_ceil(64)] };
+        for (i, w) in out.words.iter_mut().enumerate() {
+            *w = !self.words.get(i).copied().unwrap_or(0);
+        }
+        out.trim(n);
+        out
+    }
+
+    pub fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Members in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let t = w.trailing_zeros();
+                w &= w - 1;
+                Some(wi as u32 * 64 + t)
+            })
+        })
+    }
+
+    fn from_ids(ids: &[u32]) -> Bits {
+        let mut b = Bits::default();
+        for &i in ids {
+            b.set(i);
+        }
+        b
+    }
+}
+
+/// Postings of one field under one index kind, over a segment's live internal ids.
+#[derive(Debug)]
+pub(crate) enum Postings {
+    Str(HashMap<String, Vec<u32>>),
+    Int(HashMap<i64, Vec<u32>>),
+    Uuid(HashMap<u128, Vec<u32>>),
+    Bool([Vec<u32>; 2]),
+    /// (value, internal id) sorted by value: integer and datetime (µs) ranges.
+    SortedInt(Vec<(i64, u32)>),
+    /// (value, internal id) sorted by value: float ranges.
+    SortedFloat(Vec<(f64, u32)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PostingKind {
+    Keyword,
+    IntMap,
+    Uuid,
+    Bool,
+    IntRange,
+    Datetime,
+    Float,
+}
+
+/// Per segment: postings built on first use.
+#[derive(Debug, Default)]
+pub(crate) struct PostingCache {
+    map: parking_lot::Mutex<HashMap<(JsonPath, PostingKind), Arc<Postings>>>,
+}
+
+fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<Postings> {
+    let mut str_map: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut int_map: HashMap<i64, Vec<u32>> = HashMap::new();
+    let mut uuid_map: HashMap<u128, Vec<u32>> = HashMap::new();
+    let mut bools: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    let mut ints: Vec<(i64, u32)> = Vec::new();
+    let mut floats: Vec<(f64, u32)> = Vec::new();
+    for (_, internal) in seg.id_tracker.iter_live() {
+        let payload = seg.payload(internal)?;
+        let vals = path.value_get(&payload);
+        if vals.is_empty() {
+            continue;
+        }
+        match kind {
+            PostingKind::Keyword => {
+                for s in flat(&vals, Value::as_str) {
+                    str_map.entry(s.to_string()).or_default().push(internal);
+                }
+            }
+            PostingKind::IntMap => {
+                for i in flat(&vals, value_to_integer) {
+                    int_map.entry(i).or_default().push(internal);
+                }
+            }
+            PostingKind::Uuid => {
+                for u in flat(&vals, |v| v.as_str().and_then(parse_uuid)) {
+                    uuid_map.entry(u).or_default().push(internal);
+                }
+            }
+            PostingKind::Bool => {
+                for b in flat(&vals, Value::as_bool) {
+                    bools[b as usize].push(internal);
+                }
+            }
+            PostingKind::IntRange => ints.extend(flat(&vals, value_to_integer).into_iter().map(|v| (v, internal))),
+            PostingKind::Datetime => {
+                ints.extend(flat(&vals, |v| v.as_str().and_then(parse_datetime)).into_iter().map(|v| (v, internal)))
+            }
+            PostingKind::Float => floats.extend(flat(&vals, Value::as_f64).into_iter().map(|v| (v, internal))),
+        }
+    }
+    let tidy = |v: &mut Vec<u32>| {
+        v.sort_unstable();
+        v.dedup();
+    };
+    Ok(match kind {
+        PostingKind::Keyword => {
+            str_map.values_mut().for_each(tidy);
+            Postings::Str(str_map)
+        }
+        PostingKind::IntMap => {
+            int_map.values_mut().for_each(tidy);
+            Postings::Int(int_map)
+        }
+        PostingKind::Uuid => {
+            uuid_map.values_mut().for_each(tidy);
+            Postings::Uuid(uuid_map)
+        }
+        PostingKind::Bool => {
+            bools.iter_mut().for_each(tidy);
+            Postings::Bool(bools)
+        }
+        PostingKind::IntRange | PostingKind::Datetime => {
+            ints.sort_unstable();
+            Postings::SortedInt(ints)
+        }
+        PostingKind::Float => {
+            floats.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            Postings::SortedFloat(floats)
+        }
+    })
+}
+
+/// What is known of the points of a segment passing a (sub)filter.
+enum Pre {
+    Exact(Bits),
+    Superset(Bits),
+    Unknown,
+}
+
+/// Whether an index kind serves a condition, and if so the set when the postings answer it.
+enum Served {
+    No,
+    /// Served, but not answerable from postings: the payload check decides.
+    Opaque,
+    With(PostingKind, Query),
+}
+
+enum Query {
+    Strs(Vec<String>),
+    Ints(Vec<i64>),
+    Uuids(Vec<u128>),
+    Bool(bool),
+    IntRange(Range<i64>),
+    FloatRange(Range<f64>),
+}
+
+fn serve(kind: &IndexKind, fc: &FieldCondition) -> Served {
+    let m = fc.r#match.as_ref();
+    match kind {
+        IndexKind::Keyword => match m {
+            Some(Match::Value(ValueVariant::String(k))) => {
+                Served::With(PostingKind::Keyword, Query::Strs(vec![k.clone()]))
+            }
+            Some(Match::Any(AnyVariants::Strings(l))) => Served::With(PostingKind::Keyword, Query::Strs(l.clone())),
+            Some(Match::Except(AnyVariants::Strings(_)) | Match::Prefix(_) | Match::Substring(_)) => Served::Opaque,
+            _ => Served::No,
+        },
+        IndexKind::IntMap => match m {
+            Some(Match::Value(ValueVariant::Integer(k))) => Served::With(PostingKind::IntMap, Query::Ints(vec![*k])),
+            Some(Match::Any(AnyVariants::Integers(l))) => Served::With(PostingKind::IntMap, Query::Ints(l.clone())),
+            Some(Match::Except(AnyVariants::Integers(_))) => Served::Opaque,
+            _ => Served::No,
+        },
+        IndexKind::Uuid => {
+            let list = |l: &[String]| l.iter().map(|s| parse_uuid(s)).collect::<Option<Vec<u128>>>();
+            match m {
+                Some(Match::Value(ValueVariant::String(k))) => match parse_uuid(k) {
+                    Some(u) => Served::With(PostingKind::Uuid, Query::Uuids(vec![u])),
+                    None => Served::No,
+                },
+                Some(Match::Any(AnyVariants::Strings(l))) => match list(l) {
+                    Some(l) => Served::With(PostingKind::Uuid, Query::Uuids(l)),
+                    None => Served::No,
+                },
+                Some(Match::Except(AnyVariants::Strings(l))) => match list(l) {
+                    Some(_) => Served::Opaque,
+                    None => Served::No,
+                },
+                _ => Served::No,
+            }
+        }
+        IndexKind::Bool => match m {
+            Some(Match::Value(ValueVariant::Bool(b))) => Served::With(PostingKind::Bool, Query::Bool(*b)),
+            _ => Served::No,
+        },
+        IndexKind::IntRange | IndexKind::Datetime => {
+            let Some(r) = fc.range.as_ref() else { return Served::No };
+            let r = match r {
+                RangeInterface::Float(r) => float_range_to_int(r),
+                RangeInterface::DateTime(r) => RangeInterface::datetime_micros(r),
+            };
+            let pk = if *kind == IndexKind::IntRange { PostingKind::IntRange } else { PostingKind::Datetime };
+            Served::With(pk, Query::IntRange(r))
+        }
+        IndexKind::Float => {
+            let Some(r) = fc.range.as_ref() else { return Served::No };
+            let r = match r {
+                RangeInterface::Float(r) => *r,
+                RangeInterface::DateTime(r) => RangeInterface::datetime_micros(r).map(|m| m as u128 as f64),
+            };
+            Served::With(PostingKind::Float, Query::FloatRange(r))
+        }
+        IndexKind::Geo => Served::No,
+        IndexKind::Text(_) => match m {
+            Some(Match::Text(_) | Match::TextAny(_) | Match::Phrase(_)) => Served::Opaque,
+            _ => Served::No,
+        },
+        IndexKind::Null => {
+            if fc.is_empty.is_some() || fc.is_null.is_some() {
+                Served::Opaque
+            } else {
+                Served::No
+            }
+        }
+    }
+}
+
+/// The members of sorted `(value, id)` pairs whose value passes a range check made of a
+/// monotone lower part and a monotone upper part.
+fn sorted_range<T: Copy>(sorted: &[(T, u32)], lower_ok: impl Fn(T) -> bool, upper_ok: impl Fn(T) -> bool) -> Bits {
+    let lo = sorted.partition_point(|&(v, _)| !lower_ok(v));
+    let hi = sorted.partition_point(|&(v, _)| upper_ok(v));
+    let mut b = Bits::default();
+    if lo < hi {
+        for &(_, id) in &sorted[lo..hi] {
+            b.set(id);
+        }
+    }
+    b
+}
+
+fn answer(p: &Postings, q: &Query) -> Bits {
+    let mut out = Bits::default();
+    match (p, q) {
+        (Postings::Str(m), Query::Strs(l)) => {
+            l.iter().filter_map(|k| m.get(k)).for_each(|ids| out.or_with(&Bits::from_ids(ids)))
+        }
+        (Postings::Int(m), Query::Ints(l)) => {
+            l.iter().filter_map(|k| m.get(k)).for_each(|ids| out.or_with(&Bits::from_ids(ids)))
+        }
+        (Postings::Uuid(m), Query::Uuids(l)) => {
+            l.iter().filter_map(|k| m.get(k)).for_each(|ids| out.or_with(&Bits::from_ids(ids)))
+        }
+        (Postings::Bool(b), Query::Bool(v)) => out = Bits::from_ids(&b[*v as usize]),
+        (Postings::SortedInt(s), Query::IntRange(r)) => {
+            out = sorted_range(
+                s,
+                |v| r.gt.is_none_or(|b| v > b) && r.gte.is_none_or(|b| v >= b),
+                |v| r.lt.is_none_or(|b| v < b) && r.lte.is_none_or(|b| v <= b),
+            )
+        }
+        (Postings::SortedFloat(s), Query::FloatRange(r)) => {
+            out = sorted_range(
+                s,
+                |v| r.gt.is_none_or(|b| v > b) && r.gte.is_none_or(|b| v >= b),
+                |v| r.lt.is_none_or(|b| v < b) && r.lte.is_none_or(|b| v <= b),
+            )
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Candidates of a segment for a search or count: the visible points, narrowed by the filter.
+pub(crate) struct Candidates {
+    pub bits: Bits,
+    /// Whether each candidate must still be checked against the filter on its payload.
+    pub check: bool,
+}
+
+impl EdgeShard {
+    /// Points of segment `seg` that are live there and the winning copy of their id.
+    pub(crate) fn visible_bits(&self, seg: u32) -> Bits {
+        self.visible.get(seg as usize).cloned().unwrap_or_default()
+    }
+
+    /// The candidates of segment `seg` for `filter` (module docs).
+    pub(crate) fn segment_candidates(&self, seg: u32, filter: Option<&Filter>) -> Result<Candidates> {
+        let mut bits = self.visible_bits(seg);
+        let Some(f) = filter else { return Ok(Candidates { bits, check: false }) };
+        let n = self.segments[seg as usize].id_tracker.total_point_count() as usize;
+        let check = match self.eval_filter(seg, f, n)? {
+            Pre::Exact(b) => {
+                bits.and_with(&b);
+                false
+            }
+            Pre::Superset(b) => {
+                bits.and_with(&b);
+                true
+            }
+            Pre::Unknown => true,
+        };
+        Ok(Candidates { bits, check })
+    }
+
+    fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
+        let segment = &self.segments[seg as usize];
+        let key = (path.clone(), kind);
+        if let Some(p) = segment.postings.map.lock().get(&key) {
+            return Ok(p.clone());
+        }
+        let built = Arc::new(build_postings(segment, path, kind)?);
+        segment.postings.map.lock().insert(key, built.clone());
+        Ok(built)
+    }
+
+    fn eval_filter(&self, seg: u32, f: &Filter, n: usize) -> Result<Pre> {
+        let mut acc: Option<Bits> = None;
+        let mut exact = true;
+        let mut and = |p: Pre, acc: &mut Option<Bits>| match p {
+            Pre::Exact(b) => match acc {
+                Some(a) => a.and_with(&b),
+                None => *acc = Some(b),
+            },
+            Pre::Superset(b) => {
+                exact = false;
+                match acc {
+                    Some(a) => a.and_with(&b),
+                    None => *acc = Some(b),
+                }
+            }
+            Pre::Unknown => exact = false,
+        };
+        if let Some(should) = &f.should {
+            // An empty `should` constrains nothing at the point level.
+            if !should.is_empty() {
+                let mut union = Bits::default();
+                let mut part_exact = true;
+                let mut known = true;
+                for c in should {
+                    match self.eval_condition(seg, c, n)? {
+                        Pre::Exact(b) => union.or_with(&b),
+                        Pre::Superset(b) => {
+                            part_exact = false;
+                            union.or_with(&b);
+                        }
+                        Pre::Unknown => {
+                            known = false;
+                            break;
+                        }
+                    }
+                }
+                let part = match (known, part_exact) {
+                    (false, _) => Pre::Unknown,
+                    (true, true) => Pre::Exact(union),
+                    (true, false) => Pre::Superset(union),
+                };
+                and(part, &mut acc);
+            }
+        }
+        if f.min_should.is_some() {
+            and(Pre::Unknown, &mut acc);
+        }
+        for c in f.must.iter().flatten() {
+            let p = self.eval_condition(seg, c, n)?;
+            and(p, &mut acc);
+        }
+        for c in f.must_not.iter().flatten() {
+            let p = match self.eval_condition(seg, c, n)? {
+                Pre::Exact(b) => Pre::Exact(b.not_within(n)),
+                _ => Pre::Unknown,
+            };
+            and(p, &mut acc);
+        }
+        Ok(match (acc, exact) {
+            (None, true) => Pre::Exact(Bits::full(n)),
+            (None, false) => Pre::Unknown,
+            (Some(b), true) => Pre::Exact(b),
+            (Some(b), false) => Pre::Superset(b),
+        })
+    }
+
+    fn eval_condition(&self, seg: u32, c: &Condition, n: usize) -> Result<Pre> {
+        match c {
+            Condition::Filter(f) => self.eval_filter(seg, f, n),
+            Condition::Field(fc) => self.eval_field(seg, fc),
+            Condition::HasId(ids) => {
+                let tracker = &self.segments[seg as usize].id_tracker;
+                let mut b = Bits::default();
+                for id in ids {
+                    if let Some(i) = tracker.internal_id(*id) {
+                        b.set(i);
+                    }
+                }
+                Ok(Pre::Exact(b))
+            }
+            _ => Ok(Pre::Unknown),
+        }
+    }
+
+    fn eval_field(&self, seg: u32, fc: &FieldCondition) -> Result<Pre> {
+        for kind in self.filter_ctx.indexes(&fc.key) {
+            match serve(kind, fc) {
+                Served::No => continue,
+                Served::Opaque => return Ok(Pre::Unknown),
+                Served::With(pk, q) => {
+                    let p = self.postings(seg, &fc.key, pk)?;
+                    return Ok(Pre::Exact(answer(&p, &q)));
+                }
+            }
+        }
+        Ok(Pre::Unknown)
+    }
+
+    /// Test support: for every segment, the candidates of `filter` against the per-point check
+    /// of every visible point. Returns a description of the first disagreement.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn check_candidates(&self, filter: &Filter) -> Result<Option<String>> {
+        use super::Loc;
+        for seg in 0..self.segments.len() as u32 {
+            let c = self.segment_candidates(seg, Some(filter))?;
+            for internal in self.visible_bits(seg).iter() {
+                let ext = self.segments[seg as usize].id_tracker.external_id(internal).expect("visible is live");
+                let ctx = self.point_context(ext, Loc::Segment { seg, internal })?;
+                let truth = filter.check(&ctx, &self.filter_ctx);
+                let got = c.bits.get(internal);
+                if (got != truth && !c.check) || (truth && !got) {
+                    return Ok(Some(format!(
+                        "segment {seg} point {ext:?}: payload check says {truth}, candidates say {got} (check={})",
+                        c.check
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
