@@ -12,6 +12,8 @@ use qdrant_edge_wasm::format::wal::{
     encode_entry, entry_size, read_segment, read_wal, SegmentKind, SegmentRole, WalContents, SEGMENT_HEADER_LEN,
 };
 use qdrant_edge_wasm::operations::{decode_entry, encode_record, PointsSelector, UpdateMode, UpdateOperation};
+mod common;
+
 use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage, OpenMode};
 use qdrant_edge_wasm::{PointId, Storage, VectorValue};
 use serde_json::Value;
@@ -440,4 +442,33 @@ fn fixture_snapshot_wals_are_empty_closed_segments() {
         seen += 1;
     }
     assert!(seen > 0, "no fixture shard with a wal/ under {}", dir.display());
+}
+
+/// qdrant-edge keeps acknowledged operations in its WAL (the newest closed WAL segment stays).
+/// Replaying them on load must not copy points out of the segments that already hold them at
+/// that version (Qdrant's `>=` version gate): a shard qdrant-edge-py flushed loads with nothing in
+/// the overlay, while the shard that died after its last flush replays exactly the points it
+/// upserted since.
+#[cfg(feature = "testing")]
+#[test]
+fn replay_skips_operations_the_segments_hold() {
+    use qdrant_edge_wasm::shard::EdgeShard;
+    use std::sync::Arc;
+    let dir = corpus().join("shards");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).expect("corpus shards") {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let st = MemoryStorage::new();
+        common::copy_dir_to_storage(&path, &st).unwrap();
+        let shard = EdgeShard::load(Arc::new(st), "").unwrap();
+        let n = shard.overlay_point_count();
+        if name == "wal_replay" {
+            assert!(n > 0, "{name}: the operations after the crash are not replayed");
+        } else {
+            assert_eq!(n, 0, "{name}: {n} points copied into the overlay by replaying persisted operations");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "too few corpus shards: {seen}");
 }

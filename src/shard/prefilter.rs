@@ -518,6 +518,12 @@ impl EdgeShard {
         Ok(Pre::Unknown)
     }
 
+    /// Test support: the number of points whose winning copy is in the in-memory overlay.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn overlay_point_count(&self) -> usize {
+        self.points.values().filter(|r| matches!(r.loc, super::Loc::Overlay(_))).count()
+    }
+
     /// Test support: for every segment, the candidates of `filter` against the per-point check
     /// of every visible point. Returns a description of the first disagreement.
     #[cfg(any(test, feature = "testing"))]
