@@ -62,10 +62,11 @@ def minilm(n, d):
     return data, queries, sections, meta
 
 
-def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Integer")):
+def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Integer"), threads=0):
     cfg = q.EdgeConfig(
         vectors={"": q.EdgeVectorParams(size=data.shape[1], distance=q.Distance.Cosine)},
-        hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000),
+        hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000,
+                                      max_indexing_threads=threads),
         optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1000),
     )
     s = q.EdgeShard.create(shard_dir, cfg)
@@ -91,6 +92,7 @@ def main():
     ap.add_argument("--minilm-dir", default=os.path.join(ROOT, "target", "bench", "minilm"),
                     help="where benches/embed_corpus.py cached the real set")
     ap.add_argument("--ours-bin", help="an already built exact_search bench binary (release) instead of cargo bench")
+    ap.add_argument("--build-threads", type=int, default=0, help="qdrant-edge-py max_indexing_threads (0: auto)")
     ap.add_argument("--no-wasm", action="store_true", help="skip the wasmtime run")
     a = ap.parse_args()
     if a.data == "minilm":
@@ -100,13 +102,14 @@ def main():
         fsec = meta["filter"]["section"]
         share = sum(s == fsec for s in sections) / len(sections)
         work = os.path.join(ROOT, "target", "bench", f"hnsw-minilm-{a.points}")
-        make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, index=("section", "Keyword"))
+        make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, index=("section", "Keyword"),
+                             threads=a.build_threads)
         flt = {"must": [{"key": "section", "match": {"value": fsec}}]}
         py_flt = q.Filter(must=[q.FieldCondition("section", match=q.MatchValue(fsec))])
     else:
         a.queries = a.queries or 500
         work = os.path.join(ROOT, "target", "bench", f"hnsw-{a.points}x{a.dim}")
-        make = lambda: build(shard_dir, dataset(a.points, a.dim, 1))
+        make = lambda: build(shard_dir, dataset(a.points, a.dim, 1), threads=a.build_threads)
         queries = dataset(a.queries, a.dim, 2)
         flt = {"must": [{"key": "cat", "match": {"value": 3}}]}
         py_flt = q.Filter(must=[q.FieldCondition("cat", match=q.MatchValue(3))])
@@ -114,9 +117,11 @@ def main():
     if not os.path.isdir(os.path.join(shard_dir, "segments")):
         os.makedirs(work, exist_ok=True)
         build_s = make()
-        json.dump({"build_s": build_s}, open(os.path.join(work, "build.json"), "w"))
+        json.dump({"build_s": build_s, "build_threads": a.build_threads}, open(os.path.join(work, "build.json"), "w"))
     else:
         build_s = json.load(open(os.path.join(work, "build.json")))["build_s"]
+    build_threads = json.load(open(os.path.join(work, "build.json"))).get("build_threads", 0)
+    built_with = f"{build_threads} thread" if build_threads else "its default thread count"
     configs = [("exact", None, None)] + [(f"ef {ef}", ef, None) for ef in (64, 128, 256)] + \
               [("exact, filter", None, flt)] + [(f"ef {ef}, filter", ef, flt) for ef in (64, 128, 256)]
 
@@ -168,7 +173,8 @@ def main():
     load1 = os.getloadavg()
     if a.data == "minilm":
         c = meta["counts"]
-        cmd = "`.venv/bin/python benches/run_hnsw.py --data minilm" + (" --no-wasm" if a.no_wasm else "") + "`"
+        cmd = "`.venv/bin/python benches/run_hnsw.py --data minilm" + (" --no-wasm" if a.no_wasm else "") + \
+            (f" --build-threads {a.build_threads}" if a.build_threads else "") + "`"
         if a.ours_bin:
             cmd += " (with `--ours-bin` pointing at an already built release `exact_search` binary)"
         lines = [
@@ -182,7 +188,7 @@ def main():
             "`benches/embed_corpus.py`). Embedding all " f"{c['indexed'] + c['queries']:,} texts took "
             f"{meta['embed_s']['total'] / 60:.1f} min on 1 CPU thread at nice 19 ({meta['encode'].split(', CPU')[0]}; "
             f"load average {meta['loadavg_1min']['start']:.1f} at the start, {meta['loadavg_1min']['end']:.1f} at the end). "
-            f"Graph built by qdrant-edge-py (m=16, ef_construct=100) in {build_s:.0f} s and searched by every engine; "
+            f"Graph built by qdrant-edge-py (m=16, ef_construct=100, {built_with}) in {build_s:.0f} s and searched by every engine; "
             f"{nq} held-out queries, limit 10, one at a time; filter `section == \"{fsec}\"` (the Debian Section of the "
             f"text's package, keyword index): {share * 100:.2f} % of the points ({sum(s == fsec for s in sections)}), "
             "the section closest to 10 %. Recall@10 against each engine's own exact answer. Machine: 2 cores shared "
