@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::EdgeShard;
+use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
@@ -34,6 +34,7 @@ use crate::query::filter::{
 };
 use crate::query::json_path::JsonPath;
 use crate::segment::Segment;
+use crate::types::PointId;
 
 /// A set of internal ids.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -409,6 +410,91 @@ impl EdgeShard {
         Ok(Candidates { bits, check })
     }
 
+    /// Call `f` for every visible point passing `filter`: segment by segment over the
+    /// candidates, then the points changed in the overlay.
+    pub(crate) fn visit_matching(
+        &self,
+        filter: Option<&Filter>,
+        mut f: impl FnMut(PointId, PointRef) -> Result<()>,
+    ) -> Result<()> {
+        for si in 0..self.segments.len() as u32 {
+            let c = self.segment_candidates(si, filter)?;
+            for internal in c.bits.iter() {
+                if let Some((id, r)) = self.segment_point(si, internal, filter, c.check)? {
+                    f(id, r)?;
+                }
+            }
+        }
+        self.visit_overlay(filter, f)
+    }
+
+    /// Like [`visit_matching`](Self::visit_matching), but only counting: `add(n)` per batch, a
+    /// segment whose postings answer the filter is counted without visiting its points.
+    pub(crate) fn visit_matching_counted(&self, filter: Option<&Filter>, mut add: impl FnMut(usize)) -> Result<()> {
+        for si in 0..self.segments.len() as u32 {
+            let c = self.segment_candidates(si, filter)?;
+            if !c.check {
+                add(c.bits.count());
+                continue;
+            }
+            for internal in c.bits.iter() {
+                if self.segment_point(si, internal, filter, true)?.is_some() {
+                    add(1);
+                }
+            }
+        }
+        self.visit_overlay(filter, |_, _| {
+            add(1);
+            Ok(())
+        })
+    }
+
+    /// The visible point behind a candidate, if it passes the filter (checked when `check`).
+    pub(crate) fn segment_point(
+        &self,
+        seg: u32,
+        internal: u32,
+        filter: Option<&Filter>,
+        check: bool,
+    ) -> Result<Option<(PointId, PointRef)>> {
+        let tracker = &self.segments[seg as usize].id_tracker;
+        let (Some(id), Some(version)) = (tracker.external_id(internal), tracker.version(internal)) else {
+            return Ok(None);
+        };
+        let r = PointRef { loc: Loc::Segment { seg, internal }, version };
+        if check {
+            if let Some(f) = filter {
+                let ctx = self.point_context(id, r.loc)?;
+                if !f.check(&ctx, &self.filter_ctx) {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some((id, r)))
+    }
+
+    /// The points whose winning copy is in the overlay and that pass `filter`.
+    pub(crate) fn visit_overlay(
+        &self,
+        filter: Option<&Filter>,
+        mut f: impl FnMut(PointId, PointRef) -> Result<()>,
+    ) -> Result<()> {
+        for (idx, o) in self.overlay.iter().enumerate() {
+            let Some(r) = self.points.get(&o.id) else { continue };
+            if r.loc != Loc::Overlay(idx) {
+                continue;
+            }
+            if let Some(flt) = filter {
+                let ctx = self.point_context(o.id, r.loc)?;
+                if !flt.check(&ctx, &self.filter_ctx) {
+                    continue;
+                }
+            }
+            f(o.id, *r)?;
+        }
+        Ok(())
+    }
+
     fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
         let segment = &self.segments[seg as usize];
         let key = (path.clone(), kind);
@@ -528,7 +614,6 @@ impl EdgeShard {
     /// of every visible point. Returns a description of the first disagreement.
     #[cfg(any(test, feature = "testing"))]
     pub fn check_candidates(&self, filter: &Filter) -> Result<Option<String>> {
-        use super::Loc;
         for seg in 0..self.segments.len() as u32 {
             let c = self.segment_candidates(seg, Some(filter))?;
             for internal in self.visible_bits(seg).iter() {

@@ -249,28 +249,15 @@ impl EdgeShard {
             None => {
                 // Segment by segment over their visible points narrowed by the filter's
                 // postings, then the points changed in the overlay.
-                for (si, seg) in self.segments.iter().enumerate() {
-                    if by_graph[si] {
-                        continue;
-                    }
+                for (si, _) in by_graph.iter().enumerate().filter(|(_, by)| !**by) {
                     let c = self.segment_candidates(si as u32, filter)?;
                     for internal in c.bits.iter() {
-                        let (Some(id), Some(version)) =
-                            (seg.id_tracker.external_id(internal), seg.id_tracker.version(internal))
-                        else {
-                            continue;
-                        };
-                        let r = PointRef { loc: Loc::Segment { seg: si as u32, internal }, version };
-                        consider(&id, &r, c.check)?;
-                    }
-                }
-                for (idx, o) in self.overlay.iter().enumerate() {
-                    if let Some(r) = self.points.get(&o.id) {
-                        if r.loc == Loc::Overlay(idx) {
-                            consider(&o.id, r, true)?;
+                        if let Some((id, r)) = self.segment_point(si as u32, internal, filter, c.check)? {
+                            consider(&id, &r, false)?;
                         }
                     }
                 }
+                self.visit_overlay(filter, |id, r| consider(&id, &r, false))?;
             }
             Some(c) => {
                 for id in c {
@@ -404,32 +391,7 @@ impl EdgeShard {
             return Ok(self.points.len());
         }
         let mut n = 0;
-        // Segment points from the filter's postings where they answer it, then the overlay.
-        for (si, seg) in self.segments.iter().enumerate() {
-            let c = self.segment_candidates(si as u32, filter)?;
-            if !c.check {
-                n += c.bits.count();
-                continue;
-            }
-            for internal in c.bits.iter() {
-                let (Some(id), Some(version)) =
-                    (seg.id_tracker.external_id(internal), seg.id_tracker.version(internal))
-                else {
-                    continue;
-                };
-                let r = PointRef { loc: Loc::Segment { seg: si as u32, internal }, version };
-                if self.matches(filter, id, &r)? {
-                    n += 1;
-                }
-            }
-        }
-        for (idx, o) in self.overlay.iter().enumerate() {
-            if let Some(r) = self.points.get(&o.id) {
-                if r.loc == Loc::Overlay(idx) && self.matches(filter, o.id, r)? {
-                    n += 1;
-                }
-            }
-        }
+        self.visit_matching_counted(filter, |k| n += k)?;
         Ok(n)
     }
 
@@ -450,10 +412,7 @@ impl EdgeShard {
         let path = JsonPath::parse(key)
             .ok_or_else(|| Error::invalid_field("key", format!("`{key}` is not a valid payload path")))?;
         let mut counts: HashMap<FacetKey, usize> = HashMap::new();
-        for (id, r) in &self.points {
-            if !self.matches(filter, *id, r)? {
-                continue;
-            }
+        self.visit_matching(filter, |_, r| {
             let payload = self.payload_at(r.loc)?;
             let mut distinct = HashSet::new();
             for v in facet_values(path.value_get(&payload)) {
@@ -464,7 +423,8 @@ impl EdgeShard {
             for k in distinct {
                 *counts.entry(k).or_default() += 1;
             }
-        }
+            Ok(())
+        })?;
         let mut hits: Vec<(FacetKey, usize)> = counts.into_iter().collect();
         hits.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         hits.truncate(limit);
