@@ -202,6 +202,22 @@ impl DenseVectorStorage {
         }
     }
 
+    /// Row `i` borrowed in place when the rows are held in RAM as one matrix (optimized
+    /// segments); `None` if it has no vector or lives elsewhere (use [`with_row`](Self::with_row)).
+    #[inline]
+    pub fn ram_row(&self, i: u32) -> Option<RowRef<'_>> {
+        if self.is_deleted(i) {
+            return None;
+        }
+        match &self.rows {
+            Rows::Matrix { data: MatrixData::Ram(b), .. } => {
+                let s = i as usize * self.row_size;
+                b.get(s..s + self.row_size).map(|row| RowRef::new(self.datatype, row))
+            }
+            _ => None,
+        }
+    }
+
     /// The vector of row `i` as `f32`; `None` if deleted or out of range.
     pub fn get(&self, i: u32) -> Result<Option<Vec<f32>>, Error> {
         self.with_row(i, |r| r.to_f32())

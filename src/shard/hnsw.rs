@@ -34,6 +34,7 @@ use crate::format::dense::DenseVectorStorage;
 use crate::format::hnsw::HnswGraph;
 use crate::format::quantized::{EncodedQuery, ScalarQuantized};
 use crate::query::filter::Filter;
+use crate::spaces;
 use crate::types::PointId;
 
 /// Search knobs of a request (`params`).
@@ -158,15 +159,58 @@ impl Walk<'_> {
     /// Qdrant's `score_points`: keep the points passing the checks, at most `limit`, scored.
     fn score_points(&self, ids: &[u32], limit: usize, out: &mut Vec<Sp>) -> Result<()> {
         out.clear();
+        let pair = match (self.quantized.is_none(), self.dense, self.scorer.dense_parts()) {
+            (true, Some(d), Some((q, distance))) => Some((d, q, distance)),
+            _ => None,
+        };
+        let Some((d, q, distance)) = pair else {
+            for &p in ids {
+                if limit != 0 && out.len() >= limit {
+                    break;
+                }
+                if self.check(p)? {
+                    if let Some(score) = self.score(p)? {
+                        out.push(Sp { idx: p, score });
+                    }
+                }
+            }
+            return Ok(());
+        };
+        // The passing points (every one has the vector: `check` saw it), then scored two rows
+        // at a time where both are in RAM.
+        let mut pass = Vec::with_capacity(ids.len());
         for &p in ids {
-            if limit != 0 && out.len() >= limit {
+            if limit != 0 && pass.len() >= limit {
                 break;
             }
             if self.check(p)? {
-                if let Some(score) = self.score(p)? {
-                    out.push(Sp { idx: p, score });
+                pass.push(p);
+            }
+        }
+        let single = |p: u32, out: &mut Vec<Sp>| -> Result<()> {
+            if let Some(score) = self.score(p)? {
+                out.push(Sp { idx: p, score });
+            }
+            Ok(())
+        };
+        let mut i = 0;
+        while i + 1 < pass.len() {
+            let (a, b) = (pass[i], pass[i + 1]);
+            match (d.ram_row(a), d.ram_row(b)) {
+                (Some(ra), Some(rb)) => {
+                    let (sa, sb) = spaces::score_rows2(distance, q, ra, rb)?;
+                    out.push(Sp { idx: a, score: sa });
+                    out.push(Sp { idx: b, score: sb });
+                }
+                _ => {
+                    single(a, out)?;
+                    single(b, out)?;
                 }
             }
+            i += 2;
+        }
+        if i < pass.len() {
+            single(pass[i], out)?;
         }
         Ok(())
     }

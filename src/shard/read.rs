@@ -641,6 +641,14 @@ impl<'a> Scorer<'a> {
         }
     }
 
+    /// The prepared dense query and its distance (dense vectors only).
+    pub(crate) fn dense_parts(&self) -> Option<(&spaces::QueryVector, Distance)> {
+        match self {
+            Scorer::Dense { q, distance, .. } => Some((q, *distance)),
+            _ => None,
+        }
+    }
+
     /// The preprocessed dense query, as the quantizer sees it.
     pub(crate) fn dense_query_f32(&self) -> Option<Vec<f32>> {
         match self {
