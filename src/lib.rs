@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod format;
+pub mod index;
 pub mod operations;
 pub mod outbox;
 pub mod query;
