@@ -13,7 +13,7 @@
 //!    on our copy equal our engine's on the same graph (ids and order; scores to 1e-5 relative),
 //!    for 60 queries per vector.
 //! 3. Quality: recall@10 (against the exact answers) of Qdrant searching our graphs is at least
-//!    the recall of Qdrant searching the graphs it built itself, minus `RECALL_TOLERANCE`
+//!    the recall of Qdrant searching the graphs it built itself, minus `recall_tolerance(ef)`
 //!    (Qdrant's build draws random levels and inserts in parallel, so its own recall varies
 //!    from build to build). Both recalls are printed, with the mean list lengths per level.
 //!
@@ -35,11 +35,18 @@ use serde_json::{json, Value};
 
 const N: usize = 4000;
 const EFS: [usize; 3] = [32, 64, 128];
-/// Allowed recall@10 shortfall of our graphs against Qdrant's own (absolute). Measured over 5
-/// runs (5 seeds for ours, 5 builds of Qdrant's): at ef 32 ours averaged 0.3-1.0 points lower
-/// (Qdrant's parallel build inserts in a varying order; single builds of its range over about
-/// 1.5 points), at ef 64 and 128 both were within 0.5 points.
-const RECALL_TOLERANCE: f64 = 0.02;
+/// Allowed recall@10 shortfall of our graphs against Qdrant's own (absolute), at ef 32 and at
+/// ef 64/128. Measured over 5 runs (5 seeds for ours, 5 builds of Qdrant's, which inserts in
+/// parallel in a varying order): at ef 32 ours averaged 0.3-1.0 points lower and single runs
+/// differed by up to 2.1 points (Qdrant's own results spread over 1.5-2 points); at ef 64 and
+/// 128 the averages were within 0.5 points and single runs within 1.2 points.
+fn recall_tolerance(ef: usize) -> f64 {
+    if ef <= 32 {
+        0.03
+    } else {
+        0.02
+    }
+}
 const NAMES: [&str; 4] = ["c", "e", "u", "m"];
 
 fn run_py(args: &[&str]) -> Value {
@@ -280,8 +287,9 @@ fn optimize_builds_graphs_qdrant_walks() {
     for ((name, ef), (on_ours, on_theirs, exact)) in &by_key {
         let (r_ours, r_theirs) = (recall(on_ours, exact), recall(on_theirs, exact));
         eprintln!("recall@10 `{name}` ef {ef:>3}: our graph {r_ours:.4}, Qdrant's graph {r_theirs:.4}");
-        if r_ours < r_theirs - RECALL_TOLERANCE {
-            worse.push(format!("`{name}` ef {ef}: {r_ours:.4} < {r_theirs:.4} - {RECALL_TOLERANCE}"));
+        let tol = recall_tolerance(*ef);
+        if r_ours < r_theirs - tol {
+            worse.push(format!("`{name}` ef {ef}: {r_ours:.4} < {r_theirs:.4} - {tol}"));
         }
     }
     assert!(worse.is_empty(), "our graphs have lower recall than Qdrant's: {worse:?}");

@@ -94,26 +94,33 @@ fn is_redundant(candidate_to_existing: f32, candidate_score: f32, existing_score
 }
 
 /// Heuristic selection from candidates sorted best first (scores relative to the list owner).
+/// `known[i]` marks candidates that an earlier selection for the same owner already kept: two
+/// of them are known not to shadow each other, so that pair is not scored again.
 fn select_with_heuristic(
     sorted: &[Scored],
+    known: Option<&[bool]>,
     level_m: usize,
     score: &impl Fn(u32, u32) -> f32,
     out: &mut Vec<u32>,
-    picked: &mut Vec<f32>,
+    picked: &mut Vec<(f32, bool)>,
 ) {
     out.clear();
     picked.clear();
     if level_m == 0 {
         return;
     }
-    'outer: for c in sorted {
-        for (&e, &es) in out.iter().zip(picked.iter()) {
+    'outer: for (i, c) in sorted.iter().enumerate() {
+        let c_known = known.is_some_and(|k| k[i]);
+        for (&e, &(es, e_known)) in out.iter().zip(picked.iter()) {
+            if c_known && e_known {
+                continue;
+            }
             if is_redundant(score(c.idx, e), c.score, es) {
                 continue 'outer;
             }
         }
         out.push(c.idx);
-        picked.push(c.score);
+        picked.push((c.score, c_known));
         if out.len() >= level_m {
             break;
         }
@@ -157,9 +164,12 @@ struct Builder<'a, F: Fn(u32, u32) -> f32> {
     entry_points: Vec<EntryPoint>,
     extra: Vec<EntryPoint>,
     extra_capacity: usize,
+    /// Per point and level: how many leading links the last heuristic selection kept.
+    processed: Vec<Vec<u32>>,
     buf: Vec<u32>,
-    picked: Vec<f32>,
+    picked: Vec<(f32, bool)>,
     cands: Vec<Scored>,
+    known: Vec<bool>,
 }
 
 impl<F: Fn(u32, u32) -> f32> Builder<'_, F> {
@@ -230,25 +240,37 @@ impl<F: Fn(u32, u32) -> f32> Builder<'_, F> {
     }
 
     /// Add `new` to the list of `target` on `level`, re-selecting the list when it overflows.
+    /// The links kept by the previous selection of this list are sorted by similarity already
+    /// and do not shadow each other; only pairs involving other links are checked (same result
+    /// as re-running the heuristic on everything).
     fn connect(&mut self, new: u32, target: u32, level: usize) {
         let level_m = self.level_m(level);
         if level_m == 0 {
             return;
         }
-        if self.links[target as usize][level].len() < level_m {
-            self.links[target as usize][level].push(new);
+        let (t, l) = (target as usize, level);
+        if self.links[t][l].len() < level_m {
+            self.links[t][l].push(new);
             return;
         }
         let score = self.score;
+        let processed = self.processed[t][l] as usize;
         self.cands.clear();
-        for &l in &self.links[target as usize][level] {
-            self.cands.push(Scored { score: score(target, l), idx: l });
+        self.known.clear();
+        for (i, &x) in self.links[t][l].iter().enumerate() {
+            self.cands.push(Scored { score: score(target, x), idx: x });
+            self.known.push(i < processed);
         }
         self.cands.push(Scored { score: score(target, new), idx: new });
-        self.cands.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let mut out = std::mem::take(&mut self.links[target as usize][level]);
-        select_with_heuristic(&self.cands, level_m, score, &mut out, &mut self.picked);
-        self.links[target as usize][level] = out;
+        self.known.push(false);
+        let mut order: Vec<usize> = (0..self.cands.len()).collect();
+        order.sort_by(|&a, &b| self.cands[b].score.total_cmp(&self.cands[a].score));
+        let sorted: Vec<Scored> = order.iter().map(|&i| self.cands[i]).collect();
+        let known: Vec<bool> = order.iter().map(|&i| self.known[i]).collect();
+        let mut out = std::mem::take(&mut self.links[t][l]);
+        select_with_heuristic(&sorted, Some(&known), level_m, score, &mut out, &mut self.picked);
+        self.processed[t][l] = out.len() as u32;
+        self.links[t][l] = out;
     }
 
     fn new_entry_point(&mut self, point: u32, level: usize) {
@@ -296,7 +318,8 @@ impl<F: Fn(u32, u32) -> f32> Builder<'_, F> {
                 }
                 let level_m = self.level_m(l);
                 let mut mine = std::mem::take(&mut self.links[point as usize][l]);
-                select_with_heuristic(&nearest, level_m, self.score, &mut mine, &mut self.picked);
+                select_with_heuristic(&nearest, None, level_m, self.score, &mut mine, &mut self.picked);
+                self.processed[point as usize][l] = mine.len() as u32;
                 let selected = mine.clone();
                 self.links[point as usize][l] = mine;
                 for other in selected {
@@ -328,10 +351,13 @@ pub fn build_hnsw(indexed: &[bool], params: HnswBuildParams, score: &impl Fn(u32
         entry_points: Vec::new(),
         extra: Vec::new(),
         extra_capacity,
+        processed: Vec::new(),
         buf: Vec::new(),
         picked: Vec::new(),
         cands: Vec::new(),
+        known: Vec::new(),
     };
+    b.processed = b.links.iter().map(|l| vec![0; l.len()]).collect();
     // `m = 0` builds no main graph (Qdrant then relies on payload links only): levels, no links.
     for (i, &ix) in indexed.iter().enumerate() {
         if ix && params.m > 0 {
@@ -529,10 +555,10 @@ mod tests {
         let sorted: Vec<Scored> =
             [1u32, 2, 3].iter().map(|&i| Scored { score: score(0, i), idx: i }).collect::<Vec<_>>();
         let (mut out, mut picked) = (Vec::new(), Vec::new());
-        select_with_heuristic(&sorted, 3, &score, &mut out, &mut picked);
+        select_with_heuristic(&sorted, None, 3, &score, &mut out, &mut picked);
         // 1.1 is closer to 1.0 than to the owner: dropped; -2.0 lies the other way: kept.
         assert_eq!(out, [1, 3]);
-        select_with_heuristic(&sorted, 1, &score, &mut out, &mut picked);
+        select_with_heuristic(&sorted, None, 1, &score, &mut out, &mut picked);
         assert_eq!(out, [1]);
     }
 }
