@@ -213,8 +213,10 @@ pub fn serialize_links_compressed(links: &[Vec<Vec<u32>>], m: usize, m0: usize) 
     for level in 0..levels {
         let s = if level == 0 { m0 } else { m };
         let count = at_least[level] as usize;
-        for i in 0..count {
-            let p = if level == 0 { i } else { order[i] as usize };
+        // Level 0 lists every point by id; higher levels the points reaching them, in `reindex` order.
+        let points: Box<dyn Iterator<Item = usize>> =
+            if level == 0 { Box::new(0..count) } else { Box::new(order[..count].iter().map(|&p| p as usize)) };
+        for p in points {
             scratch.clear();
             scratch.extend_from_slice(&links[p][level]);
             pack_links(&mut neighbors, &mut scratch, bits_u, s);
