@@ -9,6 +9,9 @@
 //! 1. Our optimized segment's `segment.json` vector configs and every `hnsw_config.json` equal
 //!    Qdrant's (`full_scan_threshold` in vectors, `indexed_vector_count`, m/m0/ef), and `info`'s
 //!    indexed vector count is the same from our engine and from qdrant-edge-py on both copies.
+//!    Our writer, given the graphs Qdrant built (decoded by our reader) and Qdrant's order of
+//!    equal-level points, writes Qdrant's `links_compressed.bin` and `graph.bin` byte for byte
+//!    (header, offsets compression parameters, packed lists, entry points and their capacity).
 //! 2. Qdrant walks our graphs: qdrant-edge-py's `exact: false` answers (hnsw_ef 32, 64, 128)
 //!    on our copy equal our engine's on the same graph (ids and order; scores to 1e-5 relative),
 //!    for 60 queries per vector.
@@ -29,6 +32,7 @@ use std::time::Instant;
 
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::format::hnsw::HnswGraph;
+use qdrant_edge_wasm::format::hnsw_write::{serialize_graph_bin, serialize_links_compressed_in_order, BuiltGraph};
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
 use serde_json::{json, Value};
@@ -132,6 +136,53 @@ fn compare(a: &Answer, b: &Answer) -> Same {
     Same::UpToTies
 }
 
+/// A graph as our writer takes it, from Qdrant's files: the lists the reader decodes, each
+/// point's level from the links file's `reindex` and `level_offsets`, the extra entry point
+/// capacity from Qdrant's rule `max(1, points / full_scan_threshold * 10)`.
+fn rebuild(g: &HnswGraph, links_file: &[u8], cfg: &Value) -> BuiltGraph {
+    let u64_at = |o: usize| u64::from_le_bytes(links_file[o..o + 8].try_into().unwrap());
+    let (n, levels) = (u64_at(0) as usize, u64_at(16) as usize);
+    let level_offsets: Vec<u64> = (0..levels).map(|l| u64_at(64 + 8 * l)).collect();
+    let reindex_at = 64 + 8 * levels;
+    // points reaching level L >= 1: level_offsets[L+1] - level_offsets[L]; for the last level,
+    // the offsets count (header byte 32) minus level_offsets[last] minus 1
+    let offsets_len = u64_at(32);
+    let mut out = Vec::with_capacity(n);
+    let mut buf = Vec::new();
+    for p in 0..n {
+        let r = u32::from_le_bytes(links_file[reindex_at + 4 * p..reindex_at + 4 * p + 4].try_into().unwrap()) as u64;
+        // the point reaches level L >= 1 iff its reindex is below the count of points at L
+        let mut top = 0;
+        for l in 1..levels {
+            let count = if l + 1 < levels {
+                level_offsets[l + 1] - level_offsets[l]
+            } else {
+                offsets_len - 1 - level_offsets[l]
+            };
+            if r < count {
+                top = l;
+            }
+        }
+        let mut lv = Vec::new();
+        for l in 0..=top {
+            buf.clear();
+            g.links(p as u32, l, &mut buf);
+            lv.push(buf.clone());
+        }
+        out.push(lv);
+    }
+    let fst = cfg["full_scan_threshold"].as_u64().unwrap();
+    BuiltGraph {
+        m: g.m_of(1),
+        m0: g.m_of(0),
+        ef_construct: cfg["ef_construct"].as_u64().unwrap() as usize,
+        links: out,
+        entry_points: g.entry_points.clone(),
+        extra_entry_points: g.extra_entry_points.clone(),
+        extra_capacity: ((n as u64).checked_div(fst).unwrap_or(0) * 10).max(1) as usize,
+    }
+}
+
 /// Mean list length per level (over the points reaching the level).
 fn degrees(st: &FsStorage, dir: &str) -> Vec<f64> {
     let g = HnswGraph::open(st, dir).unwrap().unwrap();
@@ -218,6 +269,39 @@ fn optimize_builds_graphs_qdrant_walks() {
     assert_eq!(py_theirs["indexed"].as_u64(), Some(indexed));
     assert_eq!(our_info["indexed_vectors_count"].as_u64(), Some(indexed));
     assert_eq!(py_ours["points"], py_theirs["points"]);
+
+    // Our writer reproduces Qdrant's graph files byte for byte from the graphs it built.
+    for name in NAMES {
+        let dir = format!("{their_seg}/vector_index-{name}");
+        let (links, graph_bin) = (
+            th.read_all(&format!("{dir}/links_compressed.bin")).unwrap(),
+            th.read_all(&format!("{dir}/graph.bin")).unwrap(),
+        );
+        let cfg = read_json(&th, &format!("{dir}/hnsw_config.json"));
+        let g = HnswGraph::open(&th, &dir).unwrap().unwrap();
+        let rebuilt = rebuild(&g, &links, &cfg);
+        // Qdrant orders points of equal level arbitrarily: use its order (from its `reindex`).
+        let n = rebuilt.links.len();
+        let levels = u64::from_le_bytes(links[16..24].try_into().unwrap()) as usize;
+        let at = 64 + 8 * levels;
+        let mut order = vec![0u32; n];
+        for p in 0..n {
+            let r = u32::from_le_bytes(links[at + 4 * p..at + 4 * p + 4].try_into().unwrap());
+            order[r as usize] = p as u32;
+        }
+        let ours_links = serialize_links_compressed_in_order(&rebuilt.links, rebuilt.m, rebuilt.m0, &order);
+        if ours_links != links.as_ref() {
+            let first = ours_links.iter().zip(links.iter()).position(|(a, b)| a != b);
+            panic!(
+                "`{name}`: links_compressed.bin differs from Qdrant's: lengths {} vs {}, first difference at {first:?}, headers {:?} vs {:?}",
+                ours_links.len(),
+                links.len(),
+                &ours_links[..64],
+                &links[..64]
+            );
+        }
+        assert!(serialize_graph_bin(&rebuilt) == graph_bin.as_ref(), "`{name}`: graph.bin differs from Qdrant's");
+    }
 
     // 2. and 3.: the same requests on both copies, through Qdrant and our engine.
     let mut reqs = Vec::new();

@@ -180,13 +180,22 @@ pub fn compress_ordered(values: &[u64]) -> (Vec<u8>, OrderedParams) {
     (out, p)
 }
 
-/// `links_compressed.bin` for `links[point][level]` (every point has at least level 0).
+/// `links_compressed.bin` for `links[point][level]` (every point has at least level 0), points
+/// ordered by descending level, ties by id.
 pub fn serialize_links_compressed(links: &[Vec<Vec<u32>>], m: usize, m0: usize) -> Vec<u8> {
-    let n = links.len();
-    let bits_u = unsorted_bits(n);
-    // Points by descending level (stable: ties by id); reindex = position in that order.
-    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut order: Vec<u32> = (0..links.len() as u32).collect();
     order.sort_by_key(|&p| std::cmp::Reverse(links[p as usize].len()));
+    serialize_links_compressed_in_order(links, m, m0, &order)
+}
+
+/// [`serialize_links_compressed`] with the points in the given `order`, which must be a
+/// permutation sorted by descending level (Qdrant orders ties arbitrarily); `reindex` is the
+/// position in it.
+pub fn serialize_links_compressed_in_order(links: &[Vec<Vec<u32>>], m: usize, m0: usize, order: &[u32]) -> Vec<u8> {
+    let n = links.len();
+    assert_eq!(order.len(), n, "order is a permutation of the points");
+    debug_assert!(order.windows(2).all(|w| links[w[0] as usize].len() >= links[w[1] as usize].len()));
+    let bits_u = unsorted_bits(n);
     let levels = order.first().map_or(0, |&p| links[p as usize].len());
     let mut reindex = vec![0u32; n];
     for (i, &p) in order.iter().enumerate() {
