@@ -19,6 +19,10 @@
 //!    the recall of Qdrant searching the graphs it built itself, minus `recall_tolerance(ef)`
 //!    (Qdrant's build draws random levels and inserts in parallel, so its own recall varies
 //!    from build to build). Both recalls are printed, with the mean list lengths per level.
+//! 4. Without Python (`graph_planning_rules`): which rewrites get graphs (an indexing rewrite,
+//!    a merge above the threshold) and which stay plain (a merge below it, threshold 0), the
+//!    derived `hnsw_config.json` values, and byte-identical files when the same data is
+//!    optimized twice.
 //!
 //! The interpreter is `QEW_PYTHON` or `.venv/bin/python`; without `qdrant_edge` the test FAILS.
 
@@ -377,4 +381,140 @@ fn optimize_builds_graphs_qdrant_walks() {
         }
     }
     assert!(worse.is_empty(), "our graphs have lower recall than Qdrant's: {worse:?}");
+}
+
+fn shard_config(indexing_threshold: u64) -> qdrant_edge_wasm::format::segment_meta::EdgeConfig {
+    serde_json::from_value(json!({
+        "vectors": {
+            "a": {"size": 8, "distance": "Cosine"},
+            "b": {"size": 4, "distance": "Euclid",
+                  "hnsw_config": {"m": 4, "ef_construct": 16, "full_scan_threshold": 1, "max_indexing_threads": 0}}
+        },
+        "hnsw_config": {"m": 6, "ef_construct": 20, "full_scan_threshold": 2, "max_indexing_threads": 0},
+        "optimizers": {"default_segment_number": 1, "indexing_threshold": indexing_threshold},
+        "wal_enabled": false
+    }))
+    .unwrap()
+}
+
+fn upsert(shard: &mut EdgeShard, ids: std::ops::Range<u64>) {
+    use qdrant_edge_wasm::api::updates::parse_update;
+    let f = |i: u64, k: u64| (((i * 7919 + k * 104_729) % 1000) as f64 / 500.0) - 1.0;
+    let points: Vec<Value> = ids
+        .map(|i| {
+            let mut v = json!({"a": (0..8).map(|k| f(i, k)).collect::<Vec<_>>()});
+            if i % 4 != 0 {
+                v["b"] = json!((0..4).map(|k| f(i, k + 8)).collect::<Vec<_>>());
+            }
+            json!({"id": i, "vector": v})
+        })
+        .collect();
+    for op in parse_update("upsert", &json!({"points": points})).unwrap() {
+        shard.update(op).unwrap();
+    }
+}
+
+/// A shard in memory with 500 points of an 8-dim Cosine vector "a" and a 4-dim Euclid vector
+/// "b" (own `hnsw_config`, on 3 points of 4): 400 optimized with an indexing threshold of
+/// 10 KB (12.5 KB of "a"), then 100 more; then, if `then` is given, reloaded with that
+/// threshold and optimized again (a merge of both segments).
+fn memory_shard(then: Option<u64>) -> (qdrant_edge_wasm::storage::MemoryStorage, EdgeShard) {
+    let st = qdrant_edge_wasm::storage::MemoryStorage::new();
+    let mut shard = EdgeShard::create(Arc::new(st.clone()), "", shard_config(10)).unwrap();
+    upsert(&mut shard, 0..400);
+    assert!(shard.optimize().unwrap());
+    upsert(&mut shard, 400..500);
+    if let Some(t) = then {
+        shard.close().unwrap();
+        drop(shard);
+        shard = EdgeShard::load_with_config(Arc::new(st.clone()), "", shard_config(t)).unwrap();
+        assert!(shard.optimize().unwrap(), "the two segments are merged");
+    }
+    shard.flush().unwrap();
+    (st, shard)
+}
+
+fn index_files(st: &qdrant_edge_wasm::storage::MemoryStorage) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for s in st.list_dir("segments").unwrap() {
+        for e in st.list_dir(&format!("segments/{}", s.name)).unwrap() {
+            if e.name.starts_with("vector_index") {
+                for f in st.list_dir(&format!("segments/{}/{}", s.name, e.name)).unwrap() {
+                    let p = format!("segments/{}/{}/{}", s.name, e.name, f.name);
+                    out.insert(format!("{}/{}", e.name, f.name), st.read_all(&p).unwrap().to_vec());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Which segments get graphs, with which parameters, and that builds are reproducible.
+#[test]
+fn graph_planning_rules() {
+    let (st, shard) = memory_shard(None);
+    let files = index_files(&st);
+    let mut want: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|v| {
+            ["graph.bin", "hnsw_config.json", "links_compressed.bin"].map(|f| format!("vector_index-{v}/{f}"))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), want);
+    let a: Value = serde_json::from_slice(&files["vector_index-a/hnsw_config.json"]).unwrap();
+    let b: Value = serde_json::from_slice(&files["vector_index-b/hnsw_config.json"]).unwrap();
+    // "a": the shard's config m 6; 2 KB / 32 bytes per vector = 64 vectors
+    assert_eq!(
+        a,
+        json!({"m": 6, "m0": 12, "ef_construct": 20, "ef": 20, "full_scan_threshold": 64,
+        "max_indexing_threads": 0, "payload_m": null, "payload_m0": null, "indexed_vector_count": 400})
+    );
+    // "b": its own config (replacing the shard's); 300 of 400 points have it: 300*16/400 = 12
+    // bytes on average -> 1024/12 = 85 vectors
+    assert_eq!(
+        b,
+        json!({"m": 4, "m0": 8, "ef_construct": 16, "ef": 16, "full_scan_threshold": 85,
+        "max_indexing_threads": 0, "payload_m": null, "payload_m0": null, "indexed_vector_count": 300})
+    );
+    assert_eq!(dispatch(&shard, "info", &json!({})).unwrap()["indexed_vectors_count"], json!(700));
+    let seg = shard_segment_json(&st);
+    assert_eq!(
+        seg["a"]["index"],
+        json!({"type": "hnsw", "options": {"m": 6, "ef_construct": 20, "full_scan_threshold": 2, "max_indexing_threads": 0}})
+    );
+    assert_eq!(
+        seg["b"]["index"],
+        json!({"type": "hnsw", "options": {"m": 4, "ef_construct": 16, "full_scan_threshold": 1, "max_indexing_threads": 0}})
+    );
+    // The same data optimized again writes the same files.
+    let (st2, _) = memory_shard(None);
+    assert_eq!(index_files(&st2), files);
+
+    // Merged above the threshold: one graph over all 500 points.
+    let (st, _) = memory_shard(Some(10));
+    let a: Value = serde_json::from_slice(&index_files(&st)["vector_index-a/hnsw_config.json"]).unwrap();
+    assert_eq!(a["indexed_vector_count"], json!(500));
+    // Merged below the threshold (15.6 KB < 100 KB), and with threshold 0 (indexing disabled):
+    // plain indexes, no graph files.
+    for threshold in [100, 0] {
+        let (st, shard) = memory_shard(Some(threshold));
+        assert!(index_files(&st).is_empty(), "threshold {threshold}");
+        let seg = shard_segment_json(&st);
+        assert_eq!(seg["a"]["index"], json!({"type": "plain", "options": {}}));
+        assert_eq!(seg["b"]["index"], json!({"type": "plain", "options": {}}));
+        assert_eq!(dispatch(&shard, "info", &json!({})).unwrap()["indexed_vectors_count"], json!(0));
+    }
+}
+
+/// `vector_data` of the optimized segment's `segment.json`.
+fn shard_segment_json(st: &qdrant_edge_wasm::storage::MemoryStorage) -> Value {
+    for s in st.list_dir("segments").unwrap() {
+        let dir = format!("segments/{}", s.name);
+        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
+            let v: Value = serde_json::from_slice(&st.read_all(&format!("{dir}/segment.json")).unwrap()).unwrap();
+            return v["config"]["vector_data"].clone();
+        }
+    }
+    panic!("no optimized segment");
 }
