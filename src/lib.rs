@@ -1,7 +1,7 @@
 //! qdrant-edge-wasm: Qdrant Edge's `EdgeShard`, rebuilt for WebAssembly.
 //!
 //! Layers (dependencies point down; see ARCHITECTURE.md):
-//! `storage` → `format` → `segment` → `query`/`spaces` → `shard` → `api`.
+//! `storage` → `format` → `segment` → `query`/`spaces` → `index` → `shard` → `api`.
 
 pub mod api;
 pub mod error;
