@@ -1,11 +1,12 @@
 //! qdrant-edge-wasm: Qdrant Edge's `EdgeShard`, rebuilt for WebAssembly.
 //!
 //! Layers (dependencies point down; see ARCHITECTURE.md):
-//! `storage` → `format` → `segment` → `query`/`spaces` → `shard` → `api`.
+//! `storage` → `format` → `segment` → `query`/`spaces` → `index` → `shard` → `api`.
 
 pub mod api;
 pub mod error;
 pub mod format;
+pub mod index;
 pub mod operations;
 pub mod outbox;
 pub mod query;

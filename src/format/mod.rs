@@ -16,6 +16,7 @@ pub mod fmph;
 pub mod gridstore;
 pub mod gridstore_write;
 pub mod hnsw;
+pub mod hnsw_write;
 pub mod id_tracker;
 pub mod immutable_index;
 pub mod multivector;

@@ -6,9 +6,21 @@
 //! * **merge** the smallest segments while there are more than `default_segment_number`
 //!   (0 = automatic, which here means 2) and the merged size stays under `max_segment_size`;
 //! * **index** an appendable segment whose largest dense vector storage reaches
-//!   `indexing_threshold` KB (10 000).
-//!   HNSW building belongs to the HNSW work; until then the optimized segment keeps a plain
-//!   index, and `info` counts no indexed vectors for it, as qdrant-edge reports plain indexes.
+//!   `indexing_threshold` KB (10 000; 0 disables indexing, as in Qdrant).
+//!
+//! **HNSW graphs.** When the rewritten group's largest vector storage reaches the indexing
+//! threshold, every dense vector and multivector of the new segment gets `index: {type: hnsw,
+//! options: …}` with the vector's own `hnsw_config`, else the shard's, else Qdrant's defaults
+//! (m 16, ef_construct 100, full_scan_threshold 10 000 KB; a per-vector config replaces the
+//! shard's whole, fields are not merged), and a graph in `vector_index-<name>/` built by
+//! [`crate::index::hnsw_build`] over the points that have the vector (fixed seed per vector
+//! name, so optimizing the same data twice writes the same files). `hnsw_config.json` holds
+//! Qdrant's derived values: `full_scan_threshold` converted from KB to a number of vectors of
+//! the average stored size over all points of the segment, `indexed_vector_count` = points with
+//! the vector (what `info` sums), `ef = ef_construct`, `m0 = 2·m`. Payload-aware extra links
+//! (`payload_m`, per indexed payload field) are not built: the graph has the main links only,
+//! which Qdrant reads and searches like any other (filtered searches fall back to its usual
+//! strategies). Below the threshold the index stays plain.
 //!
 //! The chosen segments are rewritten as one new segment: immutable id tracker
 //! (`id_tracker.mappings/.versions/.deleted`), immutable dense storage (`matrix.dat` +
@@ -24,14 +36,19 @@ use super::{EdgeShard, VectorKind};
 use crate::error::{Error, Result};
 use crate::format::field_index_write::config_set_field;
 use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
+use crate::format::hnsw_write::{write_hnsw_index, HnswFileConfig};
 use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
-use crate::format::segment_meta::{Indexes, SegmentConfig, SegmentState, SparseIndexType, VectorStorageType};
+use crate::format::segment_meta::{
+    HnswConfig, Indexes, SegmentConfig, SegmentState, SparseIndexType, VectorStorageType,
+};
 use crate::format::segment_write::{
     create_appendable_segment, write_payload_index_config, write_segment_state, write_version_info, MultiVectorWriter,
     SparseDeletedFlags, SparseStoreOp,
 };
 use crate::format::sparse_index::write_immutable_sparse_index;
+use crate::index::hnsw_build::{build_hnsw, HnswBuildParams};
+use crate::index::GraphVectors;
 use crate::segment::Segment;
 use crate::storage::{join, Memory, Storage};
 use crate::types::{PointId, VectorValue};
@@ -65,7 +82,7 @@ impl EdgeShard {
         let opts = self.edge_config.as_ref().and_then(|c| c.optimizers.clone()).unwrap_or_default();
         let deleted_threshold = opts.deleted_threshold.unwrap_or(DEFAULT_DELETED_THRESHOLD);
         let vacuum_min = opts.vacuum_min_vector_number.map_or(DEFAULT_VACUUM_MIN_VECTOR_NUMBER, |v| v);
-        let indexing_kb = opts.indexing_threshold.map_or(DEFAULT_INDEXING_THRESHOLD_KB, |v| v);
+        let indexing_kb = self.indexing_threshold_kb();
         let target_segments = match opts.default_segment_number {
             Some(n) if n > 0 => n as usize,
             _ => AUTO_SEGMENT_NUMBER,
@@ -163,21 +180,30 @@ impl EdgeShard {
         let n = u32::try_from(points.len()).map_err(|_| Error::Internal("too many points for one segment".into()))?;
 
         let config = self.optimized_config(group);
+        let hnsw_config = |name: &str| match config.vector_data.get(name).map(|v| &v.index) {
+            Some(Indexes::Hnsw(h)) => Some(*h),
+            _ => None,
+        };
         // Vectors.
         for (name, kind) in &self.vector_kinds {
             let vdir = join(&dir, &names::vector_storage_dir(name));
             match kind {
-                VectorKind::Dense { size, datatype, .. } => {
+                VectorKind::Dense { size, datatype, distance } => {
                     st.create_dir_all(&vdir)?;
                     let row = *size * datatype.size().unwrap_or(4);
                     let mut matrix = Vec::with_capacity(4 + row * points.len());
                     matrix.extend_from_slice(b"data");
                     let mut deleted = vec![0u8; deleted_dat_len(n)];
                     deleted[..4].copy_from_slice(b"drop");
+                    let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
                     for (k, (id, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
                             Some(VectorValue::Dense(v)) if v.len() == *size => {
-                                matrix.extend_from_slice(&crate::spaces::encode_row(*datatype, &v))
+                                let row = crate::spaces::encode_row(*datatype, &v);
+                                if let Some(g) = graph.as_mut() {
+                                    g.push([row.as_slice()]);
+                                }
+                                matrix.extend_from_slice(&row)
                             }
                             Some(_) => {
                                 return Err(Error::Internal(format!("point {id}: vector `{name}` has the wrong kind")))
@@ -186,13 +212,22 @@ impl EdgeShard {
                                 // Absent: Qdrant writes a placeholder row and flags it deleted.
                                 matrix.extend_from_slice(&crate::spaces::encode_row(*datatype, &vec![1.0; *size]));
                                 deleted[8 + k / 8] |= 1 << (k % 8);
+                                if let Some(g) = graph.as_mut() {
+                                    g.push([]);
+                                }
                             }
                         }
                     }
                     write_file(st, &join(&vdir, "matrix.dat"), &matrix)?;
                     write_file(st, &join(&vdir, "deleted.dat"), &deleted)?;
+                    if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
+                        // Available bytes: the rows of the points that have the vector.
+                        let present = (0..n).filter(|&i| g.has(i)).count() as u64;
+                        let available = present * (*size * datatype.size().unwrap_or(4)) as u64;
+                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available)?;
+                    }
                 }
-                VectorKind::Multi { .. } => {
+                VectorKind::Multi { size, datatype, distance } => {
                     // Multivectors keep the chunked layout in optimized segments too (§5.5).
                     let mut cfg = config
                         .vector_data
@@ -201,13 +236,39 @@ impl EdgeShard {
                         .ok_or_else(|| Error::Internal(format!("no config for `{name}`")))?;
                     cfg.storage_type = VectorStorageType::InRamChunkedMmap;
                     let mut w = MultiVectorWriter::create(st, &dir, name, &cfg)?;
+                    let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
+                    // Stored inner vectors, an absent point's one-vector placeholder included.
+                    let mut inner = 0u64;
                     for (k, (_, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
-                            Some(VectorValue::Multi(m)) => w.put(k as u32, Some(&m))?,
-                            _ => w.put(k as u32, None)?,
+                            Some(VectorValue::Multi(m)) => {
+                                if let Some(g) = graph.as_mut() {
+                                    let rows: Vec<Vec<u8>> =
+                                        m.iter().map(|v| crate::spaces::encode_row(*datatype, v)).collect();
+                                    g.push(rows.iter().map(Vec::as_slice));
+                                }
+                                inner += m.len() as u64;
+                                w.put(k as u32, Some(&m))?
+                            }
+                            _ => {
+                                if let Some(g) = graph.as_mut() {
+                                    g.push([]);
+                                }
+                                inner += 1;
+                                w.put(k as u32, None)?
+                            }
                         }
                     }
                     w.flush()?;
+                    if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
+                        // Qdrant's multivector storage reports its stored bytes scaled by the
+                        // share of points that have the vector.
+                        let present = (0..n).filter(|&i| g.has(i)).count() as u64;
+                        let stored = inner * (*size * datatype.size().unwrap_or(4)) as u64;
+                        let available =
+                            if n == 0 { 0 } else { (u128::from(stored) * u128::from(present) / u128::from(n)) as u64 };
+                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available)?;
+                    }
                 }
                 VectorKind::Sparse { .. } => {
                     st.create_dir_all(&vdir)?;
@@ -315,29 +376,24 @@ impl EdgeShard {
         self.reload_segments()
     }
 
-    /// The config of an optimized segment: immutable dense storage with a plain index (HNSW
-    /// building comes with the HNSW work), the same vectors, sparse vectors with Qdrant's
-    /// index type for the segment's size.
+    /// The config of an optimized segment: immutable dense storage, the same vectors, an HNSW
+    /// index for every dense vector and multivector when the group's largest vector storage
+    /// reaches the indexing threshold (else plain), sparse vectors with Qdrant's index type for
+    /// the segment's size.
     fn optimized_config(&self, group: &[usize]) -> SegmentConfig {
         let base =
             group.first().map(|&i| self.segments[i].state.config.clone()).unwrap_or_else(|| self.appendable_config());
+        let is_big = self.group_vectors_bytes(group) >= self.indexing_threshold_kb().saturating_mul(1024);
         let mut cfg = self.appendable_config();
         cfg.payload_storage_type = base.payload_storage_type;
-        for v in cfg.vector_data.values_mut() {
+        for (name, v) in cfg.vector_data.iter_mut() {
             let on_disk = v.storage_type == VectorStorageType::ChunkedMmap;
             v.storage_type = if on_disk { VectorStorageType::Mmap } else { VectorStorageType::InRamMmap };
-            v.index = Indexes::Plain {};
+            v.index = if is_big { Indexes::Hnsw(self.vector_hnsw_config(name, &base)) } else { Indexes::Plain {} };
         }
         // Sparse vectors get Qdrant's immutable inverted index once the segment passes the
         // indexing threshold (edge has no mmap threshold): `Mmap` when the vector asks for a
         // cold or cached placement (`memory`, or `on_disk: true`), else `ImmutableRam`.
-        let indexing_kb = self
-            .edge_config
-            .as_ref()
-            .and_then(|c| c.optimizers.as_ref())
-            .and_then(|o| o.indexing_threshold)
-            .unwrap_or(DEFAULT_INDEXING_THRESHOLD_KB);
-        let is_big = self.group_vectors_bytes(group) >= indexing_kb.saturating_mul(1024);
         for (name, s) in cfg.sparse_vector_data.iter_mut() {
             let params = self.edge_config.as_ref().and_then(|c| c.sparse_vectors.get(name));
             let memory =
@@ -351,11 +407,101 @@ impl EdgeShard {
         cfg
     }
 
+    /// `optimizers.indexing_threshold` in KB: 10 000 when unset, and 0 disables indexing (as in
+    /// Qdrant, which then never indexes nor builds HNSW graphs).
+    fn indexing_threshold_kb(&self) -> u64 {
+        match self.edge_config.as_ref().and_then(|c| c.optimizers.as_ref()).and_then(|o| o.indexing_threshold) {
+            None => DEFAULT_INDEXING_THRESHOLD_KB,
+            Some(0) => u64::MAX,
+            Some(kb) => kb,
+        }
+    }
+
+    /// HNSW parameters of vector `name`: its own `hnsw_config` if set, else the shard's, else
+    /// Qdrant's defaults (Qdrant replaces the whole config, it does not merge fields). Without an
+    /// `edge_config.json`, the graph config of a segment being optimized is kept.
+    fn vector_hnsw_config(&self, name: &str, base: &SegmentConfig) -> HnswConfig {
+        if let Some(c) = &self.edge_config {
+            return c
+                .vectors
+                .get(name)
+                .and_then(|v| v.hnsw_config)
+                .or(c.hnsw_config)
+                .unwrap_or_else(default_hnsw_config);
+        }
+        match base.vector_data.get(name).map(|v| &v.index) {
+            Some(Indexes::Hnsw(h)) => *h,
+            _ => default_hnsw_config(),
+        }
+    }
+
     /// The largest dense vector storage of the live points of `group`, per vector name summed
     /// over the segments (what Qdrant compares with its thresholds for the merged segment).
     fn group_vectors_bytes(&self, group: &[usize]) -> u64 {
         self.largest_vector_bytes(group.iter().map(|&i| self.segments[i].id_tracker.live_count() as u64).sum())
     }
+}
+
+/// Qdrant's default HNSW parameters (`HnswConfig::default()`).
+fn default_hnsw_config() -> HnswConfig {
+    HnswConfig {
+        m: 16,
+        ef_construct: 100,
+        full_scan_threshold: 10_000,
+        max_indexing_threads: 0,
+        on_disk: Some(false),
+        memory: None,
+        payload_m: None,
+        inline_storage: None,
+    }
+}
+
+/// Seed of a vector's graph build: fixed per vector name, so builds are reproducible.
+fn graph_seed(name: &str) -> u64 {
+    // FNV-1a
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Build the HNSW graph of one vector of a new segment and write its files into `index_dir`.
+/// `available` is the byte size Qdrant's storage reports for the vectors present; like Qdrant,
+/// `full_scan_threshold` (KB in the config) becomes a number of vectors of the average size
+/// over all points, and the graph keeps `max(1, points / full_scan_threshold * 10)` extra entry
+/// points.
+fn write_graph(
+    st: &dyn Storage,
+    index_dir: &str,
+    name: &str,
+    vectors: &GraphVectors,
+    h: &HnswConfig,
+    available: u64,
+) -> Result<()> {
+    let n = vectors.len() as u64;
+    let full_scan_threshold = available
+        .checked_div(n)
+        .and_then(|avg| h.full_scan_threshold.saturating_mul(1024).checked_div(avg))
+        .unwrap_or(1);
+    let m = h.m as usize;
+    let params = HnswBuildParams {
+        m,
+        m0: 2 * m,
+        ef_construct: h.ef_construct as usize,
+        extra_entry_points: (n.checked_div(full_scan_threshold).unwrap_or(0) * 10).max(1) as usize,
+        seed: graph_seed(name),
+    };
+    let indexed: Vec<bool> = (0..vectors.len() as u32).map(|i| vectors.has(i)).collect();
+    let graph = build_hnsw(&indexed, params, &|a, b| vectors.score(a, b));
+    let file_config = HnswFileConfig {
+        m: h.m,
+        m0: 2 * h.m,
+        ef_construct: h.ef_construct,
+        ef: h.ef_construct,
+        full_scan_threshold,
+        max_indexing_threads: h.max_indexing_threads,
+        payload_m: h.payload_m,
+        payload_m0: h.payload_m.map(|p| 2 * p),
+        indexed_vector_count: Some(indexed.iter().filter(|&&x| x).count() as u64),
+    };
+    write_hnsw_index(st, index_dir, &graph, &file_config)
 }
 
 /// `deleted.dat` length: 8-byte header then the bit vector rounded up to whole u64 words.
