@@ -54,8 +54,6 @@ pub struct Segment {
     sparse_index_weights: BTreeMap<String, BTreeMap<u32, SparseVector>>,
     payload_memory: Memory,
     payload_cache: OnceLock<Vec<Option<Arc<Payload>>>>,
-    /// Payload postings of indexed fields, built on first use (see `shard::prefilter`).
-    pub(crate) postings: crate::shard::prefilter::PostingCache,
 }
 
 impl std::fmt::Debug for Segment {
@@ -178,7 +176,6 @@ impl Segment {
             sparse_index_weights,
             payload_memory: plan.payload,
             payload_cache: OnceLock::new(),
-            postings: Default::default(),
         })
     }
 

@@ -71,6 +71,8 @@ pub struct EdgeShard {
     /// Per segment, its internal ids that hold the winning copy of their point (kept in step
     /// with `points`: an overlay change hides the segment copy).
     pub(crate) visible: Vec<prefilter::Bits>,
+    /// Per segment, the payload postings of indexed fields, built on first use.
+    pub(crate) postings: Vec<prefilter::PostingCache>,
     pub(crate) overlay: Vec<OverlayPoint>,
     pub(crate) vector_kinds: BTreeMap<String, VectorKind>,
     /// Indexed payload fields: path → schema JSON (bare type string or params object).
@@ -167,6 +169,7 @@ impl EdgeShard {
                 visible[seg as usize].set(internal);
             }
         }
+        let postings = segments.iter().map(|_| prefilter::PostingCache::default()).collect();
         let max_seg_version = segments.iter().map(|s| s.version()).max().unwrap_or(0);
         Ok(EdgeShard {
             storage: storage.clone(),
@@ -174,6 +177,7 @@ impl EdgeShard {
             segments,
             points,
             visible,
+            postings,
             overlay: Vec::new(),
             vector_kinds,
             filter_ctx: FilterContext::new(indexed_fields.clone()),

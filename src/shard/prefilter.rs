@@ -2,9 +2,9 @@
 //!
 //! Qdrant answers a condition on an indexed field from the field's payload index instead of
 //! reading payloads, and estimates a filter's cardinality from the same indexes to pick plain or
-//! graph search. Here every segment keeps, per indexed field and index kind, postings built on
-//! first use from the segment's stored payloads (value → sorted internal ids, or the values
-//! sorted for ranges). A segment's stored payloads never change while it is loaded (updates go
+//! graph search. Here the shard keeps for every segment, per indexed field and index kind,
+//! postings built on first use from the segment's stored payloads (value → sorted internal ids,
+//! or the values sorted for ranges). A segment's stored payloads never change while it is loaded (updates go
 //! to the overlay and a flush reloads the segments), so the postings stay valid for the
 //! segment's life.
 //!
@@ -497,12 +497,15 @@ impl EdgeShard {
 
     fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
         let segment = &self.segments[seg as usize];
+        let Some(cache) = self.postings.get(seg as usize) else {
+            return Ok(Arc::new(build_postings(segment, path, kind)?));
+        };
         let key = (path.clone(), kind);
-        if let Some(p) = segment.postings.map.lock().get(&key) {
+        if let Some(p) = cache.map.lock().get(&key) {
             return Ok(p.clone());
         }
         let built = Arc::new(build_postings(segment, path, kind)?);
-        segment.postings.map.lock().insert(key, built.clone());
+        cache.map.lock().insert(key, built.clone());
         Ok(built)
     }
 

@@ -64,6 +64,7 @@ impl EdgeShard {
         self.segments.clear();
         self.points.clear();
         self.visible.clear();
+        self.postings.clear();
         self.overlay.clear();
         let committed = commit(&*storage, &root, &plan).and_then(|_| EdgeShard::load(storage.clone(), &root));
         match committed {
