@@ -50,15 +50,7 @@ use qdrant_edge_wasm::{Payload, PointId};
 use serde_json::{json, Value};
 
 fn run_py(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/field_index_roundtrip.py");
-    let out = Command::new(common::oracle_python()).arg(&script).args(args).output().expect("run python");
-    assert!(
-        out.status.success(),
-        "python {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+    common::run_oracle_script("field_index_roundtrip.py", args)
 }
 
 fn run_py_json(cmd: &str, shard: &Path, arg: &Value, tmp: &Path, name: &str) -> Value {

@@ -29,7 +29,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,15 +60,7 @@ fn recall_tolerance(ef: usize) -> f64 {
 const NAMES: [&str; 4] = ["c", "e", "u", "m"];
 
 fn run_py(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/hnsw_build_oracle.py");
-    let out = Command::new(common::oracle_python()).arg(&script).args(args).output().expect("run python");
-    assert!(
-        out.status.success(),
-        "python {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+    common::run_oracle_script("hnsw_build_oracle.py", args)
 }
 
 /// The optimized (non-appendable) segment directory of a shard.

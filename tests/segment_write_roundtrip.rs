@@ -15,8 +15,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use qdrant_edge_wasm::format::id_tracker::{IdTracker, TrackerKind};
 use qdrant_edge_wasm::format::segment_meta::{read_segment_state, SegmentState, VectorDataConfig};
@@ -32,15 +30,7 @@ use serde_json::{json, Value};
 const DENSE: [&str; 3] = ["d", "h", "u"];
 
 fn run_py(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/segment_write_roundtrip.py");
-    let out = Command::new(common::oracle_python()).arg(&script).args(args).output().expect("run python");
-    assert!(
-        out.status.success(),
-        "python {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+    common::run_oracle_script("segment_write_roundtrip.py", args)
 }
 
 fn segment_dirs(st: &FsStorage) -> Vec<String> {

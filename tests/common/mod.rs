@@ -154,3 +154,17 @@ pub fn oracle_python() -> PathBuf {
         })
         .clone()
 }
+
+/// Run `tests/corpus/<script>` with the oracle interpreter and parse the JSON it prints; a
+/// failing script fails the test with its output.
+pub fn run_oracle_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(script);
+    let out = std::process::Command::new(oracle_python()).arg(&path).args(args).output().expect("run python");
+    assert!(
+        out.status.success(),
+        "python {script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
