@@ -224,6 +224,7 @@ fn search_options(p: &Option<SearchParams>) -> SearchOptions {
             quantization_ignore: p.quantization.as_ref().is_some_and(|q| q.ignore),
             rescore: p.quantization.as_ref().and_then(|q| q.rescore),
             oversampling: p.quantization.as_ref().and_then(|q| q.oversampling),
+            indexed_only: p.indexed_only,
         },
     }
 }

@@ -104,6 +104,15 @@ impl MultiVectorStorage {
         Ok(Some((offset, count)))
     }
 
+    /// The number of inner vectors of point `i`; `None` if deleted or out of range.
+    pub fn inner_count(&self, i: u32) -> Result<Option<u64>, Error> {
+        let Some(p) = &self.parts else { return Ok(None) };
+        if self.is_deleted(i) {
+            return Ok(None);
+        }
+        Ok(self.span(p, i)?.map(|(_, count)| count))
+    }
+
     /// Call `f` for each inner vector of point `i`; `Ok(false)` if the point has none.
     pub fn for_each_inner(&self, i: u32, mut f: impl FnMut(RowRef<'_>)) -> Result<bool, Error> {
         let Some(p) = &self.parts else { return Ok(false) };

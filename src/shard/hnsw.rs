@@ -48,6 +48,9 @@ pub struct SearchOptions {
     pub rescore: Option<bool>,
     /// `quantization.oversampling`.
     pub oversampling: Option<f64>,
+    /// `indexed_only`: leave out segments searched without a graph whose scan would be large
+    /// ([`EdgeShard::too_big_for_unindexed_search`](super::EdgeShard)).
+    pub indexed_only: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

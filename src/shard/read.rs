@@ -17,6 +17,10 @@ use crate::query::json_path::{self, JsonPath};
 use crate::spaces;
 use crate::types::{Datatype, Distance, Payload, PointId, RowRef, SparseVector, VectorValue};
 
+/// How many KB of vectors a segment without a graph may hold and still be searched with
+/// `indexed_only` (qdrant-edge passes its full-scan default, 10 000, as this limit).
+pub const SEARCH_OPTIMIZED_THRESHOLD_KB: u64 = 10_000;
+
 /// A search hit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredPoint {
@@ -200,11 +204,32 @@ impl EdgeShard {
         if want == 0 {
             return Ok(Vec::new());
         }
+        // `indexed_only` leaves out the large segments without a graph of `using` (the overlay
+        // counts as part of the appendable segment its points flush into).
+        let mut skipped = vec![false; self.segments.len()];
+        let mut skip_overlay = false;
+        if opts.indexed_only && candidates.is_none() && !matches!(kind, VectorKind::Sparse { .. }) {
+            let home = self.segments.iter().position(|s| s.appendable);
+            for (si, seg) in self.segments.iter().enumerate() {
+                if !seg.hnsw.contains_key(using) {
+                    let with_overlay = home == Some(si);
+                    skipped[si] =
+                        self.too_big_for_unindexed_search(Some(si as u32), with_overlay, using, &kind, filter)?;
+                    skip_overlay |= with_overlay && skipped[si];
+                }
+            }
+            if home.is_none() {
+                skip_overlay = self.too_big_for_unindexed_search(None, true, using, &kind, filter)?;
+            }
+        }
         // Segments searched through their HNSW graph (a rescoring stage is always exact).
-        let mut by_graph = vec![false; self.segments.len()];
+        let mut by_graph = skipped.clone();
         let mut graph_hits = Vec::new();
         if candidates.is_none() && !opts.exact && !matches!(kind, VectorKind::Sparse { .. }) {
             for (si, seg) in self.segments.iter().enumerate() {
+                if skipped[si] {
+                    continue;
+                }
                 if seg.hnsw.contains_key(using) || seg.quantized.contains_key(using) {
                     if let Some(found) = self.segment_search(si as u32, using, &scorer, filter, want, opts)? {
                         by_graph[si] = true;
@@ -233,10 +258,10 @@ impl EdgeShard {
         }
         // `check`: whether the filter still has to be checked on the point's payload.
         let mut consider = |id: &PointId, r: &PointRef, check: bool| -> Result<()> {
-            if let Loc::Segment { seg, .. } = r.loc {
-                if by_graph[seg as usize] {
-                    return Ok(());
-                }
+            match r.loc {
+                Loc::Segment { seg, .. } if by_graph[seg as usize] => return Ok(()),
+                Loc::Overlay(_) if skip_overlay => return Ok(()),
+                _ => {}
             }
             if check && !self.matches(filter, *id, r)? {
                 return Ok(());
@@ -257,7 +282,9 @@ impl EdgeShard {
                         }
                     }
                 }
-                self.visit_overlay(filter, |id, r| consider(&id, &r, false))?;
+                if !skip_overlay {
+                    self.visit_overlay(filter, |id, r| consider(&id, &r, false))?;
+                }
             }
             Some(c) => {
                 for id in c {
@@ -273,6 +300,88 @@ impl EdgeShard {
             .into_iter()
             .map(|h| QueryHit { id: h.id, r: h.r, score: scorer.postprocess(h.score), order_value: None })
             .collect())
+    }
+
+    /// Qdrant's `indexed_only` rule for a segment searched without a graph (its plain index):
+    /// left out when scanning it would read more than [`SEARCH_OPTIMIZED_THRESHOLD_KB`] of
+    /// vectors, i.e. when the mean stored size of its available `using` vectors times the
+    /// number of vectors (unfiltered) or the filter's cardinality (filtered) passes it.
+    ///
+    /// `seg` is the segment (`None`: the overlay alone, when there is no appendable segment);
+    /// `with_overlay` adds the points whose winning copy is in the overlay, which Qdrant holds
+    /// in its appendable segment. Qdrant takes the upper bound of its cardinality estimate;
+    /// we take the segment's candidate count (exact where the payload postings answer the
+    /// filter, else the points the postings leave possible, all of them when nothing narrows
+    /// it) plus the overlay points: those that pass the filter when the postings answered it
+    /// exactly, else all of them, as an estimate that cannot see unindexed fields would.
+    /// (For a `must` of an indexed and an unindexed condition Qdrant's bound is the indexed
+    /// condition's count over all points; ours counts all overlay points in that case.)
+    pub(crate) fn too_big_for_unindexed_search(
+        &self,
+        seg: Option<u32>,
+        with_overlay: bool,
+        using: &str,
+        kind: &VectorKind,
+        filter: Option<&Filter>,
+    ) -> Result<bool> {
+        let (size, datatype) = match kind {
+            VectorKind::Dense { size, datatype, .. } | VectorKind::Multi { size, datatype, .. } => (*size, *datatype),
+            VectorKind::Sparse { .. } => return Ok(false),
+        };
+        let row_bytes = (size * datatype.size().unwrap_or(4)) as u64;
+        let (mut vectors, mut bytes, mut cardinality) = (0u64, 0u64, 0u64);
+        // Whether the filter's cardinality in the segment is exact (postings answer it all).
+        let mut exact = true;
+        if let Some(si) = seg {
+            let segment = &self.segments[si as usize];
+            for internal in self.visible_bits(si).iter() {
+                let rows = match segment.vectors.get(using) {
+                    Some(crate::segment::VectorData::Dense(d)) => u64::from(!d.is_deleted(internal)),
+                    Some(crate::segment::VectorData::Multi(m)) => m.inner_count(internal)?.unwrap_or(0),
+                    _ => 0,
+                };
+                if segment.has_vector(using, internal) {
+                    vectors += 1;
+                    bytes += rows * row_bytes;
+                }
+            }
+            if filter.is_some() {
+                let c = self.segment_candidates(si, filter)?;
+                cardinality += c.bits.count() as u64;
+                exact = !c.check;
+            }
+        }
+        if with_overlay {
+            let mut overlay_vectors = 0;
+            for (idx, o) in self.overlay.iter().enumerate() {
+                if self.points.get(&o.id).is_none_or(|r| r.loc != Loc::Overlay(idx)) {
+                    continue;
+                }
+                let rows = match o.vectors.get(using) {
+                    Some(VectorValue::Dense(_)) => 1,
+                    Some(VectorValue::Multi(m)) => m.len() as u64,
+                    _ => continue,
+                };
+                overlay_vectors += 1;
+                bytes += rows * row_bytes;
+            }
+            vectors += overlay_vectors;
+            if filter.is_some() {
+                if exact {
+                    self.visit_overlay(filter, |_, _| {
+                        cardinality += 1;
+                        Ok(())
+                    })?;
+                } else {
+                    cardinality += overlay_vectors;
+                }
+            }
+        }
+        if vectors == 0 {
+            return Ok(false);
+        }
+        let scan = (bytes / vectors).saturating_mul(if filter.is_some() { cardinality } else { vectors });
+        Ok(scan > SEARCH_OPTIMIZED_THRESHOLD_KB * 1024)
     }
 
     /// Turn hits into REST scored points with the requested payload and vectors.
