@@ -214,6 +214,9 @@ struct Stage<'a> {
     params: &'a Option<SearchParams>,
 }
 
+/// `acorn.max_selectivity` when the request leaves it out (Qdrant's default).
+const ACORN_MAX_SELECTIVITY: f64 = 0.4;
+
 /// The engine's view of a request's `params`.
 fn search_options(p: &Option<SearchParams>) -> SearchOptions {
     match p {
@@ -225,6 +228,7 @@ fn search_options(p: &Option<SearchParams>) -> SearchOptions {
             rescore: p.quantization.as_ref().and_then(|q| q.rescore),
             oversampling: p.quantization.as_ref().and_then(|q| q.oversampling),
             indexed_only: p.indexed_only,
+            acorn: p.acorn.as_ref().filter(|a| a.enable).map(|a| a.max_selectivity.unwrap_or(ACORN_MAX_SELECTIVITY)),
         },
     }
 }

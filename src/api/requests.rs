@@ -114,8 +114,28 @@ pub struct QuantizationSearchParams {
     pub ignore: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescore: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "at_least_one")]
     pub oversampling: Option<f64>,
+}
+
+/// Qdrant's REST validation of `quantization.oversampling`: at least 1.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    match v {
+        Some(x) if x.is_nan() || x < 1.0 => Err(serde::de::Error::custom(format!("must be at least 1, got {x}"))),
+        _ => Ok(v),
+    }
+}
+
+/// Qdrant's REST validation of `acorn.max_selectivity`: between 0 and 1.
+fn unit_interval<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    match v {
+        Some(x) if !(0.0..=1.0).contains(&x) => {
+            Err(serde::de::Error::custom(format!("must be between 0 and 1, got {x}")))
+        }
+        _ => Ok(v),
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -123,7 +143,7 @@ pub struct QuantizationSearchParams {
 pub struct AcornSearchParams {
     #[serde(default)]
     pub enable: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "unit_interval")]
     pub max_selectivity: Option<f64>,
 }
 

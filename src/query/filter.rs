@@ -921,6 +921,13 @@ impl Filter {
     }
 }
 
+impl Condition {
+    /// Does the point pass this one condition?
+    pub fn check(&self, point: &dyn PointContext, ctx: &FilterContext) -> bool {
+        check_condition(self, &Scope::Point(point), ctx)
+    }
+}
+
 fn check_filter(f: &Filter, s: &Scope, ctx: &FilterContext) -> bool {
     let c = |x: &Condition| check_condition(x, s, ctx);
     // Qdrant's segment-level evaluator treats an empty `should` as "no constraint"; the
@@ -1032,6 +1039,11 @@ pub(crate) fn float_range_to_int(r: &Range<f64>) -> Range<i64> {
 
 pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
     uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+
+/// Whether an index of `kind` has a condition checker for `fc` (geo aside: see [`IndexKind::Geo`]).
+pub(crate) fn index_serves(kind: &IndexKind, fc: &FieldCondition) -> bool {
+    index_check(kind, fc, &[]).is_some()
 }
 
 /// The answer of an index's condition checker, or `None` when this index does not serve the

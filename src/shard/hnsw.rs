@@ -26,6 +26,7 @@ use std::collections::BinaryHeap;
 
 use ordered_float::OrderedFloat;
 
+use super::batch_order::BatchOrder;
 use super::prefilter::Candidates;
 use super::read::Scorer;
 use super::{EdgeShard, Loc, PointRef};
@@ -51,6 +52,9 @@ pub struct SearchOptions {
     /// `indexed_only`: leave out segments searched without a graph whose scan would be large
     /// ([`EdgeShard::too_big_for_unindexed_search`](super::EdgeShard)).
     pub indexed_only: bool,
+    /// `acorn`: when enabled, its `max_selectivity`. A filtered graph search whose filter's
+    /// estimated selectivity is at most this walks with ACORN-1 ([`Walk::graph_search`]).
+    pub acorn: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +120,8 @@ struct Walk<'a> {
     dense: Option<&'a DenseVectorStorage>,
     /// Score with the quantized copy instead of the vectors.
     quantized: Option<(&'a ScalarQuantized, EncodedQuery)>,
+    /// Qdrant's order of the neighbours a filtered step keeps, where it is not the links' order.
+    order: Option<BatchOrder>,
 }
 
 impl Walk<'_> {
@@ -159,37 +165,56 @@ impl Walk<'_> {
         self.scorer.score(self.shard, Loc::Segment { seg: self.seg, internal })
     }
 
-    /// Qdrant's `score_points`: keep the points passing the checks, at most `limit`, scored.
+    /// Whether an internal id is a visible point with the vector (Qdrant's "not deleted").
+    fn exists(&self, internal: u32) -> bool {
+        let visible = self.shard.visible.get(self.seg as usize).is_some_and(|b| b.get(internal));
+        visible
+            && match self.dense {
+                Some(d) => !d.is_deleted(internal),
+                None => self.shard.segments[self.seg as usize].has_vector(self.using, internal),
+            }
+    }
+
+    /// Qdrant's `score_points`: keep the points passing the checks, at most `limit` (0: all),
+    /// in the order its batch filter leaves them ([`BatchOrder`]), scored.
     fn score_points(&self, ids: &[u32], limit: usize, out: &mut Vec<Sp>) -> Result<()> {
+        let mut pass = Vec::with_capacity(ids.len());
+        match &self.order {
+            Some(order) => {
+                pass.extend(ids.iter().copied().filter(|&p| self.exists(p)));
+                let n = order.apply(self.shard, &mut pass)?;
+                pass.truncate(if limit != 0 { n.min(limit) } else { n });
+            }
+            None => {
+                for &p in ids {
+                    if limit != 0 && pass.len() >= limit {
+                        break;
+                    }
+                    if self.check(p)? {
+                        pass.push(p);
+                    }
+                }
+            }
+        }
+        self.score_listed(&pass, out)
+    }
+
+    /// Score `pass` in order (points known to pass the checks).
+    fn score_listed(&self, pass: &[u32], out: &mut Vec<Sp>) -> Result<()> {
         out.clear();
         let pair = match (self.quantized.is_none(), self.dense, self.scorer.dense_parts()) {
             (true, Some(d), Some((q, distance))) => Some((d, q, distance)),
             _ => None,
         };
         let Some((d, q, distance)) = pair else {
-            for &p in ids {
-                if limit != 0 && out.len() >= limit {
-                    break;
-                }
-                if self.check(p)? {
-                    if let Some(score) = self.score(p)? {
-                        out.push(Sp { idx: p, score });
-                    }
+            for &p in pass {
+                if let Some(score) = self.score(p)? {
+                    out.push(Sp { idx: p, score });
                 }
             }
             return Ok(());
         };
-        // The passing points (every one has the vector: `check` saw it), then scored two rows
-        // at a time where both are in RAM.
-        let mut pass = Vec::with_capacity(ids.len());
-        for &p in ids {
-            if limit != 0 && pass.len() >= limit {
-                break;
-            }
-            if self.check(p)? {
-                pass.push(p);
-            }
-        }
+        // Two rows at a time where both are in RAM.
         let single = |p: u32, out: &mut Vec<Sp>| -> Result<()> {
             if let Some(score) = self.score(p)? {
                 out.push(Sp { idx: p, score });
@@ -220,6 +245,23 @@ impl Walk<'_> {
 }
 
 impl EdgeShard {
+    /// The estimated share of segment `seg`'s `using` vectors that pass `filter`, as Qdrant
+    /// decides on ACORN: the filter's expected cardinality over the available points, scaled
+    /// by the share of them that have the vector, over the number of vectors.
+    fn filter_selectivity(&self, seg: u32, using: &str, filter: &Filter) -> Result<f64> {
+        let segment = &self.segments[seg as usize];
+        let visible = self.visible_bits(seg);
+        let points = visible.count();
+        let vectors = visible.iter().filter(|&i| segment.has_vector(using, i)).count();
+        if points == 0 || vectors == 0 {
+            return Ok(1.0);
+        }
+        let est = self.estimate_filter(seg, filter, points)?;
+        let share = (vectors as f64 / points as f64).min(1.0);
+        let exp = (est.exp.min(points) as f64 * share).round();
+        Ok(exp / vectors as f64)
+    }
+
     /// The best `top` points of segment `seg` (internal scores, best first) by Qdrant's
     /// strategy for a segment with an HNSW graph and/or scalar quantization of `using`, or
     /// `None` when the plain exact scan applies (the caller scans the segment's points).
@@ -248,7 +290,11 @@ impl EdgeShard {
         let is_quantized = quantized.is_some();
         let allowed = self.segment_candidates(seg, filter)?;
         let dense = segment.dense_storage(using);
-        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized };
+        let order = match filter {
+            Some(f) if graph.is_some() => self.batch_order(seg, f)?,
+            _ => None,
+        };
+        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized, order };
         let wanted = match opts.oversampling {
             Some(o) if is_quantized && o > 1.0 => (o * top as f64) as usize,
             _ => top,
@@ -275,8 +321,12 @@ impl EdgeShard {
                 }
             }
         };
+        let acorn = match (opts.acorn, filter) {
+            (Some(max_selectivity), Some(f)) if use_graph => self.filter_selectivity(seg, using, f)? <= max_selectivity,
+            _ => false,
+        };
         let found = match (use_graph, graph) {
-            (true, Some(g)) => walk.graph_search(g, wanted, opts)?,
+            (true, Some(g)) => walk.graph_search(g, wanted, opts, acorn)?,
             _ if is_quantized => walk.plain_search(wanted)?,
             _ => return Ok(None),
         };
@@ -318,7 +368,12 @@ impl Walk<'_> {
     }
 
     /// The graph walk (module docs); the best `top`, best first.
-    fn graph_search(&self, graph: &HnswGraph, top: usize, opts: SearchOptions) -> Result<Vec<Sp>> {
+    /// Qdrant's HNSW search: a greedy descent from the entry point to level 0, then a beam of
+    /// `ef` on level 0 that scores the unvisited neighbours passing the filter (at most `m0`
+    /// of them per step). With `acorn` the level-0 step is ACORN-1 instead: neighbours that
+    /// fail the filter are bridges whose own neighbours are collected too (see
+    /// [`Walk::acorn_step`]).
+    fn graph_search(&self, graph: &HnswGraph, top: usize, opts: SearchOptions, acorn: bool) -> Result<Vec<Sp>> {
         let walk = self;
         let segment = &self.shard.segments[self.seg as usize];
         let ef = opts.hnsw_ef.unwrap_or(graph.config.ef as usize).max(top).max(1);
@@ -400,9 +455,18 @@ impl Walk<'_> {
         }
         let m0 = graph.m_of(0);
         let mut fresh = Vec::new();
+        let mut acorn_state = acorn.then(|| AcornState::new(graph.point_count));
         while let Some(c) = candidates.pop() {
             if c.score < nearest.lower_bound() {
                 break;
+            }
+            if let Some(state) = acorn_state.as_mut() {
+                walk.acorn_step(graph, c.idx, &mut visited, state, &mut fresh)?;
+                walk.score_listed(&fresh, &mut scored)?;
+                for &sp in &scored {
+                    process(sp, &mut nearest, &mut candidates);
+                }
+                continue;
             }
             links.clear();
             graph.links(c.idx, 0, &mut links);
@@ -415,5 +479,90 @@ impl Walk<'_> {
             }
         }
         Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
+    }
+
+    /// One level-0 step of ACORN-1 from `from`: fills `out` with the points to score.
+    ///
+    /// Walking `from`'s links in order, an unvisited link that passes the filter is taken
+    /// (until `m0` are taken); one that fails is a bridge when among the first `m0` links,
+    /// and past them (payload links) an evenly spaced `m0` of the failing ones are bridges.
+    /// Then, per bridge, its links that are neither visited nor already seen through a bridge
+    /// and pass the filter are taken, at most `m0` more per bridge. Taken points and bridges
+    /// count as visited. (`m0 == 0`: no limits.) This follows Qdrant's ACORN search.
+    fn acorn_step(
+        &self,
+        graph: &HnswGraph,
+        from: u32,
+        visited: &mut [bool],
+        state: &mut AcornState,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        let m0 = graph.m_of(0);
+        let limit = if m0 == 0 { usize::MAX } else { m0 };
+        out.clear();
+        state.bridges.clear();
+        state.tail.clear();
+        state.links.clear();
+        graph.links(from, 0, &mut state.links);
+        for (rank, &p) in state.links.iter().enumerate() {
+            let Some(seen) = visited.get_mut(p as usize) else { continue };
+            if *seen {
+                continue;
+            }
+            if self.check(p)? {
+                *seen = true;
+                out.push(p);
+                if out.len() >= limit {
+                    break;
+                }
+            } else if rank < limit {
+                *seen = true;
+                state.bridges.push(p);
+            } else {
+                state.tail.push(p);
+            }
+        }
+        let picks = state.tail.len().min(limit);
+        for j in 0..picks {
+            let p = state.tail[j * state.tail.len() / picks];
+            visited[p as usize] = true;
+            state.bridges.push(p);
+        }
+        for b in 0..state.bridges.len() {
+            let bridge = state.bridges[b];
+            let cap = out.len().saturating_add(limit);
+            state.links.clear();
+            graph.links(bridge, 0, &mut state.links);
+            for &p in &state.links {
+                let i = p as usize;
+                if i >= visited.len() || visited[i] || std::mem::replace(&mut state.via_bridge[i], true) {
+                    continue;
+                }
+                if self.check(p)? {
+                    visited[i] = true;
+                    out.push(p);
+                    if out.len() >= cap {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Scratch space of an ACORN walk.
+struct AcornState {
+    /// Points already reached through a bridge (a second visited list: being here does not
+    /// stop a point from being taken later as a direct link).
+    via_bridge: Vec<bool>,
+    bridges: Vec<u32>,
+    tail: Vec<u32>,
+    links: Vec<u32>,
+}
+
+impl AcornState {
+    fn new(n: usize) -> AcornState {
+        AcornState { via_bridge: vec![false; n], bridges: Vec::new(), tail: Vec::new(), links: Vec::new() }
     }
 }

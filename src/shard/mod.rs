@@ -6,6 +6,7 @@
 //! point-level operation is skipped for a point whose version is greater than the operation
 //! number. Replayed changes live in an in-memory overlay until the write path persists them.
 
+mod batch_order;
 mod hnsw;
 mod optimize;
 mod overlay;

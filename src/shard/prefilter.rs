@@ -238,7 +238,7 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<P
 }
 
 /// What is known of the points of a segment passing a (sub)filter.
-enum Pre {
+pub(crate) enum Pre {
     Exact(Bits),
     Superset(Bits),
     Unknown,
@@ -376,6 +376,105 @@ fn answer(p: &Postings, q: &Query) -> Bits {
         _ => {}
     }
     out
+}
+
+/// `match any` over a value → ids map: each listed value's visible count, united as
+/// independent events over the visible points holding any value.
+fn any_estimate<K: std::hash::Hash + Eq>(m: &HashMap<K, Vec<u32>>, keys: &[K], visible: &Bits) -> Estimate {
+    let mut indexed = Bits::default();
+    for ids in m.values() {
+        indexed.or_with(&Bits::from_ids(ids));
+    }
+    indexed.and_with(visible);
+    let each: Vec<Estimate> = keys
+        .iter()
+        .map(|k| {
+            let n = m.get(k).map_or(0, |ids| ids.iter().filter(|&&i| visible.get(i)).count());
+            Estimate::exact(n)
+        })
+        .collect();
+    Estimate::any_of(&each, indexed.count())
+}
+
+/// A cardinality estimate (`min <= exp <= max` points), combined the way Qdrant combines the
+/// estimates of its payload indexes. A condition the postings answer is exact; any other is
+/// unknown (`0`, half the points, all of them), which is what Qdrant assumes for a field
+/// without an index. (Qdrant's own indexes also estimate text, geo and range conditions,
+/// ranges from histograms; ours are exact or unknown there.) `must` multiplies the
+/// probabilities, `should` unites them as independent events, `must_not` inverts each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Estimate {
+    pub min: usize,
+    pub exp: usize,
+    pub max: usize,
+}
+
+impl Estimate {
+    pub fn exact(n: usize) -> Estimate {
+        Estimate { min: n, exp: n, max: n }
+    }
+
+    pub fn unknown(total: usize) -> Estimate {
+        Estimate { min: 0, exp: total / 2, max: total }
+    }
+
+    fn inverted(self, total: usize) -> Estimate {
+        Estimate {
+            min: total.saturating_sub(self.max),
+            exp: total.saturating_sub(self.exp),
+            max: total.saturating_sub(self.min),
+        }
+    }
+
+    /// All of `parts` at once: the overlap that must remain, the product of the
+    /// probabilities, the smallest part.
+    fn all_of(parts: &[Estimate], total: usize) -> Estimate {
+        let t = total as i64;
+        let min = parts.iter().fold(t, |acc, p| (acc + p.min as i64 - t).max(0)) as usize;
+        let max = parts.iter().map(|p| p.max).min().unwrap_or(total);
+        let exp = if total == 0 {
+            0
+        } else {
+            let prob: f64 = parts.iter().map(|p| p.exp as f64 / total as f64).product();
+            (prob * total as f64).round() as usize
+        };
+        Estimate { min, exp, max }
+    }
+
+    /// Any of `parts`: the largest part, independent events, the sum capped at `total`.
+    fn any_of(parts: &[Estimate], total: usize) -> Estimate {
+        let exp = if total == 0 {
+            0
+        } else {
+            let miss: f64 = parts.iter().map(|p| 1.0 - p.exp as f64 / total as f64).product();
+            ((1.0 - miss) * total as f64).round() as usize
+        };
+        Estimate {
+            min: parts.iter().map(|p| p.min).max().unwrap_or(0),
+            exp,
+            max: parts.iter().map(|p| p.max).sum::<usize>().min(total),
+        }
+    }
+
+    /// At least `k` of `parts`: any of the intersections of `k` of them.
+    fn at_least(parts: &[Estimate], k: usize, total: usize) -> Estimate {
+        if k > parts.len() {
+            return Estimate::exact(0);
+        }
+        let mut groups = Vec::new();
+        let mut pick: Vec<usize> = (0..k).collect();
+        loop {
+            let chosen: Vec<Estimate> = pick.iter().map(|&i| parts[i]).collect();
+            groups.push(Estimate::all_of(&chosen, total));
+            // Next combination in lexicographic order.
+            let Some(i) = (0..k).rev().find(|&i| pick[i] < parts.len() - k + i) else { break };
+            pick[i] += 1;
+            for j in i + 1..k {
+                pick[j] = pick[j - 1] + 1;
+            }
+        }
+        Estimate::any_of(&groups, total)
+    }
 }
 
 /// Candidates of a segment for a search or count: the visible points, narrowed by the filter.
@@ -575,7 +674,7 @@ impl EdgeShard {
         })
     }
 
-    fn eval_condition(&self, seg: u32, c: &Condition, n: usize) -> Result<Pre> {
+    pub(crate) fn eval_condition(&self, seg: u32, c: &Condition, n: usize) -> Result<Pre> {
         match c {
             Condition::Filter(f) => self.eval_filter(seg, f, n),
             Condition::Field(fc) => self.eval_field(seg, fc),
@@ -605,6 +704,82 @@ impl EdgeShard {
             }
         }
         Ok(Pre::Unknown)
+    }
+
+    /// Qdrant's kind of cardinality estimate of `filter` over segment `seg`'s `total` visible
+    /// points (module [`Estimate`]).
+    pub(crate) fn estimate_filter(&self, seg: u32, f: &Filter, total: usize) -> Result<Estimate> {
+        let n = self.segments[seg as usize].id_tracker.total_point_count() as usize;
+        let mut parts = Vec::new();
+        if let Some(must) = f.must.as_ref().filter(|m| !m.is_empty()) {
+            let each = must.iter().map(|c| self.estimate_condition(seg, c, total, n)).collect::<Result<Vec<_>>>()?;
+            parts.push(Estimate::all_of(&each, total));
+        }
+        if let Some(should) = f.should.as_ref().filter(|s| !s.is_empty()) {
+            let each = should.iter().map(|c| self.estimate_condition(seg, c, total, n)).collect::<Result<Vec<_>>>()?;
+            parts.push(Estimate::any_of(&each, total));
+        }
+        if let Some(ms) = &f.min_should {
+            let each =
+                ms.conditions.iter().map(|c| self.estimate_condition(seg, c, total, n)).collect::<Result<Vec<_>>>()?;
+            parts.push(Estimate::at_least(&each, usize::try_from(ms.min_count).unwrap_or(usize::MAX), total));
+        }
+        if let Some(not) = f.must_not.as_ref().filter(|m| !m.is_empty()) {
+            let each = not
+                .iter()
+                .map(|c| Ok(self.estimate_condition(seg, c, total, n)?.inverted(total)))
+                .collect::<Result<Vec<_>>>()?;
+            parts.push(Estimate::all_of(&each, total));
+        }
+        Ok(Estimate::all_of(&parts, total))
+    }
+
+    pub(crate) fn estimate_condition(&self, seg: u32, c: &Condition, total: usize, n: usize) -> Result<Estimate> {
+        let exact = match c {
+            Condition::Filter(f) => return self.estimate_filter(seg, f, total),
+            Condition::Field(fc) => return self.estimate_field(seg, fc, total),
+            Condition::HasId(_) => match self.eval_condition(seg, c, n)? {
+                Pre::Exact(mut b) => {
+                    b.and_with(&self.visible_bits(seg));
+                    Some(b.count())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(match exact {
+            Some(count) => Estimate::exact(count),
+            None => Estimate::unknown(total),
+        })
+    }
+
+    /// A field condition's estimate: exact where the postings answer it, except that a
+    /// `match any` of several values is estimated the way Qdrant's map index does it: the
+    /// values' exact counts united as independent events over the points that have a value.
+    fn estimate_field(&self, seg: u32, fc: &FieldCondition, total: usize) -> Result<Estimate> {
+        for kind in self.filter_ctx.indexes(&fc.key) {
+            match serve(kind, fc) {
+                Served::No => continue,
+                Served::Opaque => return Ok(Estimate::unknown(total)),
+                Served::With(pk, q) => {
+                    let p = self.postings(seg, &fc.key, pk)?;
+                    let visible = self.visible_bits(seg);
+                    let any = match (&*p, &q) {
+                        (Postings::Str(m), Query::Strs(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
+                        (Postings::Int(m), Query::Ints(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
+                        (Postings::Uuid(m), Query::Uuids(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
+                        _ => None,
+                    };
+                    if let Some(e) = any {
+                        return Ok(e);
+                    }
+                    let mut b = answer(&p, &q);
+                    b.and_with(&visible);
+                    return Ok(Estimate::exact(b.count()));
+                }
+            }
+        }
+        Ok(Estimate::unknown(total))
     }
 
     /// Test support: the number of points whose winning copy is in the in-memory overlay.

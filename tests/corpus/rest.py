@@ -239,7 +239,7 @@ def with_vector_in(v: Any) -> Any:
 def params_in(p: Any) -> qe.SearchParams | None:
     if p is None:
         return None
-    extra = set(p) - {"hnsw_ef", "exact", "quantization", "indexed_only"}
+    extra = set(p) - {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn"}
     if extra:
         raise Unsupported(f"params keys {sorted(extra)}")
     quant = None
@@ -248,8 +248,12 @@ def params_in(p: Any) -> qe.SearchParams | None:
         quant = qe.QuantizationSearchParams(ignore=bool(q.get("ignore", False)),
                                             rescore=q.get("rescore"),
                                             oversampling=q.get("oversampling"))
+    acorn = None
+    if p.get("acorn") is not None:
+        a = p["acorn"]
+        acorn = qe.AcornSearchParams(enable=bool(a.get("enable", False)), max_selectivity=a.get("max_selectivity"))
     return qe.SearchParams(hnsw_ef=p.get("hnsw_ef"), exact=bool(p.get("exact", False)),
-                           quantization=quant, indexed_only=bool(p.get("indexed_only", False)))
+                           quantization=quant, indexed_only=bool(p.get("indexed_only", False)), acorn=acorn)
 
 
 def _direction(d: Any) -> Any:
