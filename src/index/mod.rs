@@ -49,9 +49,9 @@ impl GraphVectors {
                 RowRef::F32(b) => {
                     QueryVector::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
                 }
-                RowRef::F16(b) => {
-                    QueryVector::F16(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect())
-                }
+                RowRef::F16(b) => QueryVector::F16(
+                    b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                ),
                 RowRef::U8(b) => QueryVector::U8(b.to_vec()),
             });
         }

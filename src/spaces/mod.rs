@@ -11,9 +11,10 @@
 //! | Manhattan | raw                           | `-Σ |q−v|`                        | `|s|`        |
 //!
 //! Stored rows are read from their raw little-endian bytes ([`RowRef`]): `f32` 4 bytes per
-//! element, `f16` 2 bytes, `u8` 1 byte. f32 and f16 kernels widen each element to f32 and sum
-//! in f32 left to right (Qdrant's scalar order); u8 kernels accumulate exactly in `i32`
-//! (wrapping, as Qdrant's release build) and convert the sum to f32 once.
+//! element, `f16` 2 bytes, `u8` 1 byte. f32 and f16 kernels widen each element to f32 (exactly)
+//! and sum in eight f32 accumulators reduced in a fixed order ([`simd`]: the same bits on every
+//! target); u8 kernels accumulate exactly in `i32` (wrapping, as Qdrant's release build) and
+//! convert the sum to f32 once.
 //!
 //! Queries are preprocessed ([`preprocess`]: Cosine normalisation for f32/f16 storage) and then
 //! converted to the storage datatype ([`QueryVector::new`]): f16 rounds to nearest, u8 uses
@@ -36,10 +37,6 @@ pub fn encode_row(datatype: Datatype, v: &[f32]) -> Vec<u8> {
         Datatype::Uint8 => v.iter().map(|&x| x as u8).collect(),
         _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
-}
-
-fn f16_elems(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
-    b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
 }
 
 /// Whether a squared norm means "leave the vector as it is" (zero or already unit length).
@@ -71,7 +68,8 @@ pub fn preprocess(distance: Distance, datatype: Datatype, v: &mut [f32]) {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryVector {
     F32(Vec<f32>),
-    F16(Vec<f16>),
+    /// Rounded to f16 and kept widened to f32 (every value exact in f16), as the kernels use it.
+    F16(Vec<f32>),
     U8(Vec<u8>),
 }
 
@@ -82,7 +80,7 @@ impl QueryVector {
         preprocess(distance, datatype, &mut q);
         Ok(match datatype {
             Datatype::Float32 => QueryVector::F32(q),
-            Datatype::Float16 => QueryVector::F16(q.iter().map(|&x| f16::from_f32(x)).collect()),
+            Datatype::Float16 => QueryVector::F16(q.iter().map(|&x| f16::from_f32(x).to_f32()).collect()),
             // `as` saturates and maps NaN to 0
             Datatype::Uint8 => QueryVector::U8(q.iter().map(|&x| x as u8).collect()),
             other => return Err(Error::Unsupported(format!("vector datatype {other:?}"))),
@@ -101,7 +99,7 @@ impl QueryVector {
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
             QueryVector::F32(v) => v.clone(),
-            QueryVector::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            QueryVector::F16(v) => v.clone(),
             QueryVector::U8(v) => v.iter().map(|&x| f32::from(x)).collect(),
         }
     }
@@ -120,7 +118,7 @@ pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result
     }
     Ok(match (query, row) {
         (QueryVector::F32(q), RowRef::F32(b)) => f32_kernel(distance, q, b),
-        (QueryVector::F16(q), RowRef::F16(b)) => float_kernel(distance, q.iter().map(|x| x.to_f32()).zip(f16_elems(b))),
+        (QueryVector::F16(q), RowRef::F16(b)) => f16_kernel(distance, q, b),
         (QueryVector::U8(q), RowRef::U8(b)) => byte_kernel(distance, q, b),
         _ => return Err(Error::Internal("query and stored row datatypes differ".into())),
     })
@@ -177,12 +175,13 @@ fn f32_kernel(distance: Distance, q: &[f32], b: &[u8]) -> f32 {
     }
 }
 
-fn float_kernel(distance: Distance, pairs: impl Iterator<Item = (f32, f32)>) -> f32 {
+/// f16 rows: widened exactly to f32 in the kernel ([`simd::f16_sum`]), summed like f32 rows.
+fn f16_kernel(distance: Distance, q: &[f32], b: &[u8]) -> f32 {
     match distance {
         // stored Cosine rows are normalised and so is the query: a plain dot product
-        Distance::Cosine | Distance::Dot => pairs.map(|(a, b)| a * b).sum(),
-        Distance::Euclid => -pairs.map(|(a, b)| (a - b).powi(2)).sum::<f32>(),
-        Distance::Manhattan => -pairs.map(|(a, b)| (a - b).abs()).sum::<f32>(),
+        Distance::Cosine | Distance::Dot => simd::f16_sum(F32Op::Dot, q, b),
+        Distance::Euclid => -simd::f16_sum(F32Op::L2, q, b),
+        Distance::Manhattan => -simd::f16_sum(F32Op::L1, q, b),
     }
 }
 

@@ -9,6 +9,10 @@
 //! target. The u8 kernels sum exactly in 32-bit integers, wrapping as the reference does, so
 //! any order gives the same result.
 //!
+//! f16 rows are widened to f32 in the kernel with integer operations (shift the magnitude into
+//! place, scale by 2^112, force the exponent of infinities and NaNs), which is exact for every
+//! half, so f16 sums also equal their reference bit for bit.
+//!
 //! f32 rows are raw little-endian bytes (unaligned loads); both targets are little-endian.
 
 /// What an f32 kernel sums per element.
@@ -32,6 +36,60 @@ pub enum U8Op {
     /// `|q−v|`
     L1,
 }
+
+/// Σ op(q[i], row[i]) over an f32 query (holding f16-exact values) and a row of little-endian
+/// IEEE binary16 bytes (`b.len() == 2 * q.len()`, checked by the caller). Each half is widened
+/// exactly to f32, then summed like [`f32_sum`]: the same bits as decoding the row to f32 and
+/// calling [`f32_sum_scalar`].
+#[inline]
+pub fn f16_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+    debug_assert_eq!(b.len(), 2 * q.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm::f16_sum(op, q, b)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { x86::f16_sum(op, q, b) }
+    }
+    #[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64")))]
+    {
+        f16_sum_scalar(op, q, b)
+    }
+}
+
+/// The scalar reference of [`f16_sum`]: the `half` crate's conversion, then the f32
+/// reference's eight accumulators and order.
+#[allow(clippy::needless_range_loop)]
+pub fn f16_sum_scalar(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let blocks = q.len() / 8;
+    for k in 0..blocks {
+        for j in 0..8 {
+            let i = 8 * k + j;
+            acc[j] += f32_op(op, q[i], f16_at(b, i));
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + f16_tail(op, q, b, 8 * blocks)
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32()
+}
+
+#[allow(clippy::needless_range_loop)] // the element index also addresses the byte row
+fn f16_tail(op: F32Op, q: &[f32], b: &[u8], from: usize) -> f32 {
+    let mut tail = 0.0f32;
+    for i in from..q.len() {
+        tail += f32_op(op, q[i], f16_at(b, i));
+    }
+    tail
+}
+
+/// `2^112`: rescales the exponent of a half's bits shifted into f32 position (bias 15 → 127).
+const HALF_TO_SINGLE_SCALE: f32 = f32::from_bits(0x7780_0000);
 
 /// Σ op(q[i], row[i]) over an f32 query and a row of little-endian f32 bytes
 /// (`b.len() == 4 * q.len()`, checked by the caller).
@@ -156,7 +214,50 @@ fn f32_tail(op: F32Op, q: &[f32], b: &[u8], from: usize) -> f32 {
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{f32_tail, u8_sum_scalar, F32Op, U8Op};
+    use super::{f16_tail, f32_tail, u8_sum_scalar, F32Op, U8Op, HALF_TO_SINGLE_SCALE};
+
+    /// Four halves (zero-extended in u32 lanes) to f32, exactly: the magnitude bits shifted
+    /// into place and scaled by 2^112 (normal and subnormal halves), infinities and NaNs with
+    /// the exponent forced to all ones, then the sign.
+    #[inline(always)]
+    fn widen_halves(x: v128) -> v128 {
+        let sign = i32x4_shl(v128_and(x, i32x4_splat(0x8000)), 16);
+        let mag = v128_and(x, i32x4_splat(0x7fff));
+        let shifted = i32x4_shl(mag, 13);
+        let scaled = f32x4_mul(shifted, f32x4_splat(HALF_TO_SINGLE_SCALE));
+        let special = v128_or(shifted, i32x4_splat(0x7f80_0000));
+        let is_special = i32x4_gt(mag, i32x4_splat(0x7bff));
+        v128_or(v128_bitselect(special, scaled, is_special), sign)
+    }
+
+    pub fn f16_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        match op {
+            F32Op::Dot => f16_loop(op, q, b, |x, y| step(F32Op::Dot, x, y)),
+            F32Op::L2 => f16_loop(op, q, b, |x, y| step(F32Op::L2, x, y)),
+            F32Op::L1 => f16_loop(op, q, b, |x, y| step(F32Op::L1, x, y)),
+        }
+    }
+
+    #[inline(always)]
+    fn f16_loop(op: F32Op, q: &[f32], b: &[u8], step: impl Fn(v128, v128) -> v128) -> f32 {
+        let blocks = q.len() / 8;
+        let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let (qp, bp) = (q.as_ptr(), b.as_ptr());
+        for k in 0..blocks {
+            // SAFETY: element 8k+7 < q.len() and byte 16k+15 < b.len() = 2·q.len(); v128_load
+            // allows unaligned addresses.
+            unsafe {
+                let q0 = v128_load(qp.add(8 * k) as *const v128);
+                let q1 = v128_load(qp.add(8 * k + 4) as *const v128);
+                let h = v128_load(bp.add(16 * k) as *const v128);
+                let b0 = widen_halves(u32x4_extend_low_u16x8(h));
+                let b1 = widen_halves(u32x4_extend_high_u16x8(h));
+                lo = f32x4_add(lo, step(q0, b0));
+                hi = f32x4_add(hi, step(q1, b1));
+            }
+        }
+        reduce(f32x4_add(lo, hi)) + f16_tail(op, q, b, 8 * blocks)
+    }
 
     #[inline(always)]
     fn step(op: F32Op, qv: v128, bv: v128) -> v128 {
@@ -294,7 +395,48 @@ mod wasm {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{f32_tail, u8_sum_scalar, F32Op, U8Op};
+    use super::{f16_tail, f32_tail, u8_sum_scalar, F32Op, U8Op, HALF_TO_SINGLE_SCALE};
+
+    /// Four halves (zero-extended in u32 lanes) to f32, exactly (see the wasm twin).
+    #[inline(always)]
+    unsafe fn widen_halves(x: __m128i) -> __m128 {
+        let sign = _mm_slli_epi32(_mm_and_si128(x, _mm_set1_epi32(0x8000)), 16);
+        let mag = _mm_and_si128(x, _mm_set1_epi32(0x7fff));
+        let shifted = _mm_slli_epi32(mag, 13);
+        let scaled = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(shifted), _mm_set1_ps(HALF_TO_SINGLE_SCALE)));
+        let special = _mm_or_si128(shifted, _mm_set1_epi32(0x7f80_0000));
+        let is_special = _mm_cmpgt_epi32(mag, _mm_set1_epi32(0x7bff));
+        let r = _mm_or_si128(_mm_and_si128(is_special, special), _mm_andnot_si128(is_special, scaled));
+        _mm_castsi128_ps(_mm_or_si128(r, sign))
+    }
+
+    /// # Safety
+    /// Needs SSE2 (x86-64 baseline); `b.len() == 2 * q.len()`.
+    pub unsafe fn f16_sum(op: F32Op, q: &[f32], b: &[u8]) -> f32 {
+        match op {
+            F32Op::Dot => f16_loop(op, q, b, |x, y| step(F32Op::Dot, x, y)),
+            F32Op::L2 => f16_loop(op, q, b, |x, y| step(F32Op::L2, x, y)),
+            F32Op::L1 => f16_loop(op, q, b, |x, y| step(F32Op::L1, x, y)),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn f16_loop(op: F32Op, q: &[f32], b: &[u8], step: impl Fn(__m128, __m128) -> __m128) -> f32 {
+        let blocks = q.len() / 8;
+        let zero = _mm_setzero_si128();
+        let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
+        let (qp, bp) = (q.as_ptr(), b.as_ptr());
+        for k in 0..blocks {
+            let q0 = _mm_loadu_ps(qp.add(8 * k));
+            let q1 = _mm_loadu_ps(qp.add(8 * k + 4));
+            let h = _mm_loadu_si128(bp.add(16 * k) as *const __m128i);
+            let b0 = widen_halves(_mm_unpacklo_epi16(h, zero));
+            let b1 = widen_halves(_mm_unpackhi_epi16(h, zero));
+            lo = _mm_add_ps(lo, step(q0, b0));
+            hi = _mm_add_ps(hi, step(q1, b1));
+        }
+        reduce(_mm_add_ps(lo, hi)) + f16_tail(op, q, b, 8 * blocks)
+    }
 
     #[inline(always)]
     unsafe fn step(op: F32Op, qv: __m128, bv: __m128) -> __m128 {
@@ -425,8 +567,8 @@ mod x86 {
 }
 
 /// Compare every kernel with its scalar reference on generated inputs (lengths 0–79 and
-/// typical dimensions, mixed signs, zeros, subnormals, NaN, unaligned rows, u8 extremes that
-/// wrap `i32`): f32 bit for bit, u8 exactly. Returns how many comparisons passed. Run by the
+/// typical dimensions, mixed signs, zeros, subnormals, NaN, unaligned rows, every f16 bit
+/// pattern, u8 extremes that wrap `i32`): f32 and f16 bit for bit, u8 exactly. Returns how many comparisons passed. Run by the
 /// native unit tests, under WASI (`tests/storage_conformance.rs`) and under Node
 /// (`tests/web_node.rs`), so each target's SIMD code is checked where it runs.
 pub fn check_against_scalar() -> Result<usize, String> {
@@ -467,6 +609,44 @@ pub fn check_against_scalar() -> Result<usize, String> {
     q[5] = f32::NAN;
     let b: Vec<u8> = gen_f32(24, 4).iter().flat_map(|x| x.to_le_bytes()).collect();
     ensure(f32_sum(F32Op::L1, &q, &b).is_nan(), "f32 NaN".into())?;
+    // f16 rows: every half bit pattern once (normals, subnormals, zeros, infinities, NaNs)
+    // against a query of f16-exact values, and generated rows of typical lengths.
+    let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+    let widened: Vec<f32> = (0..=u16::MAX).map(|h| half::f16::from_bits(h).to_f32()).collect();
+    for (i, chunk) in all.chunks(2 * 1024).enumerate() {
+        let n = chunk.len() / 2;
+        let q: Vec<f32> = gen_f32(n, i as u64).iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+        for op in [F32Op::Dot, F32Op::L2, F32Op::L1] {
+            let (fast, slow) = (f16_sum(op, &q, chunk), f16_sum_scalar(op, &q, chunk));
+            let same = fast.to_bits() == slow.to_bits() || (fast.is_nan() && slow.is_nan());
+            ensure(same, format!("f16 {op:?} bit patterns chunk {i}: {fast} vs {slow}"))?;
+        }
+        // the widening itself: a query of ones against one pattern at a time
+        if i == 0 {
+            for h in 0..=u16::MAX {
+                let one = f16_sum(
+                    F32Op::Dot,
+                    &[1.0; 8],
+                    &[h.to_le_bytes(), [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]].concat(),
+                );
+                let want = widened[h as usize];
+                let same =
+                    one.to_bits() == want.to_bits() || (one.is_nan() && want.is_nan()) || (want == 0.0 && one == 0.0);
+                ensure(same, format!("f16 widening of {h:#06x}: {one} vs {want}"))?;
+            }
+        }
+    }
+    for n in (0..80).chain([383, 384, 385, 1536]) {
+        for seed in 0..3 {
+            let q: Vec<f32> = gen_f32(n, seed).iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+            let b: Vec<u8> =
+                gen_f32(n, seed + 300).iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+            for op in [F32Op::Dot, F32Op::L2, F32Op::L1] {
+                let (fast, slow) = (f16_sum(op, &q, &b), f16_sum_scalar(op, &q, &b));
+                ensure(fast.to_bits() == slow.to_bits(), format!("f16 {op:?} n={n} seed={seed}: {fast} vs {slow}"))?;
+            }
+        }
+    }
     for n in (0..70).chain([255, 256, 384, 4096, 70_000]) {
         for seed in 0..3 {
             let (q, v) = (gen_u8(n, seed), gen_u8(n, seed + 50));
