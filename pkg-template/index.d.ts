@@ -425,9 +425,12 @@ export interface UpdateBatchRequest {
 
 export interface SnapshotReport {
   kind: 'full' | 'partial';
-  segments_added: number;
-  segments_removed: number;
-  segments_merged: number;
+  /** Ids of the segments that did not exist locally. */
+  segments_added: string[];
+  /** Ids of the local segments the snapshot no longer has. */
+  segments_removed: string[];
+  /** Ids of the segments updated in place (partial snapshots). */
+  segments_merged: string[];
   files_written: number;
   files_deleted: number;
   archive_bytes: number;

@@ -1218,3 +1218,32 @@ fn memory_stays_flat_on_a_200_mb_archive() {
     f.read_at(REAL / REGIONS, &mut b).unwrap();
     assert!(b.iter().all(|&x| x != 0), "data");
 }
+
+/// An archive made by hand from a shard directory (`tar -C <shard> -cf x.tar .`): its `./`
+/// root entry is accepted and the optimizer's `temp_segments/` scratch directory is dropped;
+/// the shard restores and answers as the directory it was made from.
+#[test]
+fn a_hand_made_archive_of_a_shard_directory_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shard = tmp.path().join("shard");
+    common::copy_dir_sparse(&corpus_shard("multi"), &shard).unwrap();
+    std::fs::create_dir_all(shard.join("temp_segments/leftover")).unwrap();
+    std::fs::write(shard.join("temp_segments/leftover/junk.bin"), vec![7u8; 3000]).unwrap();
+    let archive = tmp.path().join("x.tar");
+    let ok = Command::new("tar").arg("-C").arg(&shard).arg("-cf").arg(&archive).arg(".").status().unwrap();
+    assert!(ok.success());
+    let bytes = std::fs::read(&archive).unwrap();
+    assert!(bytes.windows(14).any(|w| w == b"./temp_segment"), "the archive carries temp_segments/");
+
+    let mem = MemoryStorage::new();
+    let report = unpack(Arc::new(mem.clone()), "t", &bytes, 5).unwrap();
+    assert!(!report.segments.is_empty());
+    assert!(!mem.exists("t/temp_segments").unwrap(), "temp_segments/ is dropped");
+    let ours = EdgeShard::load(Arc::new(mem), "t").unwrap();
+    let orig = EdgeShard::load(Arc::new(FsStorage::new(&shard).unwrap()), "").unwrap();
+    let all = json!({"limit": 1000, "with_payload": true, "with_vector": true});
+    let a = qdrant_edge_wasm::api::dispatch(&ours, "scroll", &all).unwrap();
+    let b = qdrant_edge_wasm::api::dispatch(&orig, "scroll", &all).unwrap();
+    assert!(!a["points"].as_array().unwrap().is_empty());
+    assert_eq!(a, b);
+}

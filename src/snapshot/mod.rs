@@ -34,7 +34,10 @@
 //!
 //! Accepted paths (relative; `.` components dropped; absolute paths and `..` rejected):
 //! `segments/`, `segments/<id>/...` (Streamable), `segments/<id>.tar` (Regular/Ancient),
-//! `wal/`, `wal/<file>`, and the top-level files in [`TOP_LEVEL_FILES`]. `<id>` must not be
+//! `wal/`, `wal/<file>`, and the top-level files in [`TOP_LEVEL_FILES`]. A directory entry for
+//! the root itself (`./`, as `tar -C <shard> -cf x.tar .` writes it) is accepted, and
+//! `temp_segments/...` (the optimizer's scratch directory of a live shard directory archived by
+//! hand) is read and dropped. `<id>` must not be
 //! empty or contain a `.` (Qdrant's `restore_snapshot_in_place` rejects such directories).
 //! A path written twice, a file where a directory is needed (or the reverse), and a segment
 //! present both as a directory and as a `.tar` are `InvalidArgument`. The target directory must
@@ -149,6 +152,8 @@ pub(crate) fn invalid(entry: &str, msg: impl std::fmt::Display) -> Error {
 /// Where a file entry goes.
 pub(crate) enum Placement {
     File(Arc<dyn StorageFile>),
+    /// An entry the shard does not keep (under `temp_segments/`): its data is read and dropped.
+    Skip,
     /// `segments/<id>.tar`: feed its data to a nested stream.
     NestedTar(String),
 }
@@ -282,6 +287,7 @@ impl Ctx {
         }
         let rel = comps.join("/");
         match comps.as_slice() {
+            ["temp_segments", ..] => Ok((String::new(), None)),
             [f] if !is_dir && TOP_LEVEL_FILES.contains(f) => Ok((rel, None)),
             ["wal"] | ["segments"] if is_dir => Ok((rel, None)),
             ["wal", _] if !is_dir => Ok((rel, None)),
@@ -307,7 +313,14 @@ impl Ctx {
 
     pub(crate) fn directory(&mut self, nested: Option<&str>, here: &str, path: &str) -> Result<()> {
         self.count_entry(here)?;
+        // The archive's root (`./`, as `tar -C <shard> -cf x.tar .` writes it) is the target.
+        if is_root(path) {
+            return Ok(());
+        }
         let (rel, _) = self.resolve(nested, here, path, true)?;
+        if rel.is_empty() {
+            return Ok(());
+        }
         if self.files.contains(&rel) {
             return Err(invalid(here, "directory entry where the archive already has a file"));
         }
@@ -326,6 +339,9 @@ impl Ctx {
     ) -> Result<Placement> {
         self.count_entry(here)?;
         let (rel, tar_id) = self.resolve(nested, here, path, false)?;
+        if rel.is_empty() {
+            return Ok(Placement::Skip);
+        }
         if self.files.contains(&rel) {
             return Err(invalid(here, "duplicate entry"));
         }
@@ -361,6 +377,11 @@ impl Ctx {
         self.apparent_bytes = self.apparent_bytes.saturating_add(real_size);
         Ok(Placement::File(file))
     }
+}
+
+/// Whether an archive path names the archive's root (`.`, `./`, `./.`, ...).
+fn is_root(path: &str) -> bool {
+    !path.starts_with('/') && path.split('/').all(|c| c.is_empty() || c == ".")
 }
 
 // ---- the public driver -------------------------------------------------------------------

@@ -361,6 +361,7 @@ impl TarStream {
                             return Err(corrupt(&here, "empty nested segment tar"));
                         }
                     }
+                    Placement::Skip => self.st = St::Pad { remaining: size + pad },
                     Placement::File(file) => {
                         if size == 0 {
                             file.sync()?;
@@ -446,6 +447,10 @@ impl TarStream {
         let path = p.path.clone();
         let file = match ctx.place_file(self.nested.as_deref(), &here, &path, p.real_size, p.data_size)? {
             Placement::File(f) => f,
+            Placement::Skip => {
+                self.st = St::Pad { remaining: p.data_size + pad_of(p.data_size) };
+                return Ok(());
+            }
             Placement::NestedTar(_) => return Err(invalid(&here, "a nested segment tar cannot be a sparse entry")),
         };
         file.set_len(p.real_size)?;

@@ -249,6 +249,7 @@ const pc: number = info.points_count;
 const ac = new AbortController();
 const report = await s.applySnapshot(new Blob([]), { sha256: 'ab', onProgress: ({ received, total }) => void [received, total], signal: ac.signal });
 const kind: 'full' | 'partial' = report.kind;
+const merged: string[] = [...report.segments_added, ...report.segments_removed, ...report.segments_merged];
 const r2 = await EdgeShard.restoreSnapshot({ name: 'r', source: new Uint8Array(0), storage: 'idb' });
 await EdgeShard.destroy({ storage: 'idb', name: 'r' });
 const rs = await EdgeShard.restoreFromServer({ storage: 'opfs', name: 'r2', url: 'http://localhost:6333', collection: 'c', apiKey: 'k', onProgress: ({ received, total }) => void [received, total], signal: ac.signal, retries: 2, keepSnapshot: true });
@@ -267,7 +268,7 @@ const pe = await o.outboxPending({ max: 5 });
 const seq: number = pe[0].seq;
 await s.close();
 try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
-void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, r2, full, status, remoteCode, pend, why, seq];
+void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, merged, r2, full, status, remoteCode, pend, why, seq];
 `;
   const bad = `
 import { EdgeShard } from 'qdrant-edge-wasm';
@@ -279,6 +280,7 @@ await EdgeShard.open({ storage: 'disk', name: 'x' });
 const c: 'nope' = (new Error() as import('qdrant-edge-wasm').QdrantEdgeError).code;
 await EdgeShard.open({ name: 'x', outbox: { url: 'https://q', batchSize: 2 } });
 await s.pullFromServer({ url: 'http://h' });
+const added: number = (await s.applySnapshot(new Uint8Array(0))).segments_added;
 `;
   const opts = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--skipLibCheck', 'false'];
   writeFileSync(join(project, 'good.mts'), good);
@@ -295,8 +297,8 @@ await s.pullFromServer({ url: 'http://h' });
   const out = run('bad.mts');
   const lines = out.split('\n').filter((l) => l.includes('error TS'));
   // one error per wrong line: id: true, limit: 'ten', valu, 'disk', the code union, no collection
-  // (pullFromServer), an outbox without its collection
-  for (const line of [4, 5, 6, 7, 8, 9, 10]) {
+  // (pullFromServer), an outbox without its collection, segment ids typed as a count
+  for (const line of [4, 5, 6, 7, 8, 9, 10, 11]) {
     assert.ok(lines.some((l) => l.includes(`bad.mts(${line},`)), `an error on line ${line} of bad.mts:\n${out}`);
   }
 });
@@ -315,6 +317,10 @@ test("the server's full then partial snapshot, streamed: manifest and exact answ
   const progress = [];
   const report = await shard.applySnapshot(stream('partial1.snapshot'), { onProgress: (p) => progress.push(p) });
   assert.equal(report.kind, 'partial');
+  for (const k of ['segments_added', 'segments_removed', 'segments_merged']) {
+    assert.ok(Array.isArray(report[k]) && report[k].every((id) => typeof id === 'string'), `${k} lists segment ids`);
+  }
+  assert.ok(report.segments_added.length + report.segments_merged.length > 0, 'the partial snapshot touched segments');
   const size = (await readFile(join(dir, 'partial1.snapshot'))).byteLength;
   assert.equal(report.archive_bytes, size);
   assert.equal(progress.at(-1).received, size);
