@@ -332,6 +332,85 @@ impl<F: Fn(u32, u32) -> f32> Builder<'_, F> {
     }
 }
 
+impl<'s, F: Fn(u32, u32) -> f32> Builder<'s, F> {
+    fn new(p: HnswBuildParams, score: &'s F, links: Vec<Vec<Vec<u32>>>) -> Self {
+        let n = links.len();
+        let processed = links.iter().map(|l| vec![0; l.len()]).collect();
+        Builder {
+            p,
+            score,
+            links,
+            ready: vec![false; n],
+            visited: Visited::new(n),
+            entry_points: Vec::new(),
+            extra: Vec::new(),
+            extra_capacity: p.extra_entry_points.max(1),
+            processed,
+            buf: Vec::new(),
+            picked: Vec::new(),
+            cands: Vec::new(),
+            known: Vec::new(),
+        }
+    }
+}
+
+/// Payload-aware links (Qdrant's "additional links"): for each block of points sharing an
+/// indexed payload value ([`super::payload_blocks`]), a graph over just those points, every
+/// one on level 0, linked with `payload_m` (`2·payload_m` kept per point) and
+/// `ef_construct`, whose links are appended to the points' level-0 lists where missing.
+///
+/// Blocks are kept as Qdrant keeps them: only points with the vector (`indexed`) count; a block
+/// larger than `4 · points / (mean level-0 links)` is skipped (the main graph stays connected
+/// at that density), as is one of at most `full_scan_threshold / 4` points (searched without a
+/// graph). Qdrant also skips blocks of later fields that its sampled connectivity estimate
+/// finds already well connected; every qualifying block is linked here.
+pub fn add_payload_links(
+    graph: &mut BuiltGraph,
+    indexed: &[bool],
+    blocks: &[Vec<u32>],
+    payload_m: usize,
+    ef_construct: usize,
+    full_scan_threshold: usize,
+    score: &impl Fn(u32, u32) -> f32,
+) -> usize {
+    if payload_m == 0 || blocks.is_empty() {
+        return 0;
+    }
+    let present = indexed.iter().filter(|&&x| x).count();
+    let level0: usize =
+        graph.links.iter().zip(indexed).filter(|(_, &x)| x).map(|(l, _)| l.first().map_or(0, Vec::len)).sum();
+    let mean_links = level0.checked_div(present).unwrap_or(0);
+    let max_block = if graph.m > 0 { present / mean_links.max(1) * 4 } else { usize::MAX };
+    let mut linked = 0;
+    for block in blocks {
+        if block.len() > max_block {
+            continue;
+        }
+        let points: Vec<u32> =
+            block.iter().copied().filter(|&p| indexed.get(p as usize).copied().unwrap_or(false)).collect();
+        if points.len() <= full_scan_threshold / 4 {
+            continue;
+        }
+        let local = |a: u32, b: u32| score(points[a as usize], points[b as usize]);
+        let params = HnswBuildParams { m: payload_m, m0: 2 * payload_m, ef_construct, extra_entry_points: 1, seed: 0 };
+        let mut b = Builder::new(params, &local, vec![vec![Vec::new()]; points.len()]);
+        for i in 0..points.len() as u32 {
+            b.link_new_point(i);
+        }
+        for (i, mut levels) in b.links.into_iter().enumerate() {
+            let target = &mut graph.links[points[i] as usize][0];
+            for l in levels.swap_remove(0) {
+                let g = points[l as usize];
+                if !target.contains(&g) {
+                    target.push(g);
+                }
+            }
+        }
+        linked += 1;
+    }
+    linked
+}
+
 /// Build the graph over internal ids `0..n`; only points with `indexed[i]` are linked.
 pub fn build_hnsw(indexed: &[bool], params: HnswBuildParams, score: &impl Fn(u32, u32) -> f32) -> BuiltGraph {
     let n = indexed.len();
@@ -342,22 +421,7 @@ pub fn build_hnsw(indexed: &[bool], params: HnswBuildParams, score: &impl Fn(u32
         links.push(vec![Vec::new(); level + 1]);
     }
     let extra_capacity = params.extra_entry_points.max(1);
-    let mut b = Builder {
-        p: params,
-        score,
-        links,
-        ready: vec![false; n],
-        visited: Visited::new(n),
-        entry_points: Vec::new(),
-        extra: Vec::new(),
-        extra_capacity,
-        processed: Vec::new(),
-        buf: Vec::new(),
-        picked: Vec::new(),
-        cands: Vec::new(),
-        known: Vec::new(),
-    };
-    b.processed = b.links.iter().map(|l| vec![0; l.len()]).collect();
+    let mut b = Builder::new(params, score, links);
     // `m = 0` builds no main graph (Qdrant then relies on payload links only): levels, no links.
     for (i, &ix) in indexed.iter().enumerate() {
         if ix && params.m > 0 {

@@ -8,6 +8,7 @@
 //! best similarity over the vectors of the second, summed.
 
 pub mod hnsw_build;
+pub mod payload_blocks;
 
 use crate::spaces::{score_row, QueryVector, RowRef};
 use crate::types::{Datatype, Distance};

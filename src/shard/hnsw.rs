@@ -375,7 +375,6 @@ impl Walk<'_> {
     /// [`Walk::acorn_step`]).
     fn graph_search(&self, graph: &HnswGraph, top: usize, opts: SearchOptions, acorn: bool) -> Result<Vec<Sp>> {
         let walk = self;
-        let segment = &self.shard.segments[self.seg as usize];
         let ef = opts.hnsw_ef.unwrap_or(graph.config.ef as usize).max(top).max(1);
         let mut visited = vec![false; graph.point_count];
         let mut scored = Vec::new();
@@ -415,10 +414,11 @@ impl Walk<'_> {
                 vec![cur]
             }
             None => {
-                // Seeds: the first matching points.
+                // Seeds: the first matching points in internal-id order (Qdrant reads them
+                // from the filter's index postings or a scan, both ascending).
                 let want = 2 * ef;
                 let mut seeds = Vec::new();
-                for (_, internal) in segment.id_tracker.iter_live() {
+                for internal in walk.allowed.bits.iter() {
                     if (internal as usize) < graph.point_count && walk.check(internal)? {
                         if let Some(score) = walk.score(internal)? {
                             seeds.push(Sp { idx: internal, score });

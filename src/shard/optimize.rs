@@ -17,10 +17,11 @@
 //! name, so optimizing the same data twice writes the same files). `hnsw_config.json` holds
 //! Qdrant's derived values: `full_scan_threshold` converted from KB to a number of vectors of
 //! the average stored size over all points of the segment, `indexed_vector_count` = points with
-//! the vector (what `info` sums), `ef = ef_construct`, `m0 = 2·m`. Payload-aware extra links
-//! (`payload_m`, per indexed payload field) are not built: the graph has the main links only,
-//! which Qdrant reads and searches like any other (filtered searches fall back to its usual
-//! strategies). Below the threshold the index stays plain.
+//! the vector (what `info` sums), `ef = ef_construct`, `m0 = 2·m`. As in Qdrant, the graph also
+//! gets payload-aware links: a small graph with `payload_m` (default `m`) over each block of
+//! points sharing an indexed payload value, merged into the level-0 lists
+//! ([`crate::index::payload_blocks`], [`crate::index::hnsw_build::add_payload_links`]).
+//! Below the threshold the index stays plain.
 //!
 //! The chosen segments are rewritten as one new segment: immutable id tracker
 //! (`id_tracker.mappings/.versions/.deleted`), immutable dense storage (`matrix.dat` +
@@ -47,7 +48,8 @@ use crate::format::segment_write::{
     SparseDeletedFlags, SparseStoreOp,
 };
 use crate::format::sparse_index::write_immutable_sparse_index;
-use crate::index::hnsw_build::{build_hnsw, HnswBuildParams};
+use crate::index::hnsw_build::{add_payload_links, build_hnsw, HnswBuildParams};
+use crate::index::payload_blocks::PayloadBlocks;
 use crate::index::GraphVectors;
 use crate::segment::Segment;
 use crate::storage::{join, Memory, Storage};
@@ -184,6 +186,24 @@ impl EdgeShard {
             Some(Indexes::Hnsw(h)) => Some(*h),
             _ => None,
         };
+        // The indexed payload fields of the new segment's points, for payload-aware links.
+        let blocks = if self.vector_kinds.keys().any(|n| hnsw_config(n).is_some()) && !self.indexed_fields.is_empty() {
+            let fields = self
+                .indexed_fields
+                .iter()
+                .filter_map(|(path, schema)| {
+                    let jp = crate::query::json_path::JsonPath::parse(path)?;
+                    Some((path.clone(), (schema.clone(), self.filter_ctx.indexes(&jp).to_vec())))
+                })
+                .collect();
+            let mut payloads = Vec::with_capacity(points.len());
+            for (_, si, internal, _) in &points {
+                payloads.push(self.segments[*si].payload(*internal)?);
+            }
+            PayloadBlocks::new(&fields, &payloads)
+        } else {
+            PayloadBlocks::new(&Default::default(), &[])
+        };
         // Vectors.
         for (name, kind) in &self.vector_kinds {
             let vdir = join(&dir, &names::vector_storage_dir(name));
@@ -224,7 +244,7 @@ impl EdgeShard {
                         // Available bytes: the rows of the points that have the vector.
                         let present = (0..n).filter(|&i| g.has(i)).count() as u64;
                         let available = present * (*size * datatype.size().unwrap_or(4)) as u64;
-                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available)?;
+                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available, &blocks)?;
                     }
                 }
                 VectorKind::Multi { size, datatype, distance } => {
@@ -267,7 +287,7 @@ impl EdgeShard {
                         let stored = inner * (*size * datatype.size().unwrap_or(4)) as u64;
                         let available =
                             if n == 0 { 0 } else { (u128::from(stored) * u128::from(present) / u128::from(n)) as u64 };
-                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available)?;
+                        write_graph(st, &join(&dir, &names::vector_index_dir(name)), name, &g, &h, available, &blocks)?;
                     }
                 }
                 VectorKind::Sparse { .. } => {
@@ -466,7 +486,7 @@ fn graph_seed(name: &str) -> u64 {
 /// `available` is the byte size Qdrant's storage reports for the vectors present; like Qdrant,
 /// `full_scan_threshold` (KB in the config) becomes a number of vectors of the average size
 /// over all points, and the graph keeps `max(1, points / full_scan_threshold * 10)` extra entry
-/// points.
+/// points; then the payload-aware links of `blocks`.
 fn write_graph(
     st: &dyn Storage,
     index_dir: &str,
@@ -474,6 +494,7 @@ fn write_graph(
     vectors: &GraphVectors,
     h: &HnswConfig,
     available: u64,
+    blocks: &PayloadBlocks,
 ) -> Result<()> {
     let n = vectors.len() as u64;
     let full_scan_threshold = available
@@ -489,7 +510,17 @@ fn write_graph(
         seed: graph_seed(name),
     };
     let indexed: Vec<bool> = (0..vectors.len() as u32).map(|i| vectors.has(i)).collect();
-    let graph = build_hnsw(&indexed, params, &|a, b| vectors.score(a, b));
+    let mut graph = build_hnsw(&indexed, params, &|a, b| vectors.score(a, b));
+    let payload_m = h.payload_m.unwrap_or(h.m) as usize;
+    add_payload_links(
+        &mut graph,
+        &indexed,
+        &blocks.blocks(full_scan_threshold as usize),
+        payload_m,
+        h.ef_construct as usize,
+        full_scan_threshold as usize,
+        &|a, b| vectors.score(a, b),
+    );
     let file_config = HnswFileConfig {
         m: h.m,
         m0: 2 * h.m,
