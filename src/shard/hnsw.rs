@@ -32,7 +32,7 @@ use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
 use crate::format::dense::DenseVectorStorage;
 use crate::format::hnsw::HnswGraph;
-use crate::format::quantized::{EncodedQuery, ScalarQuantized};
+use crate::format::quantized::{Quantized, QuantizedQuery};
 use crate::query::filter::Filter;
 use crate::spaces;
 use crate::types::PointId;
@@ -44,7 +44,8 @@ pub struct SearchOptions {
     pub exact: bool,
     /// `quantization.ignore`.
     pub quantization_ignore: bool,
-    /// `quantization.rescore` (default for scalar quantization: no rescoring, as Qdrant).
+    /// `quantization.rescore` (default as Qdrant: no rescoring for scalar quantization,
+    /// rescoring for binary).
     pub rescore: Option<bool>,
     /// `quantization.oversampling`.
     pub oversampling: Option<f64>,
@@ -98,6 +99,65 @@ impl Nearest {
     }
 }
 
+/// The plain scan's top-k collector, with Qdrant's behaviour on equal scores (edge 0.9.0
+/// `TopK`): a point is taken only if it beats the current k-th score strictly. Below
+/// [`SORTED_K`] the kept points form a list sorted best first in which a newcomer goes after
+/// the points with an equal score (so the first seen wins among equals); from [`SORTED_K`] on,
+/// points are buffered up to 2k and cut back to k by a selection on the score (descending),
+/// then sorted at the end, with the standard library's unstable selection and sort.
+struct TopK {
+    k: usize,
+    elements: Vec<Sp>,
+    threshold: f32,
+}
+
+const SORTED_K: usize = 32;
+
+fn descending(a: &Sp, b: &Sp) -> Ordering {
+    b.score.total_cmp(&a.score)
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK { k, elements: Vec::with_capacity(if k < SORTED_K { k } else { k * 2 }), threshold: f32::NEG_INFINITY }
+    }
+
+    fn push(&mut self, p: Sp) {
+        if p.score <= self.threshold || p.score.is_nan() {
+            return;
+        }
+        if self.k < SORTED_K {
+            if self.elements.len() < self.k {
+                self.elements.push(p);
+            }
+            let mut pos = self.elements.len() - 1;
+            while pos > 0 && self.elements[pos - 1].score < p.score {
+                self.elements[pos] = self.elements[pos - 1];
+                pos -= 1;
+            }
+            self.elements[pos] = p;
+            if let Some(w) = self.elements.get(self.k - 1) {
+                self.threshold = w.score;
+            }
+        } else {
+            self.elements.push(p);
+            if self.elements.len() == self.k * 2 {
+                let (_, kth, _) = self.elements.select_nth_unstable_by(self.k - 1, descending);
+                self.threshold = kth.score;
+                self.elements.truncate(self.k);
+            }
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Sp> {
+        if self.k >= SORTED_K {
+            self.elements.sort_unstable_by(descending);
+            self.elements.truncate(self.k);
+        }
+        self.elements
+    }
+}
+
 /// One point of the segment as the walk sees it.
 pub(crate) type Found = (f32, PointId, PointRef);
 
@@ -112,7 +172,7 @@ struct Walk<'a> {
     /// The dense storage of `using` (other kinds check through the segment).
     dense: Option<&'a DenseVectorStorage>,
     /// Score with the quantized copy instead of the vectors.
-    quantized: Option<(&'a ScalarQuantized, EncodedQuery)>,
+    quantized: Option<(&'a Quantized, QuantizedQuery)>,
 }
 
 impl Walk<'_> {
@@ -147,7 +207,7 @@ impl Walk<'_> {
 
     fn score(&self, internal: u32) -> Result<Option<f32>> {
         match &self.quantized {
-            Some((q, eq)) => Ok(q.score(eq, internal)),
+            Some((q, eq)) => q.score(eq, internal),
             None => self.exact_score(internal),
         }
     }
@@ -218,7 +278,7 @@ impl Walk<'_> {
 
 impl EdgeShard {
     /// The best `top` points of segment `seg` (internal scores, best first) by Qdrant's
-    /// strategy for a segment with an HNSW graph and/or scalar quantization of `using`, or
+    /// strategy for a segment with an HNSW graph and/or a quantization (scalar or binary) of `using`, or
     /// `None` when the plain exact scan applies (the caller scans the segment's points).
     pub(crate) fn segment_search(
         &self,
@@ -237,12 +297,17 @@ impl EdgeShard {
         let quantized = if opts.quantization_ignore {
             None
         } else {
+            let uint8 = matches!(scorer.dense_parts(), Some((spaces::QueryVector::U8(_), _)));
             match (segment.quantized.get(using), scorer.dense_query_f32()) {
-                (Some(q), Some(v)) if v.len() == q.dim() => Some((q, q.encode_query(&v))),
+                (Some(q), Some(v)) if v.len() == q.dim() => Some((q, q.encode_query(&v, uint8))),
                 _ => None,
             }
         };
         let is_quantized = quantized.is_some();
+        let rescore = match &quantized {
+            Some((q, _)) => opts.rescore.unwrap_or(q.default_rescore()),
+            None => false,
+        };
         let allowed = self.segment_candidates(seg, filter)?;
         let dense = segment.dense_storage(using);
         let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized };
@@ -277,9 +342,10 @@ impl EdgeShard {
             _ if is_quantized => walk.plain_search(wanted)?,
             _ => return Ok(None),
         };
-        // Rescoring with the original vectors (off by default for scalar quantization).
+        // Rescoring with the original vectors (by default: off for scalar quantization, on for
+        // binary).
         let mut found = found;
-        if is_quantized && opts.rescore == Some(true) {
+        if rescore {
             let mut rescored = Vec::with_capacity(found.len());
             for sp in &found {
                 if let Some(score) = walk.exact_score(sp.idx)? {
@@ -301,17 +367,18 @@ impl EdgeShard {
 }
 
 impl Walk<'_> {
-    /// Score every point of the segment that passes the checks; the best `top`.
+    /// Score every point of the segment that passes the checks, in internal id order; the best
+    /// `top`, best first, chosen among equal scores as Qdrant's plain search does ([`TopK`]).
     fn plain_search(&self, top: usize) -> Result<Vec<Sp>> {
-        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(top + 1), cap: top.max(1) };
+        let mut best = TopK::new(top.max(1));
         for internal in self.allowed.bits.iter() {
             if self.check(internal)? {
                 if let Some(score) = self.score(internal)? {
-                    nearest.push(Sp { idx: internal, score });
+                    best.push(Sp { idx: internal, score });
                 }
             }
         }
-        Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).collect())
+        Ok(best.into_vec())
     }
 
     /// The graph walk (module docs); the best `top`, best first.
