@@ -139,6 +139,9 @@ fn param_sets() -> Vec<(Value, Value)> {
         (json!({}), json!({"g": "b"})),
         (q(json!({"rescore": false})), json!({"g": "rare"})),
         (q(json!({"rescore": true, "oversampling": 2.0})), json!({"g": "rare"})),
+        (q(json!({"rescore": false})), json!({"g": "b"})),
+        (q(json!({"rescore": true})), json!({"g": "a"})),
+        (json!({}), json!({"g": "a"})),
     ]
 }
 
@@ -309,4 +312,43 @@ fn damaged_binary_quantized_files_never_panic() {
     }
     eprintln!("{mutations} damaged copies, {load_errors} refused at load, {query_errors} query errors");
     assert!(mutations > 500 && load_errors > 0);
+}
+
+#[test]
+fn diag_one_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), "0"]);
+    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
+    let mut reqs = Vec::new();
+    for name in &names {
+        for v in made["queries"][name].as_array().unwrap() {
+            for (params, filter) in param_sets() {
+                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
+            }
+        }
+    }
+    let req_file = tmp.path().join("reqs.json");
+    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
+    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+    let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let mut by: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
+    for (r, a) in reqs.iter().zip(&theirs) {
+        let b = our_answer(&shard, r);
+        let key = format!("{} {} {}", r["using"], r["params"], r["filter"]);
+        let e = by.entry(key.clone()).or_default();
+        match compare(a, &b) {
+            Same::Exactly => e.0 += 1,
+            Same::UpToTieOrder => e.1 += 1,
+            Same::No => {
+                e.2 += 1;
+                if e.2 == 1 {
+                    eprintln!("{key}\n  qdrant {a:?}\n  ours   {b:?}");
+                }
+            }
+        }
+    }
+    for (k, v) in by {
+        eprintln!("{v:?} {k}");
+    }
 }

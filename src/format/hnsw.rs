@@ -435,14 +435,15 @@ impl HnswGraph {
         out.truncate(w);
     }
 
-    /// The first entry point passing `check`, else the highest-level passing extra entry point.
+    /// The first entry point passing `check`, else the highest-level passing extra entry point
+    /// (the last one in file order among equal levels, as Qdrant's `max_by_key` picks).
     pub fn entry_point(&self, mut check: impl FnMut(u32) -> bool) -> Option<EntryPoint> {
         if let Some(e) = self.entry_points.iter().find(|e| check(e.point)) {
             return Some(*e);
         }
         let mut best: Option<EntryPoint> = None;
         for e in &self.extra_entry_points {
-            if check(e.point) && best.is_none_or(|b| e.level > b.level) {
+            if check(e.point) && best.is_none_or(|b| e.level >= b.level) {
                 best = Some(*e);
             }
         }

@@ -99,6 +99,56 @@ impl Nearest {
     }
 }
 
+/// Whether Qdrant checks `filter` on a batch of links with a partitioning checker, which
+/// reorders the matching links (see [`partition_order`]): the filter is one `must` condition on
+/// a field whose map index (`match` on a keyword, integer or uuid index, or a text match on a
+/// text index) or numeric index (`range`) serves it. Other filters are checked in link order
+/// (Qdrant's default batch check keeps the order); filters of several conditions, which Qdrant
+/// applies one after the other in the order of its cardinality estimates, are treated as
+/// keeping the order too, so ties among their links may be walked in a different order.
+fn partitioning_filter(filter: Option<&Filter>, ctx: &crate::query::filter::FilterContext) -> bool {
+    use crate::query::filter::{Condition, IndexKind, Match};
+    let Some(f) = filter else { return false };
+    let empty = |c: &Option<Vec<Condition>>| c.as_ref().is_none_or(|v| v.is_empty());
+    if !empty(&f.should) || !empty(&f.must_not) || f.min_should.is_some() {
+        return false;
+    }
+    let Some([Condition::Field(fc)]) = f.must.as_deref() else { return false };
+    let kinds = ctx.indexes(&fc.key);
+    match (&fc.r#match, &fc.range) {
+        (Some(Match::Text(_) | Match::TextAny(_) | Match::Phrase(_)), None) => {
+            kinds.iter().any(|k| matches!(k, IndexKind::Text(_)))
+        }
+        (Some(_), None) => kinds.iter().any(|k| matches!(k, IndexKind::Keyword | IndexKind::IntMap | IndexKind::Uuid)),
+        (None, Some(_)) => {
+            kinds.iter().any(|k| matches!(k, IndexKind::IntRange | IndexKind::Float | IndexKind::Datetime))
+        }
+        _ => false,
+    }
+}
+
+/// The matching items of `data`, in the order Qdrant's partitioning condition checkers leave
+/// them (edge 0.9.0 `Partitioner`): items are read front to back; a match is appended to the
+/// matches; a non-match swaps places with the last unread item, which is read next.
+fn partition_order(mut data: Vec<u32>, mut pred: impl FnMut(u32) -> Result<bool>) -> Result<Vec<u32>> {
+    let (mut left, mut unread, mut right) = (0usize, 0usize, data.len());
+    while unread < right {
+        let v = data[unread];
+        unread += 1;
+        if pred(v)? {
+            data[left] = v;
+            left += 1;
+        } else {
+            data[unread - 1] = data[right - 1];
+            data[right - 1] = v;
+            unread -= 1;
+            right -= 1;
+        }
+    }
+    data.truncate(left);
+    Ok(data)
+}
+
 /// The plain scan's top-k collector, with Qdrant's behaviour on equal scores (edge 0.9.0
 /// `TopK`): a point is taken only if it beats the current k-th score strictly. Below
 /// [`SORTED_K`] the kept points form a list sorted best first in which a newcomer goes after
@@ -173,6 +223,9 @@ struct Walk<'a> {
     dense: Option<&'a DenseVectorStorage>,
     /// Score with the quantized copy instead of the vectors.
     quantized: Option<(&'a Quantized, QuantizedQuery)>,
+    /// Whether Qdrant's check of the filter on a list of links reorders them
+    /// ([`partitioning_filter`]).
+    partition: bool,
 }
 
 impl Walk<'_> {
@@ -219,6 +272,32 @@ impl Walk<'_> {
     /// Qdrant's `score_points`: keep the points passing the checks, at most `limit`, scored.
     fn score_points(&self, ids: &[u32], limit: usize, out: &mut Vec<Sp>) -> Result<()> {
         out.clear();
+        if self.partition {
+            // Visible points with the vector in link order, then the filter's partition order.
+            let seg = &self.shard.segments[self.seg as usize];
+            let visible = self.shard.visible.get(self.seg as usize);
+            let live: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    visible.is_some_and(|v| v.get(p))
+                        && match self.dense {
+                            Some(d) => !d.is_deleted(p),
+                            None => seg.has_vector(self.using, p),
+                        }
+                })
+                .collect();
+            let mut pass = partition_order(live, |p| self.check(p))?;
+            if limit != 0 {
+                pass.truncate(limit);
+            }
+            for p in pass {
+                if let Some(score) = self.score(p)? {
+                    out.push(Sp { idx: p, score });
+                }
+            }
+            return Ok(());
+        }
         let pair = match (self.quantized.is_none(), self.dense, self.scorer.dense_parts()) {
             (true, Some(d), Some((q, distance))) => Some((d, q, distance)),
             _ => None,
@@ -310,7 +389,8 @@ impl EdgeShard {
         };
         let allowed = self.segment_candidates(seg, filter)?;
         let dense = segment.dense_storage(using);
-        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized };
+        let partition = partitioning_filter(filter, &self.filter_ctx);
+        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized, partition };
         let wanted = match opts.oversampling {
             Some(o) if is_quantized && o > 1.0 => (o * top as f64) as usize,
             _ => top,

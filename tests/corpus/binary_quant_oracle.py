@@ -1,7 +1,7 @@
 """qdrant-edge-py side of tests/binary_quant_oracle.rs (binary quantization, read and search).
 
 Commands:
-  make <shard_dir> <n>          a shard (WAL off) with one dense vector per binary quantization
+  make <shard_dir> <n> [late]   a shard (WAL off) with one dense vector per binary quantization
                                 case (VECTORS: encodings one_bit / two_bits / one_and_half_bits,
                                 query encodings default / binary / scalar4 / scalar8, Cosine / Dot
                                 / Euclid / Manhattan, float32 / float16 / uint8, odd dimensions),
@@ -88,7 +88,7 @@ def point(g, i, late):
     return qe.Point(i, v, {"i": i, "g": grp, "late": late})
 
 
-def make(path, n):
+def make(path, n, late_n=LATE):
     g = Gen(99)
     shard = qe.EdgeShard.create(path, config())
     shard.update(qe.UpdateOperation.create_field_index("g", qe.PayloadSchemaType.Keyword))
@@ -100,10 +100,11 @@ def make(path, n):
     shard.optimize()
     shard.flush()
     # Later changes: new ids, overwritten ids, deletions (appendable segment).
-    late = [point(g, n + i, True) for i in range(LATE // 2)]
-    late += [point(g, g.rng.randrange(n), True) for _ in range(LATE // 2)]
-    shard.update(qe.UpdateOperation.upsert_points(late))
-    shard.update(qe.UpdateOperation.delete_points([n + 3, n + 11, 5, 17, 2024]))
+    if late_n:
+        late = [point(g, n + i, True) for i in range(late_n // 2)]
+        late += [point(g, g.rng.randrange(n), True) for _ in range(late_n // 2)]
+        shard.update(qe.UpdateOperation.upsert_points(late))
+        shard.update(qe.UpdateOperation.delete_points([n + 3, n + 11, 5, 17, 2024]))
     shard.flush()
     shard.close()
     q = Gen(5)
@@ -151,7 +152,7 @@ def query(path, req_file):
 def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "make":
-        make(path, int(sys.argv[3]))
+        make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
     elif cmd == "query":
         query(path, sys.argv[3])
     else:
