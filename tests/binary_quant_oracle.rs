@@ -59,6 +59,9 @@ enum Same {
     Exactly,
     /// The same ids and scores except for the order of points with exactly equal scores.
     UpToTieOrder,
+    /// As `UpToTieOrder`, except that the last run of equal scores, which the limit cuts,
+    /// holds other ids (the same number, with the same score).
+    UpToBoundaryChoice,
     No,
 }
 
@@ -66,15 +69,18 @@ fn close(x: f64, y: f64) -> bool {
     (x - y).abs() <= 1e-5 * x.abs().max(1.0)
 }
 
-fn compare(a: &Answer, b: &Answer) -> Same {
+/// Compare Qdrant's answer `a` with ours `b`: same length, the same score at every position,
+/// and every run of exactly equal scores (in Qdrant's answer) holding the same ids, the last run
+/// included unless `boundary_relaxed`.
+fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool) -> Same {
     if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
         return Same::No;
     }
     if a.iter().zip(b).all(|(x, y)| x.0 == y.0) {
         return Same::Exactly;
     }
-    // Runs of exactly equal scores (in Qdrant's answer) must hold the same ids.
     let mut start = 0;
+    let mut result = Same::UpToTieOrder;
     while start < a.len() {
         let mut end = start + 1;
         while end < a.len() && a[end].1 == a[start].1 {
@@ -85,11 +91,14 @@ fn compare(a: &Answer, b: &Answer) -> Same {
         x.sort_unstable();
         y.sort_unstable();
         if x != y {
-            return Same::No;
+            if !(boundary_relaxed && end == a.len()) {
+                return Same::No;
+            }
+            result = Same::UpToBoundaryChoice;
         }
         start = end;
     }
-    Same::UpToTieOrder
+    result
 }
 
 /// Segment directories: (optimized, appendable).
@@ -145,15 +154,16 @@ fn param_sets() -> Vec<(Value, Value)> {
     ]
 }
 
-#[test]
-fn binary_quantized_searches_match_qdrant() {
+/// Make a shard (`late` later upserts kept in an appendable segment), run every request through
+/// qdrant-edge-py and our engine and compare (module docs).
+fn run_oracle(late: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shard");
-    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string()]);
+    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string()]);
     let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
     assert!(names.len() >= 10);
 
-    // Both storage forms are present for every vector.
+    // The storage forms: immutable in the optimized segment, mutable in the appendable one.
     let st = FsStorage::new(&dir).unwrap();
     let (opt, app) = segments(&st);
     for name in &names {
@@ -163,7 +173,11 @@ fn binary_quantized_searches_match_qdrant() {
         assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.data")).unwrap(), "{name}");
         let status = st.read_all(&format!("{app}/vector_storage-{name}/quantized_data/status.dat")).unwrap();
         let len = u64::from_le_bytes(status[..8].try_into().unwrap());
-        assert!(len > 100, "{name}: the appendable segment holds {len} quantized records");
+        if late > 0 {
+            assert!(len > 100, "{name}: the appendable segment holds {len} quantized records");
+        } else {
+            assert_eq!(len, 0, "{name}: the appendable segment is empty");
+        }
     }
 
     let mut reqs = Vec::new();
@@ -180,30 +194,37 @@ fn binary_quantized_searches_match_qdrant() {
 
     let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
     let mut mismatches = Vec::new();
-    let mut tie_orders = 0;
+    let (mut exact, mut tie_orders, mut boundary) = (0, 0, 0);
     let mut unrescored = 0;
     let mut control_same = 0;
     for (r, a) in reqs.iter().zip(&theirs) {
         assert!(!a.is_empty(), "Qdrant found nothing for {r}");
         let b = our_answer(&shard, r);
-        match compare(a, &b) {
-            Same::Exactly => {}
+        let rescored = r["params"].pointer("/quantization/ignore") == Some(&json!(true))
+            || r["params"].pointer("/quantization/rescore") != Some(&json!(false));
+        // Two segments, unrescored: equal scores from different segments meet in the shard's
+        // merge, which keeps Qdrant's choice only by accident (module docs).
+        let relaxed = late > 0 && !rescored;
+        match compare(a, &b, relaxed) {
+            Same::Exactly => exact += 1,
             Same::UpToTieOrder => tie_orders += 1,
+            Same::UpToBoundaryChoice => boundary += 1,
             Same::No => mismatches
                 .push(format!("{} {} filter {}: qdrant {a:?}\n   ours   {b:?}", r["using"], r["params"], r["filter"])),
         }
         // Negative control: the same request scored with the original vectors.
-        if r["params"].pointer("/quantization/rescore") == Some(&json!(false)) {
+        if !rescored {
             unrescored += 1;
             let mut c = r.clone();
             c["params"]["quantization"] = json!({"ignore": true});
-            if compare(a, &our_answer(&shard, &c)) != Same::No {
+            if compare(a, &our_answer(&shard, &c), relaxed) != Same::No {
                 control_same += 1;
             }
         }
     }
     eprintln!(
-        "{} requests; equal up to the order of equal scores: {tie_orders}; mismatches: {}",
+        "{} requests: {exact} equal, {tie_orders} equal up to the order of equal scores, {boundary} up to the \
+         choice among the last equal scores, {} differ",
         reqs.len(),
         mismatches.len()
     );
@@ -214,11 +235,22 @@ fn binary_quantized_searches_match_qdrant() {
         reqs.len(),
         mismatches.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
     );
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
     eprintln!("negative control: {control_same} of {unrescored} unrescored answers also equal without quantization");
     assert!(
         control_same * 20 < unrescored,
         "{control_same} of {unrescored} answers do not depend on the quantized data"
     );
+}
+
+#[test]
+fn binary_quantized_searches_match_qdrant_one_segment() {
+    run_oracle(0);
+}
+
+#[test]
+fn binary_quantized_searches_match_qdrant_with_appendable_segment() {
+    run_oracle(240);
 }
 
 /// Copy `src` (a file) aside, run `f`, put it back.
@@ -312,43 +344,4 @@ fn damaged_binary_quantized_files_never_panic() {
     }
     eprintln!("{mutations} damaged copies, {load_errors} refused at load, {query_errors} query errors");
     assert!(mutations > 500 && load_errors > 0);
-}
-
-#[test]
-fn diag_one_segment() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("shard");
-    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), "0"]);
-    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
-    let mut reqs = Vec::new();
-    for name in &names {
-        for v in made["queries"][name].as_array().unwrap() {
-            for (params, filter) in param_sets() {
-                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
-            }
-        }
-    }
-    let req_file = tmp.path().join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
-    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
-    let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
-    let mut by: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
-    for (r, a) in reqs.iter().zip(&theirs) {
-        let b = our_answer(&shard, r);
-        let key = format!("{} {} {}", r["using"], r["params"], r["filter"]);
-        let e = by.entry(key.clone()).or_default();
-        match compare(a, &b) {
-            Same::Exactly => e.0 += 1,
-            Same::UpToTieOrder => e.1 += 1,
-            Same::No => {
-                e.2 += 1;
-                if e.2 == 1 {
-                    eprintln!("{key}\n  qdrant {a:?}\n  ours   {b:?}");
-                }
-            }
-        }
-    }
-    for (k, v) in by {
-        eprintln!("{v:?} {k}");
-    }
 }
