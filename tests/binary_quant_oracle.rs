@@ -253,6 +253,9 @@ fn binary_quantized_searches_match_qdrant_with_appendable_segment() {
     run_oracle(240);
 }
 
+/// One way of damaging a file.
+type Damage = Box<dyn Fn(&Path)>;
+
 /// Copy `src` (a file) aside, run `f`, put it back.
 fn with_damaged(path: &Path, damage: impl FnOnce(&Path), f: impl FnOnce()) {
     let saved = path.with_extension("saved");
@@ -294,7 +297,7 @@ fn damaged_binary_quantized_files_never_panic() {
         let using = t.split("vector_storage-").nth(1).unwrap().split('/').next().unwrap();
         let vector = made["queries"][using][0].clone();
         // Truncations, then bit flips in the first 4 KiB (the valid records of the chunk).
-        let mut damages: Vec<Box<dyn Fn(&Path)>> = Vec::new();
+        let mut damages: Vec<Damage> = Vec::new();
         for cut in [0, 7, len / 2, len.saturating_sub(1)] {
             if cut < len {
                 damages.push(Box::new(move |p: &Path| {
