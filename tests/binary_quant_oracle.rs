@@ -161,7 +161,7 @@ fn run_oracle(late: usize) {
     let dir = tmp.path().join("shard");
     let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string()]);
     let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
-    assert!(names.len() >= 10);
+    assert!(names.len() >= 14 && made["multi"].as_array().unwrap().len() >= 3);
 
     // The storage forms: immutable in the optimized segment, mutable in the appendable one.
     let st = FsStorage::new(&dir).unwrap();
@@ -173,6 +173,10 @@ fn run_oracle(late: usize) {
         assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.data")).unwrap(), "{name}");
         let status = st.read_all(&format!("{app}/vector_storage-{name}/quantized_data/status.dat")).unwrap();
         let len = u64::from_le_bytes(status[..8].try_into().unwrap());
+        if made["multi"].as_array().unwrap().contains(&json!(name)) {
+            assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.offsets.data")).unwrap(), "{name}");
+            assert!(st.is_dir(&format!("{app}/vector_storage-{name}/quantized_offsets_data")).unwrap(), "{name}");
+        }
         if late > 0 {
             assert!(len > 100, "{name}: the appendable segment holds {len} quantized records");
         } else {
@@ -272,11 +276,18 @@ fn damaged_binary_quantized_files_never_panic() {
     let made = run_py(&["make", dir.to_str().unwrap(), "600"]);
     let st = FsStorage::new(&dir).unwrap();
     let (opt, app) = segments(&st);
-    let names = ["b2c8", "h15e4", "u1d", "l1m4"];
+    let names = ["b2c8", "h15e4", "u1d", "l1m4", "m2d8", "mu15"];
     let mut targets = Vec::new();
     for name in names {
-        for f in ["quantized.meta.json", "quantized.config.json", "quantized.data"] {
-            targets.push(format!("{opt}/vector_storage-{name}/{f}"));
+        for f in ["quantized.meta.json", "quantized.config.json", "quantized.data", "quantized.offsets.data"] {
+            if name.starts_with('m') || !f.contains("offsets") {
+                targets.push(format!("{opt}/vector_storage-{name}/{f}"));
+            }
+        }
+        if name.starts_with('m') {
+            for f in ["config.json", "status.dat", "chunk_0.mmap"] {
+                targets.push(format!("{app}/vector_storage-{name}/quantized_offsets_data/{f}"));
+            }
         }
         for f in [
             "quantized.meta.json",

@@ -45,7 +45,14 @@
 //! quantization input for bytes); stored records are used as written, whatever their encoder did
 //! (§6.2: the mutable path stores `x > 0` bits for `uint8` without the shift).
 //!
-//! Multivector storages (inner vectors + offsets, §6.7) are not read here.
+//! Multivector storages ([`BinaryMultiQuantized`], §6.7) quantize every inner vector the same
+//! way into records of `u8` words whose width grows with the bit count (1 byte up to 32 bits,
+//! 4 up to 64, 8 up to 128, 16 beyond; the record is a whole number of words), and keep per
+//! point an offset `{start: u32, count: u32}` (LE) into the inner records: the flat file
+//! `quantized.offsets.data` (immutable) or the chunked directory `quantized_offsets_data/`
+//! (mutable, one 8-byte element per record). A multivector query encodes each of its inner
+//! vectors; a point's score is, summed over the query's inner vectors in order, the largest
+//! score among the point's inner records (max-sim).
 
 use serde::Deserialize;
 
@@ -109,6 +116,18 @@ pub fn record_size(dim: usize, encoding: Encoding) -> usize {
     extended_dim(dim, encoding).max(1).div_ceil(WORD * 8) * WORD
 }
 
+/// Record size in bytes of multivector inner vectors (`u8` words of growing width).
+pub fn record_size_multi(dim: usize, encoding: Encoding) -> usize {
+    let bits = extended_dim(dim, encoding).max(1);
+    let width = match bits {
+        129.. => 16,
+        65..=128 => 8,
+        33..=64 => 4,
+        _ => 1,
+    };
+    bits.div_ceil(width * 8) * width
+}
+
 #[derive(Debug)]
 enum Records {
     Flat(bytes::Bytes),
@@ -141,6 +160,17 @@ impl BinaryQuantized {
         cfg: &serde_json::Value,
         memory: Memory,
     ) -> Result<Option<BinaryQuantized>, Error> {
+        Self::open_records(storage, storage_dir, cfg, memory, false)
+    }
+
+    /// As [`BinaryQuantized::open`]; `multi`: the records are multivector inner vectors.
+    fn open_records(
+        storage: &dyn Storage,
+        storage_dir: &str,
+        cfg: &serde_json::Value,
+        memory: Memory,
+        multi: bool,
+    ) -> Result<Option<BinaryQuantized>, Error> {
         let meta_path = join(storage_dir, "quantized.meta.json");
         if !storage.is_file(&meta_path)? {
             return Ok(None);
@@ -168,8 +198,8 @@ impl BinaryQuantized {
             }
             _ => {}
         }
-        let record = record_size(dim, meta.encoding);
-        let mutable = cfg.get("storage_type").and_then(|s| s.as_str()) == Some("Mutable");
+        let record = if multi { record_size_multi(dim, meta.encoding) } else { record_size(dim, meta.encoding) };
+        let mutable = is_mutable(cfg);
         let records = if mutable {
             let dir = join(storage_dir, "quantized_data");
             if !storage.is_dir(&dir)? {
@@ -340,6 +370,104 @@ impl BinaryQuantized {
     }
 }
 
+fn is_mutable(cfg: &serde_json::Value) -> bool {
+    cfg.get("storage_type").and_then(|s| s.as_str()) == Some("Mutable")
+}
+
+/// A binary quantized multivector storage: inner records plus per-point offsets.
+#[derive(Debug)]
+pub struct BinaryMultiQuantized {
+    inner: BinaryQuantized,
+    offsets: Records,
+}
+
+const OFFSET_SIZE: usize = 8;
+
+impl BinaryMultiQuantized {
+    /// Open the binary quantization of a multivector in `storage_dir` (see
+    /// [`BinaryQuantized::open`]).
+    pub fn open(
+        storage: &dyn Storage,
+        storage_dir: &str,
+        cfg: &serde_json::Value,
+        memory: Memory,
+    ) -> Result<Option<BinaryMultiQuantized>, Error> {
+        let Some(inner) = BinaryQuantized::open_records(storage, storage_dir, cfg, memory, true)? else {
+            return Ok(None);
+        };
+        let offsets = if is_mutable(cfg) {
+            let dir = join(storage_dir, "quantized_offsets_data");
+            if !storage.is_dir(&dir)? {
+                return Ok(None);
+            }
+            Records::Chunked(ChunkedVectors::open(storage, &dir, OFFSET_SIZE, Some(1), memory)?)
+        } else {
+            let path = join(storage_dir, "quantized.offsets.data");
+            if !storage.is_file(&path)? {
+                return Ok(None);
+            }
+            let data = FileSlice::open(storage, &path)?.read_bytes()?;
+            if data.len() % OFFSET_SIZE != 0 {
+                return Err(FormatError::corrupt(&path, format!("{} bytes is not a multiple of 8", data.len())).into());
+            }
+            Records::Flat(data)
+        };
+        Ok(Some(BinaryMultiQuantized { inner, offsets }))
+    }
+
+    /// The dimension of the inner vectors.
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// Number of points (offsets).
+    pub fn len(&self) -> usize {
+        match &self.offsets {
+            Records::Flat(d) => d.len() / OFFSET_SIZE,
+            Records::Chunked(c) => c.len() as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Encode each inner vector of a query (`dim` values each, preprocessed).
+    pub fn encode_query(&self, q: &[Vec<f32>], uint8: bool) -> Vec<BinaryQuery> {
+        q.iter().map(|v| self.inner.encode_query(v, uint8)).collect()
+    }
+
+    /// `(start, count)` of point `i`'s inner records.
+    fn offset(&self, i: u32) -> Result<Option<(u32, u32)>, Error> {
+        let parse = |b: &[u8]| {
+            (u32::from_le_bytes(b[..4].try_into().unwrap()), u32::from_le_bytes(b[4..8].try_into().unwrap()))
+        };
+        match &self.offsets {
+            Records::Flat(d) => {
+                let start = (i as usize).checked_mul(OFFSET_SIZE);
+                Ok(start.and_then(|s| d.get(s..s + OFFSET_SIZE)).map(parse))
+            }
+            Records::Chunked(c) => c.with_record(u64::from(i), parse),
+        }
+    }
+
+    /// Approximate max-sim score of point `i`, or `None` if its offset or records are missing.
+    pub fn score(&self, q: &[BinaryQuery], i: u32) -> Result<Option<f32>, Error> {
+        let Some((start, count)) = self.offset(i)? else { return Ok(None) };
+        let mut best = vec![f32::NEG_INFINITY; q.len()];
+        for j in 0..count {
+            let Some(k) = start.checked_add(j) else { return Ok(None) };
+            for (b, qi) in best.iter_mut().zip(q) {
+                let Some(sim) = self.inner.score(qi, k)? else { return Ok(None) };
+                if *b < sim {
+                    *b = sim;
+                }
+            }
+        }
+        Ok(Some(best.into_iter().sum()))
+    }
+}
+
 /// Number of differing bits of two equally long byte strings.
 fn xor_popcount(a: &[u8], b: &[u8]) -> u64 {
     let mut n = 0u64;
@@ -376,6 +504,16 @@ mod tests {
         };
         let record = record_size(dim, encoding);
         BinaryQuantized { meta, record, records: Records::Flat(bytes::Bytes::new()) }
+    }
+
+    #[test]
+    fn multi_record_sizes() {
+        assert_eq!(record_size_multi(8, Encoding::OneBit), 1);
+        assert_eq!(record_size_multi(32, Encoding::OneBit), 4);
+        assert_eq!(record_size_multi(33, Encoding::OneBit), 8);
+        assert_eq!(record_size_multi(100, Encoding::OneBit), 16);
+        assert_eq!(record_size_multi(129, Encoding::OneBit), 32);
+        assert_eq!(record_size_multi(12, Encoding::TwoBits), 3);
     }
 
     #[test]

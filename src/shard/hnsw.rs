@@ -376,9 +376,16 @@ impl EdgeShard {
         let quantized = if opts.quantization_ignore {
             None
         } else {
-            let uint8 = matches!(scorer.dense_parts(), Some((spaces::QueryVector::U8(_), _)));
-            match (segment.quantized.get(using), scorer.dense_query_f32()) {
-                (Some(q), Some(v)) if v.len() == q.dim() => Some((q, q.encode_query(&v, uint8))),
+            match (segment.quantized.get(using), scorer) {
+                (Some(q), Scorer::Dense { q: v, .. }) if !q.is_multi() && v.dim() == q.dim() => {
+                    let uint8 = matches!(v, spaces::QueryVector::U8(_));
+                    scorer.dense_query_f32().map(|f| (q, q.encode_query(&f, uint8)))
+                }
+                (Some(q), Scorer::Multi { q: vs, .. }) if vs.iter().all(|v| v.dim() == q.dim()) => {
+                    let uint8 = vs.iter().any(|v| matches!(v, spaces::QueryVector::U8(_)));
+                    let inner: Vec<Vec<f32>> = vs.iter().map(|v| v.to_f32()).collect();
+                    q.encode_multi_query(&inner, uint8).map(|e| (q, e))
+                }
                 _ => None,
             }
         };

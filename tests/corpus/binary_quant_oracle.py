@@ -4,13 +4,15 @@ Commands:
   make <shard_dir> <n> [late]   a shard (WAL off) with one dense vector per binary quantization
                                 case (VECTORS: encodings one_bit / two_bits / one_and_half_bits,
                                 query encodings default / binary / scalar4 / scalar8, Cosine / Dot
-                                / Euclid / Manhattan, float32 / float16 / uint8, odd dimensions),
+                                / Euclid / Manhattan, float32 / float16 / uint8, odd dimensions;
+                                MULTI: max-sim multivectors of 1-3 vectors),
                                 a keyword index on "g". n clustered points are upserted and the
                                 shard optimized (one segment with HNSW graphs and `quantized.data`);
                                 then LATE more points (new ids and overwrites of old ones) and a
                                 few deletions stay in the appendable segment (`quantized_data/`).
                                 Some points lack some vectors. Prints
-                                {"queries": {name: [vector, ...]}, "vectors": {name: case}}
+                                {"queries": {name: [vector, ...]}, "vectors": {name: case},
+                                 "multi": [name, ...]}
   query <shard_dir> <req.json>  req: [{"using", "vector", "limit", "params": {"hnsw_ef"?,
                                 "exact"?, "quantization"?: {"ignore"?, "rescore"?,
                                 "oversampling"?}}, "filter": null | {"g": value}}];
@@ -42,6 +44,13 @@ VECTORS = {
     "u1d": (24, D.Dot, T.Uint8, BE.OneBit, None),
     "u2e8": (24, D.Euclid, T.Uint8, BE.TwoBits, BQ.Scalar8Bits),
 }
+# multivectors (MaxSim): name: (dim, distance, datatype, encoding, query encoding)
+MULTI = {
+    "m1c": (16, D.Cosine, T.Float32, BE.OneBit, None),
+    "m2d8": (40, D.Dot, T.Float32, BE.TwoBits, BQ.Scalar8Bits),
+    "mu15": (24, D.Euclid, T.Uint8, BE.OneAndHalfBits, BQ.Scalar4Bits),
+}
+VECTORS.update(MULTI)
 CLUSTERS = 16
 LATE = 240
 GROUPS = ["a", "b", "c", "d"]
@@ -51,7 +60,8 @@ def config():
     vectors = {}
     for name, (dim, dist, dt, enc, qenc) in VECTORS.items():
         bq = qe.BinaryQuantizationConfig(always_ram=True, encoding=enc, query_encoding=qenc)
-        vectors[name] = qe.EdgeVectorParams(dim, dist, datatype=dt, quantization_config=bq)
+        mv = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if name in MULTI else None
+        vectors[name] = qe.EdgeVectorParams(dim, dist, datatype=dt, quantization_config=bq, multivector_config=mv)
     return qe.EdgeConfig(
         vectors=vectors,
         hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=64, full_scan_threshold=10),
@@ -71,6 +81,11 @@ class Gen:
         }
 
     def vec(self, name):
+        if name in MULTI:
+            return [self.one(name) for _ in range(self.rng.randint(1, 3))]
+        return self.one(name)
+
+    def one(self, name):
         c = self.centers[name][self.rng.randrange(CLUSTERS)]
         v = [x + self.rng.gauss(0, 0.8) for x in c]
         if VECTORS[name][2] == T.Uint8:
@@ -114,7 +129,7 @@ def make(path, n, late_n=LATE):
         name: {"dim": d, "distance": str(dist), "datatype": str(dt), "encoding": str(e), "query_encoding": str(qe_)}
         for name, (d, dist, dt, e, qe_) in VECTORS.items()
     }
-    print(json.dumps({"queries": queries, "vectors": cases}))
+    print(json.dumps({"queries": queries, "vectors": cases, "multi": list(MULTI)}))
 
 
 def params(p):
