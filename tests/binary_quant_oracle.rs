@@ -1,30 +1,37 @@
 //! Binary quantized vectors: our approximate searches against qdrant-edge-py 0.9.0.
 //!
-//! `tests/corpus/binary_quant_oracle.py make` writes a shard with one dense vector per binary
+//! `tests/corpus/binary_quant_oracle.py make` writes a shard with one vector per binary
 //! quantization case: one bit / two bits / one and a half bits; query encodings default,
 //! binary, scalar 4 bits and scalar 8 bits; Cosine, Dot, Euclid and Manhattan; float32, float16
-//! and uint8; dimensions that leave padding in the 128-bit words (20 to 130). 3000 points are
-//! optimized into one segment (HNSW graphs, immutable `quantized.data`), then 240 upserts (new
-//! ids and overwrites) and deletions stay in the appendable segment (mutable `quantized_data/`,
-//! whose two-bit encodings were calibrated on an empty segment and whose `uint8` bits skip the
-//! −127 shift, §6.2). Some points lack some vectors; a keyword index on `g` serves filters.
+//! and uint8; dimensions that leave padding in the words (16 to 130); three of them max-sim
+//! multivectors of 1-3 inner vectors. 3000 points are optimized into one segment (HNSW graphs,
+//! immutable `quantized.data` / `quantized.offsets.data`); then `late` upserts (new ids and
+//! overwrites) and deletions stay in the appendable segment (mutable `quantized_data/` /
+//! `quantized_offsets_data/`, whose two-bit encodings were calibrated on the empty segment and
+//! whose `uint8` bits skip the −127 shift, §6.2). Some points lack some vectors; a keyword index
+//! on `g` serves the filters.
 //!
-//! 1. `binary_quantized_searches_match_qdrant`: for every vector, 12 queries × 11 parameter sets
-//!    (default rescoring, `rescore` false/true, `oversampling` 2 and 3, `ignore`, `hnsw_ef` 16,
-//!    filters matching 25 % of the points (graph walk with the filter) and ~1.5 % (plain scan of
-//!    the matches)), `exact: false`, limit 10, through qdrant-edge-py on a fresh load and through
-//!    our engine on the same directory. The answers must be equal: same length, scores position
-//!    by position within 1e-5 relative, and the same ids — up to the order of points with
-//!    exactly equal scores. Unrescored binary scores are integers (or multiples of 1/15, 1/255)
-//!    so ties are common; the walk keeps Qdrant's heaps and orders, so most answers are equal
-//!    id for id, and the count of tie-order differences is printed. A group of equal scores cut
-//!    by the limit must hold the same ids too (the choice among them is part of the walk).
-//! 2. Negative control: the same `rescore: false` requests answered by our engine with
-//!    `quantization.ignore` (scored with the original vectors) must differ from Qdrant's for
-//!    most requests, so the comparison above does test the quantized scores.
-//! 3. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the
-//!    binary quantized files (meta, config, `quantized.data`, `quantized_data/*`) give a load
-//!    error or answers, never a panic.
+//! For every vector, 12 queries × 14 parameter sets (default rescoring, `rescore` false/true,
+//! `oversampling` 2 and 3, `ignore`, `hnsw_ef` 16, filters matching ~25 % of the points (graph
+//! walk with the filter) and ~1.5 % (plain scan of the matches)), `exact: false`, limit 10, go
+//! through qdrant-edge-py on a fresh load and through our engine on the same directory. The
+//! answers must have the same length and the same score at every position (1e-5 relative),
+//! and every run of exactly equal scores must hold the same ids (their order may differ: the
+//! shard's final ordering of equal scores is by id here, by heap order in Qdrant). Unrescored
+//! binary scores are small integers (or multiples of 1/15, 1/255), so ties are everywhere and
+//! the answers only match because the walk and the plain scan keep Qdrant's tie rules.
+//!
+//! 1. `…_one_segment` (`late` = 0): strict, the last run of equal scores included.
+//! 2. `…_with_appendable_segment` (`late` = 240): the same, except that for unrescored answers
+//!    the last run of equal scores may hold other ids (same count, same score): equal scores
+//!    from the two segments meet in the shard's merge, which keeps the smaller ids here and
+//!    Qdrant's heap order there. Rescored answers are strict (the per-segment candidate lists,
+//!    ties included, decide which points get rescored).
+//! 3. Negative control in both: the unrescored requests answered by our engine with
+//!    `quantization.ignore` (original vectors) must differ from Qdrant's for at least 95 %.
+//! 4. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
+//!    quantized files (meta, config, `quantized.data`, `quantized.offsets.data`, the chunked
+//!    directories) give a load error or answers, never a panic.
 //!
 //! The interpreter is `QEW_PYTHON` or `.venv/bin/python`; without `qdrant_edge` the test FAILS.
 
