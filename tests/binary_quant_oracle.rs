@@ -11,8 +11,8 @@
 //! whose `uint8` bits skip the −127 shift, §6.2). Some points lack some vectors; a keyword index
 //! on `g` serves the filters.
 //!
-//! For every vector, 12 queries × 14 parameter sets (default rescoring, `rescore` false/true,
-//! `oversampling` 2 and 3, `ignore`, `hnsw_ef` 16, filters matching ~25 % of the points (graph
+//! For every vector, 12 queries × 16 parameter sets (default rescoring, `rescore` false/true,
+//! `oversampling` 2, 3 and 4 (40 candidates: the top-k collector's selection path), `ignore`, `hnsw_ef` 16, filters matching ~25 % of the points (graph
 //! walk with the filter) and ~1.5 % (plain scan of the matches)), `exact: false`, limit 10, go
 //! through qdrant-edge-py on a fresh load and through our engine on the same directory. The
 //! answers must have the same length and the same score at every position (1e-5 relative),
@@ -158,6 +158,9 @@ fn param_sets() -> Vec<(Value, Value)> {
         (q(json!({"rescore": false})), json!({"g": "b"})),
         (q(json!({"rescore": true})), json!({"g": "a"})),
         (json!({}), json!({"g": "a"})),
+        // 40 candidates: the top-k collector's selection path (k >= 32)
+        (q(json!({"rescore": false, "oversampling": 4.0})), json!({"g": "rare"})),
+        (q(json!({"rescore": true, "oversampling": 4.0})), json!({"g": "rare"})),
     ]
 }
 
