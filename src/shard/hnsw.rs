@@ -377,9 +377,16 @@ impl EdgeShard {
             None
         } else {
             match (segment.quantized.get(using), scorer) {
-                (Some(q), Scorer::Dense { q: v, .. }) if !q.is_multi() && v.dim() == q.dim() => {
+                (Some(q), Scorer::Dense { q: v, distance, .. }) if !q.is_multi() && v.dim() == q.dim() => {
                     let uint8 = matches!(v, spaces::QueryVector::U8(_));
-                    scorer.dense_query_f32().map(|f| (q, q.encode_query(&f, uint8)))
+                    scorer.dense_query_f32().map(|mut f| {
+                        // Qdrant normalises a uint8 Cosine query for scalar quantization (its
+                        // float queries are normalised already; binary shifts bytes instead).
+                        if uint8 && *distance == crate::types::Distance::Cosine && matches!(q, Quantized::Scalar(_)) {
+                            spaces::normalize(&mut f);
+                        }
+                        (q, q.encode_query(&f, uint8))
+                    })
                 }
                 (Some(q), Scorer::Multi { q: vs, .. }) if vs.iter().all(|v| v.dim() == q.dim()) => {
                     let uint8 = vs.iter().any(|v| matches!(v, spaces::QueryVector::U8(_)));

@@ -5,14 +5,15 @@ Commands:
                                 case (VECTORS: encodings one_bit / two_bits / one_and_half_bits,
                                 query encodings default / binary / scalar4 / scalar8, Cosine / Dot
                                 / Euclid / Manhattan, float32 / float16 / uint8, odd dimensions;
-                                MULTI: max-sim multivectors of 1-3 vectors),
+                                MULTI: max-sim multivectors of 1-3 vectors; SCALAR: one scalar
+                                int8 vector, uint8 Cosine),
                                 a keyword index on "g". n clustered points are upserted and the
                                 shard optimized (one segment with HNSW graphs and `quantized.data`);
                                 then LATE more points (new ids and overwrites of old ones) and a
                                 few deletions stay in the appendable segment (`quantized_data/`).
                                 Some points lack some vectors. Prints
                                 {"queries": {name: [vector, ...]}, "vectors": {name: case},
-                                 "multi": [name, ...]}
+                                 "multi": [name, ...], "scalar": [name, ...]}
   query <shard_dir> <req.json>  req: [{"using", "vector", "limit", "params": {"hnsw_ef"?,
                                 "exact"?, "quantization"?: {"ignore"?, "rescore"?,
                                 "oversampling"?}}, "filter": null | {"g": value}}];
@@ -51,6 +52,9 @@ MULTI = {
     "mu15": (24, D.Euclid, T.Uint8, BE.OneAndHalfBits, BQ.Scalar4Bits),
 }
 VECTORS.update(MULTI)
+# a scalar int8 control on uint8 Cosine (Qdrant normalises such queries before scalar encoding)
+SCALAR = {"su8c": (16, D.Cosine, T.Uint8, None, None)}
+VECTORS.update(SCALAR)
 CLUSTERS = 16
 LATE = 240
 GROUPS = ["a", "b", "c", "d"]
@@ -59,7 +63,10 @@ GROUPS = ["a", "b", "c", "d"]
 def config():
     vectors = {}
     for name, (dim, dist, dt, enc, qenc) in VECTORS.items():
-        bq = qe.BinaryQuantizationConfig(always_ram=True, encoding=enc, query_encoding=qenc)
+        if name in SCALAR:
+            bq = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+        else:
+            bq = qe.BinaryQuantizationConfig(always_ram=True, encoding=enc, query_encoding=qenc)
         mv = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if name in MULTI else None
         vectors[name] = qe.EdgeVectorParams(dim, dist, datatype=dt, quantization_config=bq, multivector_config=mv)
     return qe.EdgeConfig(
@@ -129,7 +136,7 @@ def make(path, n, late_n=LATE):
         name: {"dim": d, "distance": str(dist), "datatype": str(dt), "encoding": str(e), "query_encoding": str(qe_)}
         for name, (d, dist, dt, e, qe_) in VECTORS.items()
     }
-    print(json.dumps({"queries": queries, "vectors": cases, "multi": list(MULTI)}))
+    print(json.dumps({"queries": queries, "vectors": cases, "multi": list(MULTI), "scalar": list(SCALAR)}))
 
 
 def params(p):
