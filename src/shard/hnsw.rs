@@ -169,7 +169,9 @@ fn descending(a: &Sp, b: &Sp) -> Ordering {
 
 impl TopK {
     fn new(k: usize) -> TopK {
-        TopK { k, elements: Vec::with_capacity(if k < SORTED_K { k } else { k * 2 }), threshold: f32::NEG_INFINITY }
+        // A huge `k` (limit × oversampling) only allocates what it fills.
+        let capacity = if k < SORTED_K { k } else { k.saturating_mul(2) }.min(1 << 20);
+        TopK { k, elements: Vec::with_capacity(capacity), threshold: f32::NEG_INFINITY }
     }
 
     fn push(&mut self, p: Sp) {
@@ -191,7 +193,7 @@ impl TopK {
             }
         } else {
             self.elements.push(p);
-            if self.elements.len() == self.k * 2 {
+            if self.elements.len() == self.k.saturating_mul(2) {
                 let (_, kth, _) = self.elements.select_nth_unstable_by(self.k - 1, descending);
                 self.threshold = kth.score;
                 self.elements.truncate(self.k);
