@@ -8,6 +8,7 @@
 pub mod le;
 pub mod names;
 
+pub mod binary_quantized;
 pub mod chunked;
 pub mod dense;
 pub mod field_index_write;

@@ -11,19 +11,23 @@
 //! way, its padding dimensions with `0.0` (dot family) or `offset` (L1/L2); its offset is
 //! `Σq·alpha·offset` (dot family), `Σq²·alpha²` (L2) or 0 (L1), negated when `invert`. The score
 //! of a record is `multiplier · S + query_offset + vector_offset` with `S` the integer `Σ q·c`
-//! (dot family and L2) or `Σ |q − c|` (L1). Other quantization kinds (binary, product, turbo)
-//! and appendable (`quantized_data/`) storages are not read: [`ScalarQuantized::open`] returns
-//! `None` and searches use the original vectors.
+//! (dot family and L2) or `Σ |q − c|` (L1).
+//!
+//! [`Quantized`] opens either this or a binary quantization ([`super::binary_quantized`], dense
+//! vectors and multivectors). Other kinds (product, turbo) and scalar quantizations of
+//! multivectors are not read: [`Quantized::open`] returns `None` and searches use the original
+//! vectors.
 
 use serde::Deserialize;
 
 use crate::error::{Error, FormatError};
-use crate::storage::{join, FileSlice, Storage};
+use crate::format::binary_quantized::{BinaryMultiQuantized, BinaryQuantized, BinaryQuery};
+use crate::storage::{join, FileSlice, Memory, Storage};
 
 const ALIGNMENT: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-enum DistanceType {
+pub(crate) enum DistanceType {
     Dot,
     Cosine,
     L1,
@@ -31,11 +35,11 @@ enum DistanceType {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct VectorParameters {
-    dim: usize,
-    distance_type: DistanceType,
+pub(crate) struct VectorParameters {
+    pub(crate) dim: usize,
+    pub(crate) distance_type: DistanceType,
     #[serde(default)]
-    invert: bool,
+    pub(crate) invert: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,5 +154,111 @@ impl ScalarQuantized {
             _ => q.codes.iter().zip(codes).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum(),
         };
         Some(self.meta.multiplier * s as f32 + q.offset + voff)
+    }
+}
+
+/// A quantized copy of a dense vector that searches can score with.
+#[derive(Debug)]
+pub enum Quantized {
+    Scalar(ScalarQuantized),
+    Binary(BinaryQuantized),
+    BinaryMulti(BinaryMultiQuantized),
+}
+
+/// A query encoded for a [`Quantized`] storage.
+#[derive(Debug, Clone)]
+pub enum QuantizedQuery {
+    Scalar(EncodedQuery),
+    Binary(BinaryQuery),
+    /// One encoded query per inner vector of a multivector query.
+    Multi(Vec<BinaryQuery>),
+}
+
+impl Quantized {
+    /// Open the quantization in `storage_dir` (a vector's storage directory; `multi`: of a
+    /// multivector), if there is one this reader supports: scalar (immutable, dense vectors) or
+    /// binary (immutable or mutable).
+    pub fn open(
+        storage: &dyn Storage,
+        storage_dir: &str,
+        memory: Memory,
+        multi: bool,
+    ) -> Result<Option<Quantized>, Error> {
+        let cfg_path = join(storage_dir, "quantized.config.json");
+        if !storage.is_file(&cfg_path)? {
+            return Ok(None);
+        }
+        let cfg: serde_json::Value = serde_json::from_slice(&storage.read_all(&cfg_path)?)
+            .map_err(|e| FormatError::corrupt(&cfg_path, format!("invalid JSON: {e}")))?;
+        match (cfg.pointer("/quantization_config/binary").is_some(), multi) {
+            (true, false) => Ok(BinaryQuantized::open(storage, storage_dir, &cfg, memory)?.map(Quantized::Binary)),
+            (true, true) => {
+                Ok(BinaryMultiQuantized::open(storage, storage_dir, &cfg, memory)?.map(Quantized::BinaryMulti))
+            }
+            (false, false) => Ok(ScalarQuantized::open(storage, storage_dir)?.map(Quantized::Scalar)),
+            (false, true) => Ok(None),
+        }
+    }
+
+    /// The dimension the storage quantizes (of the inner vectors for multivectors).
+    pub fn dim(&self) -> usize {
+        match self {
+            Quantized::Scalar(q) => q.dim(),
+            Quantized::Binary(q) => q.dim(),
+            Quantized::BinaryMulti(q) => q.dim(),
+        }
+    }
+
+    /// Number of records (points).
+    pub fn len(&self) -> usize {
+        match self {
+            Quantized::Scalar(q) => q.len(),
+            Quantized::Binary(q) => q.len(),
+            Quantized::BinaryMulti(q) => q.len(),
+        }
+    }
+
+    pub fn is_multi(&self) -> bool {
+        matches!(self, Quantized::BinaryMulti(_))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether searches rescore with the original vectors when the request does not say
+    /// (Qdrant: yes for binary, no for scalar).
+    pub fn default_rescore(&self) -> bool {
+        matches!(self, Quantized::Binary(_) | Quantized::BinaryMulti(_))
+    }
+
+    /// Encode a query preprocessed for the distance (normalised for Cosine; `dim` values).
+    /// `uint8`: the vector's datatype is `uint8`.
+    pub fn encode_query(&self, q: &[f32], uint8: bool) -> QuantizedQuery {
+        match self {
+            Quantized::Scalar(s) => QuantizedQuery::Scalar(s.encode_query(q)),
+            Quantized::Binary(b) => QuantizedQuery::Binary(b.encode_query(q, uint8)),
+            Quantized::BinaryMulti(m) => QuantizedQuery::Multi(m.encode_query(&[q.to_vec()], uint8)),
+        }
+    }
+
+    /// Encode a multivector query (each inner vector preprocessed, `dim` values). `None` for a
+    /// storage of single vectors.
+    pub fn encode_multi_query(&self, q: &[Vec<f32>], uint8: bool) -> Option<QuantizedQuery> {
+        match self {
+            Quantized::BinaryMulti(m) => Some(QuantizedQuery::Multi(m.encode_query(q, uint8))),
+            _ => None,
+        }
+    }
+
+    /// Approximate internal score of record `i`, or `None` past the end (or for a query
+    /// encoded for the other kind).
+    pub fn score(&self, q: &QuantizedQuery, i: u32) -> Result<Option<f32>, Error> {
+        match (self, q) {
+            (Quantized::Scalar(s), QuantizedQuery::Scalar(e)) => Ok(s.score(e, i)),
+            (Quantized::Binary(b), QuantizedQuery::Binary(e)) => b.score(e, i),
+            (Quantized::BinaryMulti(m), QuantizedQuery::Multi(e)) => m.score(e, i),
+            _ => Ok(None),
+        }
     }
 }

@@ -45,8 +45,10 @@ pub struct Segment {
     pub indexed_counts: BTreeMap<String, usize>,
     /// HNSW graphs of dense and multivector names whose index is HNSW.
     pub hnsw: BTreeMap<String, crate::format::hnsw::HnswGraph>,
-    /// Scalar-quantized copies of dense vectors (optimized segments).
-    pub quantized: BTreeMap<String, crate::format::quantized::ScalarQuantized>,
+    /// Quantized copies of dense vectors and multivectors: scalar (optimized segments, dense
+    /// only) or binary (optimized segments' `quantized.data`, appendable segments'
+    /// `quantized_data/`).
+    pub quantized: BTreeMap<String, crate::format::quantized::Quantized>,
     /// Statistics of immutable sparse indexes, per sparse vector name.
     sparse_stats: BTreeMap<String, SparseIndexStats>,
     /// Dequantized weights of float16 / uint8 immutable sparse indexes, per internal id: what
@@ -149,9 +151,10 @@ impl Segment {
         }
         let mut quantized = BTreeMap::new();
         for (name, cfg) in &state.config.vector_data {
-            if cfg.quantization_config.is_some() && cfg.multivector_config.is_none() {
+            if cfg.quantization_config.is_some() {
                 let sdir = join(dir, &names::vector_storage_dir(name));
-                if let Some(q) = crate::format::quantized::ScalarQuantized::open(storage, &sdir)? {
+                let multi = cfg.multivector_config.is_some();
+                if let Some(q) = crate::format::quantized::Quantized::open(storage, &sdir, plan.vectors, multi)? {
                     if q.dim() != cfg.size as usize {
                         return Err(FormatError::corrupt(&sdir, "quantized dimension differs from the vector's").into());
                     }

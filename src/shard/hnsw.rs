@@ -15,8 +15,8 @@
 //! entry point, else the first `2·max(ef, top)` matching points as level-0 seeds); greedy
 //! descent with beam 1 through the upper levels; then the level-0 beam search with
 //! `ef = max(hnsw_ef or the graph's ef, top)`. Each expansion scores at most `m` (level > 0) or
-//! `m0` (level 0) unvisited neighbours that pass the checks, in link order, exactly as Qdrant
-//! bounds it, and the heaps are `std` binary heaps ordered by score only, as Qdrant's, so ties
+//! `m0` (level 0) unvisited neighbours that pass the checks, in the order Qdrant's batch filter
+//! leaves the links (`batch_order`), exactly as Qdrant bounds it, and the heaps are `std` binary heaps ordered by score only, as Qdrant's, so ties
 //! resolve the same way. Points are checked for: a live mapping in this segment, being the
 //! winning copy of their id in the shard (a newer copy elsewhere hides this one), having the
 //! vector, and the filter.
@@ -33,7 +33,7 @@ use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
 use crate::format::dense::DenseVectorStorage;
 use crate::format::hnsw::HnswGraph;
-use crate::format::quantized::{EncodedQuery, ScalarQuantized};
+use crate::format::quantized::{Quantized, QuantizedQuery};
 use crate::query::filter::Filter;
 use crate::spaces;
 use crate::types::PointId;
@@ -45,7 +45,8 @@ pub struct SearchOptions {
     pub exact: bool,
     /// `quantization.ignore`.
     pub quantization_ignore: bool,
-    /// `quantization.rescore` (default for scalar quantization: no rescoring, as Qdrant).
+    /// `quantization.rescore` (default as Qdrant: no rescoring for scalar quantization,
+    /// rescoring for binary).
     pub rescore: Option<bool>,
     /// `quantization.oversampling`.
     pub oversampling: Option<f64>,
@@ -105,6 +106,67 @@ impl Nearest {
     }
 }
 
+/// The plain scan's top-k collector, with Qdrant's behaviour on equal scores (edge 0.9.0
+/// `TopK`): a point is taken only if it beats the current k-th score strictly. Below
+/// [`SORTED_K`] the kept points form a list sorted best first in which a newcomer goes after
+/// the points with an equal score (so the first seen wins among equals); from [`SORTED_K`] on,
+/// points are buffered up to 2k and cut back to k by a selection on the score (descending),
+/// then sorted at the end, with the standard library's unstable selection and sort.
+struct TopK {
+    k: usize,
+    elements: Vec<Sp>,
+    threshold: f32,
+}
+
+const SORTED_K: usize = 32;
+
+fn descending(a: &Sp, b: &Sp) -> Ordering {
+    b.score.total_cmp(&a.score)
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        // A huge `k` (limit × oversampling) only allocates what it fills.
+        let capacity = if k < SORTED_K { k } else { k.saturating_mul(2) }.min(1 << 20);
+        TopK { k, elements: Vec::with_capacity(capacity), threshold: f32::NEG_INFINITY }
+    }
+
+    fn push(&mut self, p: Sp) {
+        if p.score <= self.threshold || p.score.is_nan() {
+            return;
+        }
+        if self.k < SORTED_K {
+            if self.elements.len() < self.k {
+                self.elements.push(p);
+            }
+            let mut pos = self.elements.len() - 1;
+            while pos > 0 && self.elements[pos - 1].score < p.score {
+                self.elements[pos] = self.elements[pos - 1];
+                pos -= 1;
+            }
+            self.elements[pos] = p;
+            if let Some(w) = self.elements.get(self.k - 1) {
+                self.threshold = w.score;
+            }
+        } else {
+            self.elements.push(p);
+            if self.elements.len() == self.k.saturating_mul(2) {
+                let (_, kth, _) = self.elements.select_nth_unstable_by(self.k - 1, descending);
+                self.threshold = kth.score;
+                self.elements.truncate(self.k);
+            }
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Sp> {
+        if self.k >= SORTED_K {
+            self.elements.sort_unstable_by(descending);
+            self.elements.truncate(self.k);
+        }
+        self.elements
+    }
+}
+
 /// One point of the segment as the walk sees it.
 pub(crate) type Found = (f32, PointId, PointRef);
 
@@ -119,7 +181,7 @@ struct Walk<'a> {
     /// The dense storage of `using` (other kinds check through the segment).
     dense: Option<&'a DenseVectorStorage>,
     /// Score with the quantized copy instead of the vectors.
-    quantized: Option<(&'a ScalarQuantized, EncodedQuery)>,
+    quantized: Option<(&'a Quantized, QuantizedQuery)>,
     /// Qdrant's order of the neighbours a filtered step keeps, where it is not the links' order.
     order: Option<BatchOrder>,
 }
@@ -156,7 +218,7 @@ impl Walk<'_> {
 
     fn score(&self, internal: u32) -> Result<Option<f32>> {
         match &self.quantized {
-            Some((q, eq)) => Ok(q.score(eq, internal)),
+            Some((q, eq)) => q.score(eq, internal),
             None => self.exact_score(internal),
         }
     }
@@ -263,7 +325,7 @@ impl EdgeShard {
     }
 
     /// The best `top` points of segment `seg` (internal scores, best first) by Qdrant's
-    /// strategy for a segment with an HNSW graph and/or scalar quantization of `using`, or
+    /// strategy for a segment with an HNSW graph and/or a quantization (scalar or binary) of `using`, or
     /// `None` when the plain exact scan applies (the caller scans the segment's points).
     pub(crate) fn segment_search(
         &self,
@@ -282,12 +344,31 @@ impl EdgeShard {
         let quantized = if opts.quantization_ignore {
             None
         } else {
-            match (segment.quantized.get(using), scorer.dense_query_f32()) {
-                (Some(q), Some(v)) if v.len() == q.dim() => Some((q, q.encode_query(&v))),
+            match (segment.quantized.get(using), scorer) {
+                (Some(q), Scorer::Dense { q: v, distance, .. }) if !q.is_multi() && v.dim() == q.dim() => {
+                    let uint8 = matches!(v, spaces::QueryVector::U8(_));
+                    scorer.dense_query_f32().map(|mut f| {
+                        // Qdrant normalises a uint8 Cosine query for scalar quantization (its
+                        // float queries are normalised already; binary shifts bytes instead).
+                        if uint8 && *distance == crate::types::Distance::Cosine && matches!(q, Quantized::Scalar(_)) {
+                            spaces::normalize(&mut f);
+                        }
+                        (q, q.encode_query(&f, uint8))
+                    })
+                }
+                (Some(q), Scorer::Multi { q: vs, .. }) if vs.iter().all(|v| v.dim() == q.dim()) => {
+                    let uint8 = vs.iter().any(|v| matches!(v, spaces::QueryVector::U8(_)));
+                    let inner: Vec<Vec<f32>> = vs.iter().map(|v| v.to_f32()).collect();
+                    q.encode_multi_query(&inner, uint8).map(|e| (q, e))
+                }
                 _ => None,
             }
         };
         let is_quantized = quantized.is_some();
+        let rescore = match &quantized {
+            Some((q, _)) => opts.rescore.unwrap_or(q.default_rescore()),
+            None => false,
+        };
         let allowed = self.segment_candidates(seg, filter)?;
         let dense = segment.dense_storage(using);
         let order = match filter {
@@ -330,9 +411,10 @@ impl EdgeShard {
             _ if is_quantized => walk.plain_search(wanted)?,
             _ => return Ok(None),
         };
-        // Rescoring with the original vectors (off by default for scalar quantization).
+        // Rescoring with the original vectors (by default: off for scalar quantization, on for
+        // binary).
         let mut found = found;
-        if is_quantized && opts.rescore == Some(true) {
+        if rescore {
             let mut rescored = Vec::with_capacity(found.len());
             for sp in &found {
                 if let Some(score) = walk.exact_score(sp.idx)? {
@@ -354,17 +436,18 @@ impl EdgeShard {
 }
 
 impl Walk<'_> {
-    /// Score every point of the segment that passes the checks; the best `top`.
+    /// Score every point of the segment that passes the checks, in internal id order; the best
+    /// `top`, best first, chosen among equal scores as Qdrant's plain search does ([`TopK`]).
     fn plain_search(&self, top: usize) -> Result<Vec<Sp>> {
-        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(top + 1), cap: top.max(1) };
+        let mut best = TopK::new(top.max(1));
         for internal in self.allowed.bits.iter() {
             if self.check(internal)? {
                 if let Some(score) = self.score(internal)? {
-                    nearest.push(Sp { idx: internal, score });
+                    best.push(Sp { idx: internal, score });
                 }
             }
         }
-        Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).collect())
+        Ok(best.into_vec())
     }
 
     /// The graph walk (module docs); the best `top`, best first.

@@ -1,0 +1,383 @@
+//! Binary quantized vectors: our approximate searches against qdrant-edge-py 0.9.0.
+//!
+//! `tests/corpus/binary_quant_oracle.py make` writes a shard with one vector per binary
+//! quantization case: one bit / two bits / one and a half bits; query encodings default,
+//! binary, scalar 4 bits and scalar 8 bits; Cosine, Dot, Euclid and Manhattan; float32, float16
+//! and uint8; dimensions that leave padding in the words (16 to 130); three of them max-sim
+//! multivectors of 1-3 inner vectors. 3000 points are optimized into one segment (HNSW graphs,
+//! immutable `quantized.data` / `quantized.offsets.data`); then `late` upserts (new ids and
+//! overwrites) and deletions stay in the appendable segment (mutable `quantized_data/` /
+//! `quantized_offsets_data/`, whose two-bit encodings were calibrated on the empty segment and
+//! whose `uint8` bits skip the −127 shift, §6.2). Some points lack some vectors; a keyword index
+//! on `g` serves the filters. One more vector, uint8 Cosine with scalar int8 quantization,
+//! checks that such queries are normalised before scalar encoding, as Qdrant does; its scores
+//! may differ from Qdrant's SIMD kernels in the last bit, so for it scores within the tolerance
+//! count as ties (order and choice at the limit not compared).
+//!
+//! For every vector, 12 queries × 16 parameter sets (default rescoring, `rescore` false/true,
+//! `oversampling` 2, 3 and 4 (40 candidates: the top-k collector's selection path), `ignore`, `hnsw_ef` 16, filters matching ~25 % of the points (graph
+//! walk with the filter) and ~1.5 % (plain scan of the matches)), `exact: false`, limit 10, go
+//! through qdrant-edge-py on a fresh load and through our engine on the same directory. The
+//! answers must have the same length and the same score at every position (1e-5 relative),
+//! and every run of exactly equal scores must hold the same ids (their order may differ: the
+//! shard's final ordering of equal scores is by id here, by heap order in Qdrant). Unrescored
+//! binary scores are small integers (or multiples of 1/15, 1/255), so ties are everywhere and
+//! the answers only match because the walk and the plain scan keep Qdrant's tie rules.
+//!
+//! 1. `…_one_segment` (`late` = 0): strict, the last run of equal scores included.
+//! 2. `…_with_appendable_segment` (`late` = 240): the same, except that for unrescored answers
+//!    the last run of equal scores may hold other ids (same count, same score): equal scores
+//!    from the two segments meet in the shard's merge, which keeps the smaller ids here and
+//!    Qdrant's heap order there. Rescored answers are strict (the per-segment candidate lists,
+//!    ties included, decide which points get rescored).
+//! 3. Negative control in both: the unrescored requests answered by our engine with
+//!    `quantization.ignore` (original vectors) must differ from Qdrant's for at least 95 %.
+//! 4. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
+//!    quantized files (meta, config, `quantized.data`, `quantized.offsets.data`, the chunked
+//!    directories) give a load error or answers, never a panic.
+//!
+//! The interpreter is `QEW_PYTHON` or `.venv/bin/python`; without `qdrant_edge` the test FAILS.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use qdrant_edge_wasm::api::dispatch;
+use qdrant_edge_wasm::shard::EdgeShard;
+use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
+use serde_json::{json, Value};
+
+const N: usize = 3000;
+
+type Answer = Vec<(u64, f64)>;
+
+fn run_py(args: &[&str]) -> Value {
+    common::run_oracle_script("binary_quant_oracle.py", args)
+}
+
+fn parse_answers(v: &Value) -> Vec<Answer> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
+        .collect()
+}
+
+#[derive(Debug, PartialEq)]
+enum Same {
+    Exactly,
+    /// The same ids and scores except for the order of points with exactly equal scores.
+    UpToTieOrder,
+    /// As `UpToTieOrder`, except that the last run of equal scores, which the limit cuts,
+    /// holds other ids (the same number, with the same score).
+    UpToBoundaryChoice,
+    No,
+}
+
+fn close(x: f64, y: f64) -> bool {
+    (x - y).abs() <= 1e-5 * x.abs().max(1.0)
+}
+
+/// Compare Qdrant's answer `a` with ours `b`: same length, the same score at every position,
+/// and every run of exactly equal scores (in Qdrant's answer) holding the same ids, the last run
+/// included unless `boundary_relaxed`.
+fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> Same {
+    // Runs: exactly equal scores, or scores within the tolerance when `near_ties`.
+    let same_run = |x: f64, y: f64| if near_ties { close(x, y) } else { x == y };
+    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
+        return Same::No;
+    }
+    if a.iter().zip(b).all(|(x, y)| x.0 == y.0) {
+        return Same::Exactly;
+    }
+    let mut start = 0;
+    let mut result = Same::UpToTieOrder;
+    while start < a.len() {
+        let mut end = start + 1;
+        while end < a.len() && same_run(a[end].1, a[start].1) {
+            end += 1;
+        }
+        let mut x: Vec<u64> = a[start..end].iter().map(|p| p.0).collect();
+        let mut y: Vec<u64> = b[start..end].iter().map(|p| p.0).collect();
+        x.sort_unstable();
+        y.sort_unstable();
+        if x != y {
+            if !(boundary_relaxed && end == a.len()) {
+                return Same::No;
+            }
+            result = Same::UpToBoundaryChoice;
+        }
+        start = end;
+    }
+    result
+}
+
+/// Segment directories: (optimized, appendable).
+fn segments(st: &FsStorage) -> (String, String) {
+    let (mut opt, mut app) = (Vec::new(), Vec::new());
+    for e in st.list_dir("segments").unwrap() {
+        if e.kind != EntryKind::Dir {
+            continue;
+        }
+        let dir = format!("segments/{}", e.name);
+        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
+            opt.push(dir);
+        } else {
+            app.push(dir);
+        }
+    }
+    assert_eq!((opt.len(), app.len()), (1, 1), "one optimized and one appendable segment: {opt:?} {app:?}");
+    (opt.pop().unwrap(), app.pop().unwrap())
+}
+
+fn our_answer(shard: &EdgeShard, r: &Value) -> Answer {
+    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
+        "params": r["params"]});
+    if let Some(g) = r["filter"].get("g") {
+        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
+    }
+    let res = dispatch(shard, "query", &body).unwrap();
+    res["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
+        .collect()
+}
+
+fn param_sets() -> Vec<(Value, Value)> {
+    let q = |v: Value| json!({"quantization": v});
+    vec![
+        (json!({}), Value::Null),
+        (q(json!({"rescore": false})), Value::Null),
+        (q(json!({"rescore": true})), Value::Null),
+        (q(json!({"rescore": false, "oversampling": 2.0})), Value::Null),
+        (q(json!({"rescore": true, "oversampling": 3.0})), Value::Null),
+        (q(json!({"ignore": true})), Value::Null),
+        (json!({"hnsw_ef": 16, "quantization": {"rescore": false}}), Value::Null),
+        (q(json!({"rescore": false})), json!({"g": "a"})),
+        (json!({}), json!({"g": "b"})),
+        (q(json!({"rescore": false})), json!({"g": "rare"})),
+        (q(json!({"rescore": true, "oversampling": 2.0})), json!({"g": "rare"})),
+        (q(json!({"rescore": false})), json!({"g": "b"})),
+        (q(json!({"rescore": true})), json!({"g": "a"})),
+        (json!({}), json!({"g": "a"})),
+        // 40 candidates: the top-k collector's selection path (k >= 32)
+        (q(json!({"rescore": false, "oversampling": 4.0})), json!({"g": "rare"})),
+        (q(json!({"rescore": true, "oversampling": 4.0})), json!({"g": "rare"})),
+    ]
+}
+
+/// Make a shard (`late` later upserts kept in an appendable segment), run every request through
+/// qdrant-edge-py and our engine and compare (module docs).
+fn run_oracle(late: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string()]);
+    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
+    assert!(names.len() >= 15 && made["multi"].as_array().unwrap().len() >= 3);
+
+    // The storage forms: immutable in the optimized segment, mutable in the appendable one.
+    let st = FsStorage::new(&dir).unwrap();
+    let (opt, app) = segments(&st);
+    for name in &names {
+        let cfg = st.read_all(&format!("{opt}/vector_storage-{name}/quantized.config.json")).unwrap();
+        let cfg: Value = serde_json::from_slice(&cfg).unwrap();
+        if made["scalar"].as_array().unwrap().contains(&json!(name)) {
+            assert!(cfg.pointer("/quantization_config/scalar").is_some(), "{name}: {cfg}");
+            continue;
+        }
+        assert!(cfg.pointer("/quantization_config/binary").is_some(), "{name}: {cfg}");
+        assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.data")).unwrap(), "{name}");
+        let status = st.read_all(&format!("{app}/vector_storage-{name}/quantized_data/status.dat")).unwrap();
+        let len = u64::from_le_bytes(status[..8].try_into().unwrap());
+        if made["multi"].as_array().unwrap().contains(&json!(name)) {
+            assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.offsets.data")).unwrap(), "{name}");
+            assert!(st.is_dir(&format!("{app}/vector_storage-{name}/quantized_offsets_data")).unwrap(), "{name}");
+        }
+        if late > 0 {
+            assert!(len > 100, "{name}: the appendable segment holds {len} quantized records");
+        } else {
+            assert_eq!(len, 0, "{name}: the appendable segment is empty");
+        }
+    }
+
+    let mut reqs = Vec::new();
+    for name in &names {
+        for v in made["queries"][name].as_array().unwrap() {
+            for (params, filter) in param_sets() {
+                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
+            }
+        }
+    }
+    let req_file = tmp.path().join("reqs.json");
+    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
+    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+
+    let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let mut mismatches = Vec::new();
+    let (mut exact, mut tie_orders, mut boundary) = (0, 0, 0);
+    let mut unrescored = 0;
+    let mut control_same = 0;
+    for (r, a) in reqs.iter().zip(&theirs) {
+        assert!(!a.is_empty(), "Qdrant found nothing for {r}");
+        let b = our_answer(&shard, r);
+        let rescored = r["params"].pointer("/quantization/ignore") == Some(&json!(true))
+            || r["params"].pointer("/quantization/rescore") != Some(&json!(false));
+        // Two segments, unrescored: equal scores from different segments meet in the shard's
+        // merge, which keeps Qdrant's choice only by accident (module docs).
+        // Scalar scores: Qdrant's SIMD kernels may round the last bit differently, so nearly
+        // equal scores are ties whose order and choice (at the limit) are not compared.
+        let scalar = made["scalar"].as_array().unwrap().contains(&r["using"]);
+        let relaxed = (late > 0 && !rescored) || scalar;
+        match compare(a, &b, relaxed, scalar) {
+            Same::Exactly => exact += 1,
+            Same::UpToTieOrder => tie_orders += 1,
+            Same::UpToBoundaryChoice => boundary += 1,
+            Same::No => mismatches
+                .push(format!("{} {} filter {}: qdrant {a:?}\n   ours   {b:?}", r["using"], r["params"], r["filter"])),
+        }
+        // Negative control: the same request scored with the original vectors.
+        if !rescored {
+            unrescored += 1;
+            let mut c = r.clone();
+            c["params"]["quantization"] = json!({"ignore": true});
+            if compare(a, &our_answer(&shard, &c), relaxed, scalar) != Same::No {
+                control_same += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{} requests: {exact} equal, {tie_orders} equal up to the order of equal scores, {boundary} up to the \
+         choice among the last equal scores, {} differ",
+        reqs.len(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} binary-quantized searches differ between Qdrant and our engine:\n{}",
+        mismatches.len(),
+        reqs.len(),
+        mismatches.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+    );
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
+    eprintln!("negative control: {control_same} of {unrescored} unrescored answers also equal without quantization");
+    assert!(
+        control_same * 20 < unrescored,
+        "{control_same} of {unrescored} answers do not depend on the quantized data"
+    );
+}
+
+#[test]
+fn binary_quantized_searches_match_qdrant_one_segment() {
+    run_oracle(0);
+}
+
+#[test]
+fn binary_quantized_searches_match_qdrant_with_appendable_segment() {
+    run_oracle(240);
+}
+
+/// One way of damaging a file.
+type Damage = Box<dyn Fn(&Path)>;
+
+/// Copy `src` (a file) aside, run `f`, put it back.
+fn with_damaged(path: &Path, damage: impl FnOnce(&Path), f: impl FnOnce()) {
+    let saved = path.with_extension("saved");
+    std::fs::copy(path, &saved).unwrap();
+    damage(path);
+    f();
+    std::fs::rename(&saved, path).unwrap();
+}
+
+#[test]
+fn damaged_binary_quantized_files_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    let made = run_py(&["make", dir.to_str().unwrap(), "600"]);
+    let st = FsStorage::new(&dir).unwrap();
+    let (opt, app) = segments(&st);
+    let names = ["b2c8", "h15e4", "u1d", "l1m4", "m2d8", "mu15"];
+    let mut targets = Vec::new();
+    for name in names {
+        for f in ["quantized.meta.json", "quantized.config.json", "quantized.data", "quantized.offsets.data"] {
+            if name.starts_with('m') || !f.contains("offsets") {
+                targets.push(format!("{opt}/vector_storage-{name}/{f}"));
+            }
+        }
+        if name.starts_with('m') {
+            for f in ["config.json", "status.dat", "chunk_0.mmap"] {
+                targets.push(format!("{app}/vector_storage-{name}/quantized_offsets_data/{f}"));
+            }
+        }
+        for f in [
+            "quantized.meta.json",
+            "quantized.config.json",
+            "quantized_data/config.json",
+            "quantized_data/status.dat",
+            "quantized_data/chunk_0.mmap",
+        ] {
+            targets.push(format!("{app}/vector_storage-{name}/{f}"));
+        }
+    }
+    let mut mutations = 0;
+    let mut load_errors = 0;
+    let mut query_errors = 0;
+    for t in &targets {
+        let path = dir.join(t);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let using = t.split("vector_storage-").nth(1).unwrap().split('/').next().unwrap();
+        let vector = made["queries"][using][0].clone();
+        // Truncations, then bit flips in the first 4 KiB (the valid records of the chunk).
+        let mut damages: Vec<Damage> = Vec::new();
+        for cut in [0, 7, len / 2, len.saturating_sub(1)] {
+            if cut < len {
+                damages.push(Box::new(move |p: &Path| {
+                    std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(cut).unwrap();
+                }));
+            }
+        }
+        let span = len.min(4096);
+        for k in 0..16u64 {
+            let pos = (k * span / 16 + (k % 3)) as usize;
+            if (pos as u64) < len {
+                damages.push(Box::new(move |p: &Path| {
+                    use std::io::{Read, Seek, SeekFrom, Write};
+                    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+                    let mut b = [0u8];
+                    f.seek(SeekFrom::Start(pos as u64)).unwrap();
+                    f.read_exact(&mut b).unwrap();
+                    f.seek(SeekFrom::Start(pos as u64)).unwrap();
+                    f.write_all(&[b[0] ^ [0x01, 0x80, 0xff][(k % 3) as usize]]).unwrap();
+                }));
+            }
+        }
+        for d in damages {
+            mutations += 1;
+            with_damaged(&path, d, || {
+                let loaded = std::panic::catch_unwind(|| EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), ""))
+                    .unwrap_or_else(|_| panic!("loading with a damaged {t} panicked"));
+                let Ok(shard) = loaded else {
+                    load_errors += 1;
+                    return;
+                };
+                for (params, filter) in param_sets() {
+                    let r = json!({"using": using, "vector": vector, "limit": 10, "params": params, "filter": filter});
+                    let mut body = json!({"query": r["vector"], "using": using, "limit": 10, "params": r["params"]});
+                    if let Some(g) = filter.get("g") {
+                        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
+                    }
+                    let res =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&shard, "query", &body)))
+                            .unwrap_or_else(|_| panic!("a query on `{using}` panicked with a damaged {t}"));
+                    if res.is_err() {
+                        query_errors += 1;
+                    }
+                }
+            });
+        }
+    }
+    eprintln!("{mutations} damaged copies, {load_errors} refused at load, {query_errors} query errors");
+    assert!(mutations > 500 && load_errors > 0);
+}
