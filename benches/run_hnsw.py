@@ -163,6 +163,14 @@ def main():
     if chromium and not os.path.exists(os.path.join(a.npm_pkg, "index.js")):
         sys.exit(f"{a.npm_pkg}: no packed npm package for the Chromium rows: run scripts/build-npm.sh "
                  "(or pass --npm-pkg, or --chromium off)")
+    stale_pkg = None
+    if chromium:
+        # the package is not rebuilt here: say so when src/ changed after it was packed
+        built = os.path.getmtime(os.path.join(a.npm_pkg, "qdrant_edge_wasm_bg.wasm"))
+        newest = max(os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(ROOT, "src")) for f in fs)
+        if newest > built:
+            stale_pkg = f"the npm package is {(newest - built) / 60:.0f} min older than the newest file under src/"
+            print(f"warning: {stale_pkg} (scripts/build-npm.sh)", file=sys.stderr)
     uptime0 = os.getloadavg()
     if a.data == "minilm":
         data, queries, sections, meta = minilm(a.points, a.minilm_dir)
@@ -331,7 +339,7 @@ def main():
             f"{same_c} of {len(chrome['ids'])} queries. Load average {chrome['loadavg_before'][0]:.2f} before the Chromium "
             f"run and {chrome['loadavg_after'][0]:.2f} after it ({chrome['wall_s'] / 60:.1f} min with the restore); "
             f"`uptime` load averages (1, 5, 15 min) {fmt_load(uptime0)} at the start of the script and "
-            f"{fmt_load(uptime1)} at the end.",
+            f"{fmt_load(uptime1)} at the end." + (f" **Warning: {stale_pkg}.**" if stale_pkg else ""),
             "",
         ]
     else:
