@@ -24,20 +24,39 @@ Data (`--data`):
   (all-MiniLM-L6-v2)" inside the HNSW section.
 
 `--ours-bin PATH` uses an already built `exact_search` bench binary (release) instead of
-`cargo bench`. Chromium's worker is not measured here.
+`cargo bench`.
+
+Chromium (`--chromium auto|on|off`, default auto = on when Debian's chromium is found, as
+tests/npm/helpers.mjs findChromium looks for it): the packed npm package (`scripts/build-npm.sh`,
+`--npm-pkg` or QEW_NPM_PKG, default target/npm/package) in headless chromium, driven by
+benches/browser/hnsw.mjs through playwright-core. The same qdrant-edge-py shard is written once
+as a full snapshot archive (tests/corpus/make_snapshots.py's writer) next to it, served by a
+local HTTP server and restored with `EdgeShard.restoreSnapshot` (storage "memory") into the
+shard's dedicated Worker; the worker then asks the same query bodies one at a time and times
+each engine call with performance.now() inside the worker (no postMessage in the latency). The
+page also times `EdgeShard.query` round trips on the ef-128 bodies, reported separately.
+
+Caches: `--bench-dir` (or QEW_BENCH_DIR, default target/bench) holds the shards, the snapshot
+archives and the results; `--minilm-dir` defaults to <bench-dir>/minilm. `--no-write` prints the
+section without touching BENCHMARKS.md.
 """
 import argparse
 import json
+import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+
+from pathlib import Path
 
 import numpy as np
 import qdrant_edge as q
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 
 
 def pct(xs, p):
@@ -54,7 +73,7 @@ def dataset(n, dim, seed):
 
 def minilm(n, d):
     if not os.path.exists(os.path.join(d, "meta.json")):
-        sys.exit("no target/bench/minilm/meta.json: run benches/embed_corpus.py first (see its docstring)")
+        sys.exit(f"no {d}/meta.json: run benches/embed_corpus.py first (see its docstring), or pass --minilm-dir")
     meta = json.load(open(os.path.join(d, "meta.json")))
     data = np.load(os.path.join(d, "vectors.npy"))[:n]
     queries = np.load(os.path.join(d, "queries.npy"))
@@ -83,32 +102,90 @@ def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Int
     return build_s
 
 
+def find_chromium():
+    """Debian's chromium as tests/npm/helpers.mjs findChromium finds it (CHROMIUM overrides), or None."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def snapshot_archive(shard_dir, work, ops):
+    """A full (Streamable) snapshot archive of the flushed qdrant-edge-py shard, written once per
+    shard by tests/corpus/make_snapshots.py's archive writer (the server's encoding)."""
+    out = os.path.join(work, "shard.snapshot")
+    stamp = os.path.join(work, "build.json")
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(stamp):
+        return out
+    sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
+    import make_snapshots  # noqa: E402  (imports the corpus helpers next to it)
+    s = q.EdgeShard.load(shard_dir)
+    manifest = s.snapshot_manifest()
+    s.close()
+    tmp = out + ".tmp"
+    make_snapshots.build_archive(Path(shard_dir), manifest, ops, Path(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def run_chromium(a, work, nq):
+    """The Chromium rows: benches/browser/hnsw.mjs on <work>/shard.snapshot and <work>/queries.json."""
+    out = os.path.join(work, "ours-chromium.json")
+    rtt = f"{2 * nq}:{3 * nq}"  # the ef-128 unfiltered bodies (configs[2])
+    subprocess.run(["node", os.path.join(ROOT, "benches", "browser", "hnsw.mjs"), a.npm_pkg, work, out,
+                    "--storage", a.chromium_storage, "--rtt", rtt], cwd=ROOT, check=True)
+    return json.load(open(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=100000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=None, help="default: 500 synthetic, all 1000 held-out for minilm")
     ap.add_argument("--data", choices=["synthetic", "minilm"], default="synthetic")
-    ap.add_argument("--minilm-dir", default=os.path.join(ROOT, "target", "bench", "minilm"),
-                    help="where benches/embed_corpus.py cached the real set")
+    ap.add_argument("--bench-dir", default=os.environ.get("QEW_BENCH_DIR") or os.path.join(ROOT, "target", "bench"),
+                    help="the cache of shards, archives and results (QEW_BENCH_DIR; default target/bench)")
+    ap.add_argument("--minilm-dir", help="where benches/embed_corpus.py cached the real set (default <bench-dir>/minilm)")
     ap.add_argument("--ours-bin", help="an already built exact_search bench binary (release) instead of cargo bench")
     ap.add_argument("--build-threads", type=int, default=0, help="qdrant-edge-py max_indexing_threads (0: auto)")
     ap.add_argument("--no-wasm", action="store_true", help="skip the wasmtime run")
+    ap.add_argument("--chromium", choices=["auto", "on", "off"], default="auto",
+                    help="the headless Chromium worker rows (auto: when chromium is found)")
+    ap.add_argument("--chromium-storage", default="memory", choices=["memory", "opfs", "idb"],
+                    help="the package storage the archive is restored into in Chromium")
+    ap.add_argument("--npm-pkg", default=os.environ.get("QEW_NPM_PKG") or os.path.join(ROOT, "target", "npm", "package"),
+                    help="the packed npm package directory (scripts/build-npm.sh; QEW_NPM_PKG)")
+    ap.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     a = ap.parse_args()
+    a.minilm_dir = a.minilm_dir or os.path.join(a.bench_dir, "minilm")
+    chromium = find_chromium() if a.chromium != "off" else None
+    if a.chromium == "on" and not chromium:
+        sys.exit("--chromium on: no chromium found (install Debian's chromium or set CHROMIUM)")
+    if chromium and not os.path.exists(os.path.join(a.npm_pkg, "index.js")):
+        sys.exit(f"{a.npm_pkg}: no packed npm package for the Chromium rows: run scripts/build-npm.sh "
+                 "(or pass --npm-pkg, or --chromium off)")
+    stale_pkg = None
+    if chromium:
+        # the package is not rebuilt here: say so when src/ changed after it was packed
+        built = os.path.getmtime(os.path.join(a.npm_pkg, "qdrant_edge_wasm_bg.wasm"))
+        newest = max(os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(ROOT, "src")) for f in fs)
+        if newest > built:
+            stale_pkg = f"the npm package is {(newest - built) / 60:.0f} min older than the newest file under src/"
+            print(f"warning: {stale_pkg} (scripts/build-npm.sh)", file=sys.stderr)
+    uptime0 = os.getloadavg()
     if a.data == "minilm":
         data, queries, sections, meta = minilm(a.points, a.minilm_dir)
         queries = queries[:a.queries] if a.queries else queries
         a.points, a.dim, a.queries = len(data), data.shape[1], len(queries)
         fsec = meta["filter"]["section"]
         share = sum(s == fsec for s in sections) / len(sections)
-        work = os.path.join(ROOT, "target", "bench", f"hnsw-minilm-{a.points}")
+        work = os.path.join(a.bench_dir, f"hnsw-minilm-{a.points}")
         make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, index=("section", "Keyword"),
                              threads=a.build_threads)
         flt = {"must": [{"key": "section", "match": {"value": fsec}}]}
         py_flt = q.Filter(must=[q.FieldCondition("section", match=q.MatchValue(fsec))])
     else:
         a.queries = a.queries or 500
-        work = os.path.join(ROOT, "target", "bench", f"hnsw-{a.points}x{a.dim}")
+        work = os.path.join(a.bench_dir, f"hnsw-{a.points}x{a.dim}")
         make = lambda: build(shard_dir, dataset(a.points, a.dim, 1), threads=a.build_threads)
         queries = dataset(a.queries, a.dim, 2)
         flt = {"must": [{"key": "cat", "match": {"value": 3}}]}
@@ -162,7 +239,7 @@ def main():
     if not a.no_wasm:
         subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
                        cwd=ROOT, check=True)
-        deps = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "deps")
+        deps = os.path.join(TARGET, "wasm32-wasip1", "release", "deps")
         wasm = max((os.path.join(deps, f) for f in os.listdir(deps)
                     if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
@@ -171,10 +248,26 @@ def main():
 
     nq = a.queries
     load1 = os.getloadavg()
+    chrome = None
+    if chromium:
+        ops = 1 + math.ceil(a.points / 1000)  # create_field_index + the upsert batches of build()
+        t_arch = time.perf_counter()
+        archive = snapshot_archive(shard_dir, work, ops)
+        arch_s = time.perf_counter() - t_arch
+        t_chr = time.perf_counter()
+        chrome = run_chromium(a, work, nq)
+        chrome["wall_s"] = time.perf_counter() - t_chr
+        chrome["archive_bytes"] = os.path.getsize(archive)
+        chrome["archive_s"] = arch_s
+        if len(chrome["ids"]) != len(py["ids"]):
+            sys.exit(f"chromium: {len(chrome['ids'])} answers for {len(py['ids'])} queries")
+        engines.append((f"qdrant-edge-wasm in headless Chromium worker (storage \"{a.chromium_storage}\")", chrome))
+    uptime1 = os.getloadavg()
     if a.data == "minilm":
         c = meta["counts"]
         cmd = "`.venv/bin/python benches/run_hnsw.py --data minilm" + (" --no-wasm" if a.no_wasm else "") + \
-            (f" --build-threads {a.build_threads}" if a.build_threads else "") + "`"
+            (f" --build-threads {a.build_threads}" if a.build_threads else "") + \
+            (" --chromium off" if not chromium else "") + "`"
         if a.ours_bin:
             cmd += " (with `--ours-bin` pointing at an already built release `exact_search` binary)"
         lines = [
@@ -194,7 +287,8 @@ def main():
             "the section closest to 10 %. Recall@10 against each engine's own exact answer. Machine: 2 cores shared "
             f"with other sessions' builds, load average {load0[0]:.2f} before our engine's run and {load1[0]:.2f} after it "
             f"({ours_s / 60:.1f} min). Commands: `bash benches/setup-bench.sh`, "
-            "`OMP_NUM_THREADS=1 nice -n 19 .venv-bench/bin/python benches/embed_corpus.py`, then " + cmd + ".",
+            "`OMP_NUM_THREADS=1 nice -n 19 .venv-bench/bin/python benches/embed_corpus.py`, " +
+            ("`bash scripts/build-npm.sh`, " if chromium else "") + "then " + cmd + ".",
             "",
         ]
     else:
@@ -204,7 +298,10 @@ def main():
             f"{a.points} x {a.dim} Cosine f32, synthetic clustered data (the real text embeddings are in the subsection "
             f"below), graph built by qdrant-edge-py (m=16, ef_construct=100) in {build_s:.0f} s and searched "
             f"by every engine; {nq} queries, limit 10, one at a time; filter `cat == 3` (10 %, integer index). "
-            "Recall@10 against each engine's own exact answer. Command: `.venv/bin/python benches/run_hnsw.py`.",
+            "Recall@10 against each engine's own exact answer. Command: " +
+            ("`bash scripts/build-npm.sh`, then " if chromium else "") + "`.venv/bin/python benches/run_hnsw.py" +
+            (f" --points {a.points}" if a.points != 100000 else "") + (f" --queries {nq}" if nq != 500 else "") +
+            (" --no-wasm" if a.no_wasm else "") + (" --chromium off" if not chromium else "") + "`.",
             "",
         ]
     lines += [
@@ -223,11 +320,38 @@ def main():
                          f"{1000 / np.mean(lat):.0f} | {rec:.4f} | {pct(lat, 50) / base_p50:.2f} |")
     same = sum(1 for x, y in zip(py["ids"], engines[1][1]["ids"]) if [str(i) for i in x] == [str(i) for i in y])
     lines += ["", f"Identical id lists, qdrant-edge-py vs ours native: {same} of {len(py['ids'])} queries.", ""]
+    fmt_load = lambda l: ", ".join(f"{x:.2f}" for x in l)
+    if chrome:
+        ef128 = slice(2 * nq, 3 * nq)
+        same_c = sum(1 for x, y in zip(engines[1][1]["ids"], chrome["ids"]) if [str(i) for i in x] == [str(i) for i in y])
+        lines += [
+            f"Chromium rows: the packed npm package (wasm-bindgen `--target web`, release build after `wasm-opt -Oz`, "
+            f"one thread) in headless Chromium {chrome['browser_version']} (Debian's `chromium`, launched by playwright-core "
+            f"with `{' '.join(chrome['args'])}`). The qdrant-edge-py shard above was written once as a full snapshot "
+            f"archive ({chrome['archive_bytes'] / 2**20:.0f} MiB), served by a local HTTP server, and "
+            f"`EdgeShard.restoreSnapshot` streamed it from `fetch()` into storage \"{chrome['storage']}\" in the shard's "
+            f"dedicated Worker ({chrome['restore_ms'] / 1e3:.1f} s). The worker then asks the same bodies one at a time "
+            "through the package's engine queue; each latency is `performance.now()` inside the worker around the engine "
+            "call (cross-origin isolated page, 5 us ticks), so no postMessage is in it. As the page sees it "
+            f"(`EdgeShard.query`, structured clone both ways), the ef 128 bodies take p50 {pct(chrome['rtt_query_ms'], 50):.2f} ms "
+            f"against {pct(chrome['latencies_ms'][ef128], 50):.2f} ms inside the worker, and a trivial call (`retrieve` of "
+            f"one id) p50 {pct(chrome['rtt_trivial_ms'], 50):.3f} ms. Identical id lists, ours in Chromium vs ours native: "
+            f"{same_c} of {len(chrome['ids'])} queries. Load average {chrome['loadavg_before'][0]:.2f} before the Chromium "
+            f"run and {chrome['loadavg_after'][0]:.2f} after it ({chrome['wall_s'] / 60:.1f} min with the restore); "
+            f"`uptime` load averages (1, 5, 15 min) {fmt_load(uptime0)} at the start of the script and "
+            f"{fmt_load(uptime1)} at the end." + (f" **Warning: {stale_pkg}.**" if stale_pkg else ""),
+            "",
+        ]
+    else:
+        why = "`--chromium off`" if a.chromium == "off" else "no chromium found"
+        lines += [f"No Chromium rows in this run ({why}).", ""]
     if a.no_wasm:
         lines += ["Run with `--no-wasm`: the wasmtime column is missing (see the HNSW issue notes: the wasm run "
                   "of this 100k set took over 40 minutes under the PyPI wasmtime runner and was stopped).", ""]
     section = "\n".join(lines)
     print(section)
+    if a.no_write:
+        return
     bm = os.path.join(ROOT, "BENCHMARKS.md")
     text = open(bm).read()
     sub = "### Real text embeddings (all-MiniLM-L6-v2)"

@@ -7,11 +7,12 @@
 
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
 import { runBackend } from './bench.js';
+import { playwright } from './tools.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');
@@ -26,18 +27,6 @@ function loadData() {
     return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   };
   return { meta: JSON.parse(readFileSync(join(dataDir, 'meta.json'), 'utf8')), vectors: f32('vectors.f32'), queries: f32('queries.f32') };
-}
-
-function playwright() {
-  const tools = join(repo, 'target/bench/node-tools');
-  const want = JSON.parse(readFileSync(join(repo, 'tests/npm/vite-app/package.json'), 'utf8')).devDependencies['playwright-core'];
-  const pj = join(tools, 'node_modules/playwright-core/package.json');
-  if (!existsSync(pj) || JSON.parse(readFileSync(pj, 'utf8')).version !== want) {
-    mkdirSync(tools, { recursive: true });
-    writeFileSync(join(tools, 'package.json'), JSON.stringify({ private: true, dependencies: { 'playwright-core': want } }));
-    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock'], { cwd: tools, stdio: 'inherit' });
-  }
-  return import(pathToFileURL(join(tools, 'node_modules/playwright-core/index.mjs')).href);
 }
 
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html' };
