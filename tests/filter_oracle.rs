@@ -3,6 +3,8 @@
 //! The corpus is `$QEW_CORPUS/filters/cases.json` (default `<crate>/target/corpus`), written by
 //! `tests/corpus/filter_oracle.py`. Missing corpus = failure, not a skip.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -216,6 +218,33 @@ fn segment_postings_agree_with_payload_checks() {
         check_all(&shard, "changed in the overlay", &pts, &model);
         assert!(shard.optimize().unwrap(), "[{name}] optimize rewrote nothing");
         check_all(&shard, "optimized", &pts, &model);
+        // The optimized segment's postings come from the index files our optimize wrote.
+        let files = shard.check_index_postings().unwrap();
+        assert_eq!(files > 0, !fields.is_empty(), "[{name}] {files} postings read from index files");
     }
     assert!(checked >= 4 * 3 * 150, "too few checks: {checked}");
+}
+
+/// Postings read from Qdrant's immutable payload-index files (`values_to_points.bin`,
+/// `data.bin`) equal the postings built from the same segments' payloads, on the server-made
+/// fixture shards and every corpus shard qdrant-edge-py optimized.
+#[test]
+fn index_file_postings_equal_payload_postings() {
+    use qdrant_edge_wasm::shard::EdgeShard;
+    use qdrant_edge_wasm::storage::FsStorage;
+    use std::sync::Arc;
+    let mut total = 0;
+    for dir in ["fixtures", "shards"] {
+        let root = common::corpus_dir().join(dir);
+        let Ok(entries) = std::fs::read_dir(&root) else { continue };
+        for e in entries {
+            let path = e.unwrap().path();
+            if !path.join("segments").is_dir() {
+                continue;
+            }
+            let shard = EdgeShard::load(Arc::new(FsStorage::new(&path).unwrap()), "").unwrap();
+            total += shard.check_index_postings().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    assert!(total >= 10, "only {total} postings read from index files");
 }

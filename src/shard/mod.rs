@@ -65,7 +65,7 @@ pub enum VectorKind {
 
 /// A loaded shard.
 pub struct EdgeShard {
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     root: String,
     pub(crate) segments: Vec<Segment>,
     pub(crate) points: BTreeMap<PointId, PointRef>,

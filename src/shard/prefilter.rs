@@ -3,10 +3,11 @@
 //! Qdrant answers a condition on an indexed field from the field's payload index instead of
 //! reading payloads, and estimates a filter's cardinality from the same indexes to pick plain or
 //! graph search. Here the shard keeps for every segment, per indexed field and index kind,
-//! postings built on first use from the segment's stored payloads (value → sorted internal ids,
-//! or the values sorted for ranges). A segment's stored payloads never change while it is loaded (updates go
-//! to the overlay and a flush reloads the segments), so the postings stay valid for the
-//! segment's life.
+//! postings made on first use (value → sorted internal ids, or the values sorted for ranges):
+//! read from the segment's immutable index files where it has them (map and numeric indexes
+//! of optimized segments), else built from the segment's stored payloads. A segment's stored
+//! payloads and index files never change while it is loaded (updates go to the overlay and a
+//! flush reloads the segments), so the postings stay valid for the segment's life.
 //!
 //! [`EdgeShard::segment_candidates`] turns a filter into the set of a segment's internal ids
 //! that can pass it:
@@ -27,13 +28,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{EdgeShard, Loc, PointRef};
-use crate::error::Result;
+use crate::error::{FormatError, Result};
+use crate::format::fmph;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
     Filter, IndexKind, Match, Range, RangeInterface, ValueVariant,
 };
 use crate::query::json_path::JsonPath;
 use crate::segment::Segment;
+use crate::storage::{join, Storage};
 use crate::types::PointId;
 
 /// A set of internal ids.
@@ -235,6 +238,116 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<P
             Postings::SortedFloat(floats)
         }
     })
+}
+
+/// The postings of `path` for `kind` read from the segment's immutable payload-index files
+/// (an optimized segment whose `payload_index/config.json` lists the matching immutable index):
+/// a map index's `values_to_points.bin` (value → ascending ids) or a numeric index's `data.bin`
+/// (sorted distinct `(value, id)` pairs). `None` when the segment has no such files (appendable
+/// segments, bool fields, an index created after the segment was written): the caller builds
+/// the postings from the stored payloads instead. Ids at or past the segment's point count and
+/// unsorted numeric data are `Corrupted`.
+fn index_file_postings(
+    st: &dyn Storage,
+    seg: &Segment,
+    path: &JsonPath,
+    kind: PostingKind,
+) -> Result<Option<Postings>> {
+    use crate::format::payload_index::{IndexMutability, PayloadIndexType as T};
+    if seg.appendable {
+        return Ok(None);
+    }
+    let want = match kind {
+        PostingKind::Keyword => T::KeywordIndex,
+        PostingKind::IntMap => T::IntMapIndex,
+        PostingKind::Uuid => T::UuidMapIndex,
+        PostingKind::IntRange => T::IntIndex,
+        PostingKind::Datetime => T::DatetimeIndex,
+        PostingKind::Float => T::FloatIndex,
+        PostingKind::Bool => return Ok(None),
+    };
+    let found = seg.payload_index.indexed_types.iter().find(|(k, types)| {
+        JsonPath::parse(k).as_ref() == Some(path)
+            && types.iter().any(|t| t.index_type == want && t.mutability == IndexMutability::Immutable)
+    });
+    let Some((field, _)) = found else { return Ok(None) };
+    let dir = crate::format::field_index_write::sub_index_dir(&seg.dir, field, want.dir_suffix());
+    let n = seg.id_tracker.total_point_count();
+    let corrupt = |file: &str, m: String| -> crate::error::Error { FormatError::corrupt(file, m).into() };
+    match kind {
+        PostingKind::Keyword | PostingKind::IntMap | PostingKind::Uuid => {
+            let file = join(&dir, "values_to_points.bin");
+            if !st.is_file(&file)? {
+                return Ok(None);
+            }
+            let map = fmph::ParsedMap::parse(&st.read_all(&file)?, &file)?;
+            let expected = match kind {
+                PostingKind::Keyword => fmph::KeyType::Str,
+                PostingKind::IntMap => fmph::KeyType::I64,
+                _ => fmph::KeyType::U128,
+            };
+            if map.key_type != expected {
+                return Err(corrupt(&file, format!("key type {:?} for a {kind:?} index", map.key_type)));
+            }
+            let mut str_map = HashMap::new();
+            let mut int_map = HashMap::new();
+            let mut uuid_map = HashMap::new();
+            for (stored, mut ids) in map.entries {
+                if ids.iter().any(|&i| u64::from(i) >= n) {
+                    return Err(corrupt(&file, format!("a point id past the segment's {n} points")));
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                match fmph::parsed_key(map.key_type, &stored) {
+                    fmph::Key::Str(b) => {
+                        let k =
+                            String::from_utf8(b.to_vec()).map_err(|_| corrupt(&file, "a key is not UTF-8".into()))?;
+                        str_map.insert(k, ids);
+                    }
+                    fmph::Key::I64(k) => {
+                        int_map.insert(k, ids);
+                    }
+                    fmph::Key::U128(k) => {
+                        uuid_map.insert(k, ids);
+                    }
+                }
+            }
+            Ok(Some(match kind {
+                PostingKind::Keyword => Postings::Str(str_map),
+                PostingKind::IntMap => Postings::Int(int_map),
+                _ => Postings::Uuid(uuid_map),
+            }))
+        }
+        _ => {
+            let file = join(&dir, "data.bin");
+            if !st.is_file(&file)? {
+                return Ok(None);
+            }
+            let b = st.read_all(&file)?;
+            if b.len() % 16 != 0 {
+                return Err(corrupt(&file, format!("{} bytes, not whole 16-byte pairs", b.len())));
+            }
+            let pair = |c: &[u8]| {
+                (u64::from_le_bytes(c[..8].try_into().unwrap()), u32::from_le_bytes(c[8..12].try_into().unwrap()))
+            };
+            if b.chunks_exact(16).any(|c| u64::from(pair(c).1) >= n) {
+                return Err(corrupt(&file, format!("a point id past the segment's {n} points")));
+            }
+            if kind == PostingKind::Float {
+                let v: Vec<(f64, u32)> = b.chunks_exact(16).map(|c| (f64::from_bits(pair(c).0), pair(c).1)).collect();
+                if v.windows(2).any(|w| w[0].0.total_cmp(&w[1].0).is_gt()) || v.iter().any(|x| x.0.is_nan()) {
+                    return Err(corrupt(&file, "values out of order".into()));
+                }
+                Ok(Some(Postings::SortedFloat(v)))
+            } else {
+                let v: Vec<(i64, u32)> = b.chunks_exact(16).map(|c| (pair(c).0 as i64, pair(c).1)).collect();
+                if v.windows(2).any(|w| w[0].0 > w[1].0) {
+                    return Err(corrupt(&file, "values out of order".into()));
+                }
+                Ok(Some(Postings::SortedInt(v)))
+            }
+        }
+    }
 }
 
 /// What is known of the points of a segment passing a (sub)filter.
@@ -594,16 +707,24 @@ impl EdgeShard {
         Ok(())
     }
 
+    /// The postings of a segment's field: from its immutable index files where it has them,
+    /// else built from its payloads; kept for the segment's life.
     fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
         let segment = &self.segments[seg as usize];
+        let make = || -> Result<Postings> {
+            match index_file_postings(&*self.storage, segment, path, kind)? {
+                Some(p) => Ok(p),
+                None => build_postings(segment, path, kind),
+            }
+        };
         let Some(cache) = self.postings.get(seg as usize) else {
-            return Ok(Arc::new(build_postings(segment, path, kind)?));
+            return Ok(Arc::new(make()?));
         };
         let key = (path.clone(), kind);
         if let Some(p) = cache.map.lock().get(&key) {
             return Ok(p.clone());
         }
-        let built = Arc::new(build_postings(segment, path, kind)?);
+        let built = Arc::new(make()?);
         cache.map.lock().insert(key, built.clone());
         Ok(built)
     }
@@ -780,6 +901,76 @@ impl EdgeShard {
             }
         }
         Ok(Estimate::unknown(total))
+    }
+
+    /// Test support: for every optimized segment and indexed field that has immutable index
+    /// files, compare the postings read from them with the postings built from the segment's
+    /// payloads, over the segment's live points. Returns how many (segment, field, kind)
+    /// postings were compared, or the first difference.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn check_index_postings(&self) -> std::result::Result<usize, String> {
+        use std::collections::BTreeMap;
+        let kinds = [
+            PostingKind::Keyword,
+            PostingKind::IntMap,
+            PostingKind::Uuid,
+            PostingKind::IntRange,
+            PostingKind::Datetime,
+            PostingKind::Float,
+        ];
+        let mut compared = 0;
+        for seg in &self.segments {
+            let live: std::collections::HashSet<u32> = seg.id_tracker.iter_live().map(|(_, i)| i).collect();
+            for field in seg.payload_index.indexed_types.keys() {
+                let Some(path) = JsonPath::parse(field) else { continue };
+                for kind in kinds {
+                    let err = |e: crate::error::Error| format!("{}/{field} {kind:?}: {e}", seg.dir);
+                    let Some(from_files) = index_file_postings(&*self.storage, seg, &path, kind).map_err(err)? else {
+                        continue;
+                    };
+                    let built = build_postings(seg, &path, kind).map_err(err)?;
+                    let norm = |p: &Postings| -> BTreeMap<String, Vec<u32>> {
+                        let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+                        let mut add = |k: String, ids: &mut dyn Iterator<Item = u32>| {
+                            let v = out.entry(k).or_default();
+                            v.extend(ids.filter(|i| live.contains(i)));
+                        };
+                        match p {
+                            Postings::Str(m) => m.iter().for_each(|(k, v)| add(k.clone(), &mut v.iter().copied())),
+                            Postings::Int(m) => m.iter().for_each(|(k, v)| add(k.to_string(), &mut v.iter().copied())),
+                            Postings::Uuid(m) => m.iter().for_each(|(k, v)| add(k.to_string(), &mut v.iter().copied())),
+                            Postings::Bool(b) => {
+                                b.iter().enumerate().for_each(|(k, v)| add(k.to_string(), &mut v.iter().copied()))
+                            }
+                            Postings::SortedInt(v) => {
+                                v.iter().for_each(|(x, i)| add(x.to_string(), &mut [*i].into_iter()))
+                            }
+                            Postings::SortedFloat(v) => {
+                                v.iter().for_each(|(x, i)| add(format!("{:?}", x.to_bits()), &mut [*i].into_iter()))
+                            }
+                        }
+                        out.retain(|_, v| {
+                            v.sort_unstable();
+                            v.dedup();
+                            !v.is_empty()
+                        });
+                        out
+                    };
+                    let (a, b) = (norm(&from_files), norm(&built));
+                    if a != b {
+                        let first = a.iter().zip(b.iter()).find(|(x, y)| x != y);
+                        return Err(format!(
+                            "{}/{field} {kind:?}: index files give {} values, payloads {}; first difference {first:?}",
+                            seg.dir,
+                            a.len(),
+                            b.len()
+                        ));
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        Ok(compared)
     }
 
     /// Test support: the number of points whose winning copy is in the in-memory overlay.
