@@ -21,7 +21,9 @@
 //!
 //! A vector listed in `segment.json` whose directory is missing (server 1.19 after
 //! `create_vector_name`) and the `Empty` storage type read as an empty storage (§0.3).
-//! `GraphInline`, legacy `Memory` and the `turbo*` datatypes are refused as unsupported.
+//! `GraphInline` (edge, `inline_storage`) vectors are read from the graph's
+//! `links_comp_vec.bin` records into RAM; legacy `Memory` and the `turbo*` datatypes are refused
+//! as unsupported.
 //!
 //! Memory placement: `Pinned` and `Cached` read all rows into RAM at open (`Cached` has no
 //! page cache of its own yet, so it behaves like `Pinned`); `Cold` reads each row on access.
@@ -42,13 +44,6 @@ pub use crate::types::RowRef;
 /// Check the storage type and datatype of a vector config against what this crate reads.
 pub(crate) fn check_supported(dir: &str, cfg: &VectorDataConfig) -> Result<usize, Error> {
     match cfg.storage_type {
-        VectorStorageType::GraphInline => {
-            return Err(FormatError::unsupported(
-                dir,
-                "storage type GraphInline (vectors inlined in the HNSW graph) is not supported",
-            )
-            .into())
-        }
         VectorStorageType::Memory => {
             return Err(FormatError::unsupported(dir, "legacy storage type Memory (RocksDB) is not supported").into())
         }
@@ -110,6 +105,44 @@ impl DenseVectorStorage {
             rows: Rows::Empty,
             deleted: Flags::empty(),
         };
+        if cfg.storage_type == VectorStorageType::GraphInline {
+            // The original vectors live only in the graph's `links_comp_vec.bin` records.
+            let index_dir = join(segment_dir, &names::vector_index_dir(name));
+            let graph = crate::format::hnsw::HnswGraph::open(storage, &index_dir)?
+                .ok_or_else(|| FormatError::corrupt(&index_dir, "GraphInline vectors without an HNSW graph"))?;
+            let base = match graph.inline_layouts() {
+                Some((base, _)) if base.size == row_size => base,
+                Some((base, _)) => {
+                    return Err(FormatError::corrupt(
+                        &index_dir,
+                        format!("inlined vectors of {} bytes, the config needs {row_size}", base.size),
+                    )
+                    .into())
+                }
+                None => {
+                    return Err(FormatError::corrupt(
+                        &index_dir,
+                        "GraphInline storage but the graph inlines no vectors",
+                    )
+                    .into())
+                }
+            };
+            let rows = graph.point_count;
+            let mut data = Vec::with_capacity(rows.saturating_mul(base.size).min(1 << 30));
+            for p in 0..rows as u32 {
+                let v = graph
+                    .base_vector(p)
+                    .ok_or_else(|| FormatError::corrupt(&index_dir, format!("point {p}: no inlined vector")))?;
+                data.extend_from_slice(v);
+            }
+            let deleted = if storage.is_dir(&join(&dir, "deleted"))? {
+                read_flags_dir(storage, &join(&dir, "deleted"))?
+            } else {
+                Flags::empty()
+            };
+            let rows = Rows::Matrix { data: MatrixData::Ram(Bytes::from(data)), rows: rows as u64 };
+            return Ok(DenseVectorStorage { rows, deleted, ..empty });
+        }
         if cfg.storage_type == VectorStorageType::Empty || !storage.is_dir(&dir)? {
             return Ok(empty);
         }
@@ -311,8 +344,15 @@ mod tests {
     #[test]
     fn unsupported_kinds() {
         let st = MemoryStorage::new();
-        for j in [
+        // GraphInline reads the graph's inlined vectors: without a graph it is damage.
+        let gi = cfg(
             r#"{"size":3,"distance":"Dot","storage_type":"GraphInline","index":{"type":"plain","options":{}},"quantization_config":null}"#,
+        );
+        assert_eq!(
+            DenseVectorStorage::open(&st, "s", "v", &gi, Memory::Pinned).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        for j in [
             r#"{"size":3,"distance":"Dot","storage_type":"Memory","index":{"type":"plain","options":{}},"quantization_config":null}"#,
             r#"{"size":3,"distance":"Dot","storage_type":"Mmap","index":{"type":"plain","options":{}},"quantization_config":null,"datatype":"turbo4"}"#,
         ] {

@@ -19,9 +19,18 @@
 //!     neighbors_count, offsets_count, offsets_padding` u64), `level_offsets`, `reindex`,
 //!     `u32` neighbours, padding, `u64` offsets.
 //!
+//!   - `links_comp_vec.bin` (probed first, as Qdrant does; written when `inline_storage` is on
+//!     with quantization): an 80-byte header (the compressed fields up to `m0`, then the base
+//!     vector layout `size u64, align u8`, the link vector layout `size u64, align u8`, 3 zero
+//!     bytes; version `0xFFFF_FFFF_FFFF_FF02`), `level_offsets`, `reindex`, zero padding to the
+//!     larger alignment, the records and the offsets. A record is, on level 0 only, the point's
+//!     original vector (`base.size` bytes), then a LEB128 link count `n`, the `n` links packed as
+//!     above (the sorted part is `min(n, S)` long), zero padding to `link.align`, the `n`
+//!     quantized vectors of the links in the same order (`link.size` each), and on level 0
+//!     zero padding to `base.align`; paddings count from the start of the records.
+//!
 //! Links of point `p` on level `L` are entry `p` (level 0) or `level_offsets[L] + reindex[p]` of
-//! the offsets table. `links_comp_vec.bin` (links with inline quantized vectors) is not read yet:
-//! [`HnswGraph::open`] returns `None` for it and searches stay exact.
+//! the offsets table.
 
 use serde::Deserialize;
 
@@ -35,6 +44,7 @@ pub const LINKS_PLAIN_FILE: &str = "links.bin";
 pub const LINKS_WITH_VECTORS_FILE: &str = "links_comp_vec.bin";
 
 const COMPRESSED_VERSION: u64 = 0xFFFF_FFFF_FFFF_FF01;
+const WITH_VECTORS_VERSION: u64 = 0xFFFF_FFFF_FFFF_FF02;
 
 /// `hnsw_config.json` (the fields a search needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -61,8 +71,27 @@ pub struct EntryPoint {
 
 #[derive(Debug)]
 enum Links {
-    Compressed { neighbors: Vec<u8>, bits_u: u32 },
-    Plain { neighbors: Vec<u32> },
+    Compressed {
+        neighbors: Vec<u8>,
+        bits_u: u32,
+    },
+    Plain {
+        neighbors: Vec<u32>,
+    },
+    /// `links_comp_vec.bin`: records with the base vector (level 0) and the links' vectors.
+    WithVectors {
+        neighbors: Vec<u8>,
+        bits_u: u32,
+        base: VectorLayout,
+        link: VectorLayout,
+    },
+}
+
+/// Size and alignment of the vectors inlined in `links_comp_vec.bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorLayout {
+    pub size: usize,
+    pub align: usize,
 }
 
 /// A loaded HNSW graph.
@@ -195,7 +224,7 @@ fn read_entry(c: &mut Cursor<'_>) -> Result<EntryPoint, Error> {
 impl HnswGraph {
     /// Open the graph in `index_dir` (`<segment>/vector_index[-<name>]`), or `None` when the
     /// directory holds no graph.
-    pub fn open(storage: &dyn Storage, index_dir: &str) -> Result<Option<HnswGraph>, Error> {
+    pub fn open<S: Storage + ?Sized>(storage: &S, index_dir: &str) -> Result<Option<HnswGraph>, Error> {
         let cfg_path = join(index_dir, HNSW_CONFIG_FILE);
         let graph_path = join(index_dir, GRAPH_FILE);
         if !storage.is_file(&cfg_path)? || !storage.is_file(&graph_path)? {
@@ -214,13 +243,14 @@ impl HnswGraph {
 
         let comp = join(index_dir, LINKS_COMPRESSED_FILE);
         let plain = join(index_dir, LINKS_PLAIN_FILE);
-        let graph = if storage.is_file(&comp)? {
+        let with_vectors = join(index_dir, LINKS_WITH_VECTORS_FILE);
+        let graph = if storage.is_file(&with_vectors)? {
+            let b = storage.read_all(&with_vectors)?;
+            Self::read_compressed(&b, &with_vectors, config, entry_points, extra_entry_points)?
+        } else if storage.is_file(&comp)? {
             Self::read_compressed(&storage.read_all(&comp)?, &comp, config, entry_points, extra_entry_points)?
         } else if storage.is_file(&plain)? {
             Self::read_plain(&storage.read_all(&plain)?, &plain, config, entry_points, extra_entry_points)?
-        } else if storage.is_file(&join(index_dir, LINKS_WITH_VECTORS_FILE))? {
-            // Links with inline quantized vectors: not read yet; searches stay exact.
-            return Ok(None);
         } else {
             return Err(corrupt(index_dir, "graph.bin without a links file"));
         };
@@ -250,7 +280,7 @@ impl HnswGraph {
             return Err(corrupt(path, "reindex table out of range"));
         }
         let total = match &self.links {
-            Links::Compressed { neighbors, .. } => neighbors.len() as u64,
+            Links::Compressed { neighbors, .. } | Links::WithVectors { neighbors, .. } => neighbors.len() as u64,
             Links::Plain { neighbors } => neighbors.len() as u64,
         };
         if self.offsets.last().is_some_and(|&o| o > total) {
@@ -268,16 +298,34 @@ impl HnswGraph {
     ) -> Result<HnswGraph, Error> {
         let mut c = Cursor { b, pos: 0, path };
         let point_count = c.u64()?;
-        if c.u64()? != COMPRESSED_VERSION {
+        let version = c.u64()?;
+        if version != COMPRESSED_VERSION && version != WITH_VECTORS_VERSION {
             return Err(corrupt(path, "unknown compressed links version"));
         }
+        let with_vectors = version == WITH_VECTORS_VERSION;
         let levels = c.u64()?;
         let neighbors_bytes = c.u64()?;
         let off_len = c.u64()?;
         let (base_bits, delta_bits, log2) = (c.u8()?, c.u8()?, c.u8()?);
         let m = c.u64()?;
         let m0 = c.u64()?;
-        c.take(5)?;
+        let layouts = if with_vectors {
+            let mut layout = |what: &str| -> Result<VectorLayout, Error> {
+                let size = c.u64()?;
+                let align = c.u8()?;
+                if !align.is_power_of_two() || align > 64 || size > 1 << 24 || size % u64::from(align) != 0 {
+                    return Err(corrupt(path, format!("implausible {what} vector layout: size {size}, align {align}")));
+                }
+                Ok(VectorLayout { size: size as usize, align: usize::from(align) })
+            };
+            let base = layout("base")?;
+            let link = layout("link")?;
+            c.take(3)?;
+            Some((base, link))
+        } else {
+            c.take(5)?;
+            None
+        };
         if levels == 0 || levels > 64 || point_count > u64::from(u32::MAX) + 1 || m > 1 << 16 || m0 > 1 << 16 {
             return Err(corrupt(
                 path,
@@ -287,6 +335,10 @@ impl HnswGraph {
         let level_offsets = (0..levels).map(|_| c.u64()).collect::<Result<Vec<_>, _>>()?;
         let reindex_bytes = c.take(point_count as usize * 4)?;
         let reindex = reindex_bytes.chunks_exact(4).map(|x| u32::from_le_bytes(x.try_into().unwrap())).collect();
+        if let Some((base, link)) = layouts {
+            let align = base.align.max(link.align);
+            c.take(c.pos.next_multiple_of(align) - c.pos)?;
+        }
         let neighbors =
             c.take(usize::try_from(neighbors_bytes).map_err(|_| corrupt(path, "neighbour size"))?)?.to_vec();
         let rest = &b[c.pos..];
@@ -306,7 +358,10 @@ impl HnswGraph {
             level_offsets,
             reindex,
             offsets,
-            links: Links::Compressed { neighbors, bits_u },
+            links: match layouts {
+                Some((base, link)) => Links::WithVectors { neighbors, bits_u, base, link },
+                None => Links::Compressed { neighbors, bits_u },
+            },
         };
         g.check_layout(path)?;
         Ok(g)
@@ -391,6 +446,12 @@ impl HnswGraph {
         }
         let start = out.len();
         match &self.links {
+            Links::WithVectors { .. } => {
+                if let Some((links, _)) = self.record(point, level) {
+                    out.extend(links);
+                }
+                return;
+            }
             Links::Plain { neighbors } => {
                 if let Some(s) = neighbors.get(a as usize..b as usize) {
                     out.extend_from_slice(s);
@@ -433,6 +494,88 @@ impl HnswGraph {
             }
         }
         out.truncate(w);
+    }
+
+    /// The layouts of the inlined vectors (`links_comp_vec.bin`): base (original) and link
+    /// (quantized) vectors.
+    pub fn inline_layouts(&self) -> Option<(VectorLayout, VectorLayout)> {
+        match &self.links {
+            Links::WithVectors { base, link, .. } => Some((*base, *link)),
+            _ => None,
+        }
+    }
+
+    /// The original vector of `point` inlined in `links_comp_vec.bin` (`base.size` bytes).
+    pub fn base_vector(&self, point: u32) -> Option<&[u8]> {
+        let Links::WithVectors { neighbors, base, .. } = &self.links else { return None };
+        let (a, b) = self.record_span(point, 0)?;
+        neighbors.get(a..b)?.get(..base.size)
+    }
+
+    /// The links of `point` on `level` with their inlined quantized vectors (`n · link.size`
+    /// bytes, in link order), from `links_comp_vec.bin`; `None` when the graph has no inline
+    /// vectors, the point does not reach the level, or the record is damaged.
+    pub fn links_with_vectors(&self, point: u32, level: usize) -> Option<(Vec<u32>, &[u8])> {
+        self.record(point, level)
+    }
+
+    fn record_span(&self, point: u32, level: usize) -> Option<(usize, usize)> {
+        let p = point as usize;
+        if p >= self.point_count || level >= self.levels() {
+            return None;
+        }
+        let idx = if level == 0 { p as u64 } else { self.level_offsets[level] + u64::from(self.reindex[p]) };
+        let end_level = self.level_offsets.get(level + 1).copied().unwrap_or(self.offsets.len() as u64 - 1);
+        if level > 0 && idx >= end_level {
+            return None;
+        }
+        let (&a, &b) = (self.offsets.get(idx as usize)?, self.offsets.get(idx as usize + 1)?);
+        (a <= b).then_some((usize::try_from(a).ok()?, usize::try_from(b).ok()?))
+    }
+
+    /// Decode one `links_comp_vec.bin` record: its links and their vectors.
+    fn record(&self, point: u32, level: usize) -> Option<(Vec<u32>, &[u8])> {
+        let Links::WithVectors { neighbors, bits_u, base, link } = &self.links else { return None };
+        let (a, b) = self.record_span(point, level)?;
+        let rec = neighbors.get(a..b)?;
+        let mut pos = if level == 0 { base.size } else { 0 };
+        // LEB128 link count
+        let mut n: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *rec.get(pos)?;
+            pos += 1;
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let n = usize::try_from(n).ok().filter(|&n| n <= self.point_count)?;
+        let packed = rec.get(pos..)?;
+        let k = n.min(self.m_of(level));
+        let mut links = Vec::with_capacity(n);
+        let mut bit = 0u64;
+        if k > 0 {
+            let bits_s = read_bits(packed, 0, 5)? as u32 + 8;
+            bit = 5;
+            let mut acc = 0u64;
+            for _ in 0..k {
+                acc = acc.checked_add(read_bits(packed, bit, bits_s)?)?;
+                links.push(u32::try_from(acc).ok()?);
+                bit += u64::from(bits_s);
+            }
+        }
+        for _ in k..n {
+            links.push(read_bits(packed, bit, *bits_u)? as u32);
+            bit += u64::from(*bits_u);
+        }
+        if links.iter().any(|&l| l as usize >= self.point_count) {
+            return None;
+        }
+        pos += bit.div_ceil(8) as usize;
+        // Link vectors start at the next multiple of `link.align` counted from the records' start.
+        let vec_start = (a + pos).next_multiple_of(link.align) - a;
+        let vecs = rec.get(vec_start..vec_start.checked_add(n.checked_mul(link.size)?)?)?;
+        Some((links, vecs))
     }
 
     /// The first entry point passing `check`, else the highest-level passing extra entry point

@@ -375,7 +375,7 @@ impl EdgeShard {
             Some(f) if graph.is_some() => self.batch_order(seg, f)?,
             _ => None,
         };
-        let walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized, order };
+        let mut walk = Walk { shard: self, seg, using, scorer, filter, allowed, dense, quantized, order };
         let wanted = match opts.oversampling {
             Some(o) if is_quantized && o > 1.0 => (o * top as f64) as usize,
             _ => top,
@@ -406,7 +406,20 @@ impl EdgeShard {
             (Some(max_selectivity), Some(f)) if use_graph => self.filter_selectivity(seg, using, f)? <= max_selectivity,
             _ => false,
         };
+        // A quantized, non-ACORN walk over a graph with inline vectors takes Qdrant's
+        // inline-vector search: exact scores come out of it, so no rescoring follows.
+        let inline = use_graph
+            && is_quantized
+            && !acorn
+            && matches!(scorer, Scorer::Dense { .. })
+            && graph.is_some_and(|g| g.inline_layouts().is_some());
         let found = match (use_graph, graph) {
+            (true, Some(g)) if inline => {
+                // Its link checks keep link order (a plain filter of the list).
+                walk.order = None;
+                let ef = opts.hnsw_ef.unwrap_or(g.config.ef as usize).max(wanted).max(top).max(1);
+                walk.graph_search_inline(g, top, ef)?
+            }
             (true, Some(g)) => walk.graph_search(g, wanted, opts, acorn)?,
             _ if is_quantized => walk.plain_search(wanted)?,
             _ => return Ok(None),
@@ -414,7 +427,7 @@ impl EdgeShard {
         // Rescoring with the original vectors (by default: off for scalar quantization, on for
         // binary).
         let mut found = found;
-        if rescore {
+        if rescore && !inline {
             let mut rescored = Vec::with_capacity(found.len());
             for sp in &found {
                 if let Some(score) = walk.exact_score(sp.idx)? {
@@ -463,60 +476,7 @@ impl Walk<'_> {
         let mut scored = Vec::new();
         let mut links = Vec::new();
 
-        // Entry.
-        let mut first_err = None;
-        let entry = graph.entry_point(|p| match walk.check(p) {
-            Ok(x) => x,
-            Err(e) => {
-                first_err.get_or_insert(e);
-                false
-            }
-        });
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        let entries: Vec<Sp> = match entry {
-            Some(e) => {
-                let Some(score) = walk.score(e.point)? else { return Ok(Vec::new()) };
-                let mut cur = Sp { idx: e.point, score };
-                for level in (1..=e.level).rev() {
-                    let mut changed = true;
-                    while changed {
-                        changed = false;
-                        links.clear();
-                        graph.links(cur.idx, level, &mut links);
-                        walk.score_points(&links, graph.m_of(level), &mut scored)?;
-                        for sp in &scored {
-                            if sp.score > cur.score {
-                                changed = true;
-                                cur = *sp;
-                            }
-                        }
-                    }
-                }
-                vec![cur]
-            }
-            None => {
-                // Seeds: the first matching points in internal-id order (Qdrant reads them
-                // from the filter's index postings or a scan, both ascending).
-                let want = 2 * ef;
-                let mut seeds = Vec::new();
-                for internal in walk.allowed.bits.iter() {
-                    if (internal as usize) < graph.point_count && walk.check(internal)? {
-                        if let Some(score) = walk.score(internal)? {
-                            seeds.push(Sp { idx: internal, score });
-                            if seeds.len() >= want {
-                                break;
-                            }
-                        }
-                    }
-                }
-                if seeds.is_empty() {
-                    return Ok(Vec::new());
-                }
-                seeds
-            }
-        };
+        let Some(entries) = walk.entries(graph, ef, &mut links, &mut scored)? else { return Ok(Vec::new()) };
 
         // Level 0 beam search.
         let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
@@ -562,6 +522,123 @@ impl Walk<'_> {
             }
         }
         Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
+    }
+
+    /// Where the level-0 search starts: the entry point (the first one passing the checks,
+    /// else the highest passing extra one) after a greedy descent through the upper levels, or
+    /// when none passes, the first `2·ef` passing points as seeds; `None` when nothing passes.
+    fn entries(
+        &self,
+        graph: &HnswGraph,
+        ef: usize,
+        links: &mut Vec<u32>,
+        scored: &mut Vec<Sp>,
+    ) -> Result<Option<Vec<Sp>>> {
+        let walk = self;
+        let mut first_err = None;
+        let entry = graph.entry_point(|p| match walk.check(p) {
+            Ok(x) => x,
+            Err(e) => {
+                first_err.get_or_insert(e);
+                false
+            }
+        });
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(Some(match entry {
+            Some(e) => {
+                let Some(score) = walk.score(e.point)? else { return Ok(None) };
+                let mut cur = Sp { idx: e.point, score };
+                for level in (1..=e.level).rev() {
+                    let mut changed = true;
+                    while changed {
+                        changed = false;
+                        links.clear();
+                        graph.links(cur.idx, level, links);
+                        walk.score_points(links, graph.m_of(level), scored)?;
+                        for sp in scored.iter() {
+                            if sp.score > cur.score {
+                                changed = true;
+                                cur = *sp;
+                            }
+                        }
+                    }
+                }
+                vec![cur]
+            }
+            None => {
+                // Seeds: the first matching points in internal-id order (Qdrant reads them
+                // from the filter's index postings or a scan, both ascending).
+                let want = 2 * ef;
+                let mut seeds = Vec::new();
+                for internal in walk.allowed.bits.iter() {
+                    if (internal as usize) < graph.point_count && walk.check(internal)? {
+                        if let Some(score) = walk.score(internal)? {
+                            seeds.push(Sp { idx: internal, score });
+                            if seeds.len() >= want {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if seeds.is_empty() {
+                    return Ok(None);
+                }
+                seeds
+            }
+        }))
+    }
+
+    /// Qdrant's search over a graph with inline vectors (`links_comp_vec.bin`, used when the
+    /// search is quantized): the beam walks on the quantized scores of the links, and every
+    /// expanded candidate (plus the one that ends the walk) is scored exactly on its original
+    /// vector into a second queue of `ef`, whose best `top` are the answer (no rescoring
+    /// after). Links are checked in link order, at most `m0` kept per step.
+    fn graph_search_inline(&self, graph: &HnswGraph, top: usize, ef: usize) -> Result<Vec<Sp>> {
+        let mut links = Vec::new();
+        let mut scored = Vec::new();
+        let Some(entries) = self.entries(graph, ef, &mut links, &mut scored)? else { return Ok(Vec::new()) };
+        let mut visited = vec![false; graph.point_count];
+        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
+        let mut base = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
+        let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
+        let process = |sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>| {
+            let added = match nearest.push(sp) {
+                None => true,
+                Some(removed) => removed.idx != sp.idx,
+            };
+            if added {
+                candidates.push(sp);
+            }
+        };
+        for e in entries {
+            if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
+                visited[e.idx as usize] = true;
+                process(e, &mut nearest, &mut candidates);
+            }
+        }
+        let m0 = graph.m_of(0);
+        let mut fresh = Vec::new();
+        while let Some(c) = candidates.pop() {
+            let exact = self.exact_score(c.idx)?;
+            if let Some(score) = exact {
+                base.push(Sp { idx: c.idx, score });
+            }
+            if c.score < nearest.lower_bound() {
+                break;
+            }
+            links.clear();
+            graph.links(c.idx, 0, &mut links);
+            fresh.clear();
+            fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
+            self.score_points(&fresh, m0, &mut scored)?;
+            for &sp in &scored {
+                process(sp, &mut nearest, &mut candidates);
+                visited[sp.idx as usize] = true;
+            }
+        }
+        Ok(base.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
     }
 
     /// One level-0 step of ACORN-1 from `from`: fills `out` with the points to score.
