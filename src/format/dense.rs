@@ -43,11 +43,8 @@ pub use crate::types::RowRef;
 
 /// Check the storage type and datatype of a vector config against what this crate reads.
 pub(crate) fn check_supported(dir: &str, cfg: &VectorDataConfig) -> Result<usize, Error> {
-    match cfg.storage_type {
-        VectorStorageType::Memory => {
-            return Err(FormatError::unsupported(dir, "legacy storage type Memory (RocksDB) is not supported").into())
-        }
-        _ => {}
+    if cfg.storage_type == VectorStorageType::Memory {
+        return Err(FormatError::unsupported(dir, "legacy storage type Memory (RocksDB) is not supported").into());
     }
     let dt = cfg.datatype();
     dt.size().ok_or_else(|| {
