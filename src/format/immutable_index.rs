@@ -957,6 +957,91 @@ fn term_frequencies(postings: &[Vec<(u32, Vec<u32>)>]) -> Vec<u8> {
 }
 
 /// Check a `point_to_values.bin` header against the point count (used by tests and readers).
+/// The postings a map index stores in `<dir>/values_to_points.bin`: every value with its
+/// ascending, distinct point ids. `None` when the file is absent.
+pub enum MapPostings {
+    Str(Vec<(String, Vec<u32>)>),
+    Int(Vec<(i64, Vec<u32>)>),
+    Uuid(Vec<(u128, Vec<u32>)>),
+}
+
+/// Read a map index's `values_to_points.bin` (keys of `key_type`); ids at or past
+/// `point_count`, a key of another type or a non-UTF-8 keyword are `Corrupted`.
+pub fn read_map_postings<S: Storage + ?Sized>(
+    storage: &S,
+    dir: &str,
+    key_type: KeyType,
+    point_count: u64,
+) -> Result<Option<MapPostings>> {
+    let file = join(dir, "values_to_points.bin");
+    if !storage.is_file(&file)? {
+        return Ok(None);
+    }
+    let map = fmph::ParsedMap::parse(&storage.read_all(&file)?, &file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&file, m).into() };
+    if map.key_type != key_type {
+        return Err(bad(format!("key type {:?} where {key_type:?} was expected", map.key_type)));
+    }
+    let (mut strs, mut ints, mut uuids) = (Vec::new(), Vec::new(), Vec::new());
+    for (stored, mut ids) in map.entries {
+        if ids.iter().any(|&i| u64::from(i) >= point_count) {
+            return Err(bad(format!("a point id past the segment's {point_count} points")));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        match fmph::parsed_key(map.key_type, &stored) {
+            Key::Str(b) => {
+                strs.push((String::from_utf8(b.to_vec()).map_err(|_| bad("a key is not UTF-8".into()))?, ids))
+            }
+            Key::I64(k) => ints.push((k, ids)),
+            Key::U128(k) => uuids.push((k, ids)),
+        }
+    }
+    Ok(Some(match key_type {
+        KeyType::Str => MapPostings::Str(strs),
+        KeyType::I64 => MapPostings::Int(ints),
+        KeyType::U128 => MapPostings::Uuid(uuids),
+    }))
+}
+
+/// A numeric index's `<dir>/data.bin`: its distinct `(value bits, point id)` pairs in value
+/// order, the value as the index stores it (`i64` for integer and datetime µs, `f64` bits for
+/// float). `None` when the file is absent. A partial pair, an id at or past `point_count`, or
+/// values out of order (compared as `f64` when `float`) are `Corrupted`.
+pub fn read_numeric_pairs<S: Storage + ?Sized>(
+    storage: &S,
+    dir: &str,
+    float: bool,
+    point_count: u64,
+) -> Result<Option<Vec<(u64, u32)>>> {
+    let file = join(dir, "data.bin");
+    if !storage.is_file(&file)? {
+        return Ok(None);
+    }
+    let b = storage.read_all(&file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&file, m).into() };
+    if b.len() % 16 != 0 {
+        return Err(bad(format!("{} bytes, not whole 16-byte pairs", b.len())));
+    }
+    let pairs: Vec<(u64, u32)> = b
+        .chunks_exact(16)
+        .map(|c| (u64::from_le_bytes(c[..8].try_into().unwrap()), u32::from_le_bytes(c[8..12].try_into().unwrap())))
+        .collect();
+    if pairs.iter().any(|p| u64::from(p.1) >= point_count) {
+        return Err(bad(format!("a point id past the segment's {point_count} points")));
+    }
+    let ordered = if float {
+        pairs.iter().all(|p| !f64::from_bits(p.0).is_nan())
+            && pairs.windows(2).all(|w| f64::from_bits(w[0].0) <= f64::from_bits(w[1].0))
+    } else {
+        pairs.windows(2).all(|w| (w[0].0 as i64) <= (w[1].0 as i64))
+    };
+    if !ordered {
+        return Err(bad("values out of order".into()));
+    }
+    Ok(Some(pairs))
+}
+
 pub fn point_to_values_count(b: &[u8], path: &str) -> std::result::Result<u64, FormatError> {
     if b.len() < PTV_HEADER as usize || crate::format::le::u64_at(b, 0) != PTV_HEADER {
         return Err(FormatError::corrupt(path, "not a point_to_values file"));

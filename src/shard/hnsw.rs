@@ -106,6 +106,18 @@ impl Nearest {
     }
 }
 
+/// Qdrant's `process_candidate`: offer a scored point to the `ef` best; one that got in becomes
+/// a candidate to expand.
+fn offer(sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>) {
+    let added = match nearest.push(sp) {
+        None => true,
+        Some(removed) => removed.idx != sp.idx,
+    };
+    if added {
+        candidates.push(sp);
+    }
+}
+
 /// The plain scan's top-k collector, with Qdrant's behaviour on equal scores (edge 0.9.0
 /// `TopK`): a point is taken only if it beats the current k-th score strictly. Below
 /// [`SORTED_K`] the kept points form a list sorted best first in which a newcomer goes after
@@ -481,19 +493,10 @@ impl Walk<'_> {
         // Level 0 beam search.
         let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
         let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
-        let process = |sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>| {
-            let added = match nearest.push(sp) {
-                None => true,
-                Some(removed) => removed.idx != sp.idx,
-            };
-            if added {
-                candidates.push(sp);
-            }
-        };
         for e in entries {
             if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
                 visited[e.idx as usize] = true;
-                process(e, &mut nearest, &mut candidates);
+                offer(e, &mut nearest, &mut candidates);
             }
         }
         let m0 = graph.m_of(0);
@@ -507,7 +510,7 @@ impl Walk<'_> {
                 walk.acorn_step(graph, c.idx, &mut visited, state, &mut fresh)?;
                 walk.score_listed(&fresh, &mut scored)?;
                 for &sp in &scored {
-                    process(sp, &mut nearest, &mut candidates);
+                    offer(sp, &mut nearest, &mut candidates);
                 }
                 continue;
             }
@@ -517,7 +520,7 @@ impl Walk<'_> {
             fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
             walk.score_points(&fresh, m0, &mut scored)?;
             for &sp in &scored {
-                process(sp, &mut nearest, &mut candidates);
+                offer(sp, &mut nearest, &mut candidates);
                 visited[sp.idx as usize] = true;
             }
         }
@@ -603,19 +606,10 @@ impl Walk<'_> {
         let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
         let mut base = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
         let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
-        let process = |sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>| {
-            let added = match nearest.push(sp) {
-                None => true,
-                Some(removed) => removed.idx != sp.idx,
-            };
-            if added {
-                candidates.push(sp);
-            }
-        };
         for e in entries {
             if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
                 visited[e.idx as usize] = true;
-                process(e, &mut nearest, &mut candidates);
+                offer(e, &mut nearest, &mut candidates);
             }
         }
         let m0 = graph.m_of(0);
@@ -634,7 +628,7 @@ impl Walk<'_> {
             fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
             self.score_points(&fresh, m0, &mut scored)?;
             for &sp in &scored {
-                process(sp, &mut nearest, &mut candidates);
+                offer(sp, &mut nearest, &mut candidates);
                 visited[sp.idx as usize] = true;
             }
         }

@@ -28,15 +28,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{EdgeShard, Loc, PointRef};
-use crate::error::{FormatError, Result};
-use crate::format::fmph;
+use crate::error::Result;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
     Filter, IndexKind, Match, Range, RangeInterface, ValueVariant,
 };
 use crate::query::json_path::JsonPath;
 use crate::segment::Segment;
-use crate::storage::{join, Storage};
+use crate::storage::Storage;
 use crate::types::PointId;
 
 /// A set of internal ids.
@@ -245,14 +244,16 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<P
 /// a map index's `values_to_points.bin` (value → ascending ids) or a numeric index's `data.bin`
 /// (sorted distinct `(value, id)` pairs). `None` when the segment has no such files (appendable
 /// segments, bool fields, an index created after the segment was written): the caller builds
-/// the postings from the stored payloads instead. Ids at or past the segment's point count and
-/// unsorted numeric data are `Corrupted`.
+/// the postings from the stored payloads instead. Damaged files are `Corrupted` (the readers
+/// in `format::immutable_index` check them).
 fn index_file_postings(
     st: &dyn Storage,
     seg: &Segment,
     path: &JsonPath,
     kind: PostingKind,
 ) -> Result<Option<Postings>> {
+    use crate::format::fmph::KeyType;
+    use crate::format::immutable_index::{read_map_postings, read_numeric_pairs, MapPostings};
     use crate::format::payload_index::{IndexMutability, PayloadIndexType as T};
     if seg.appendable {
         return Ok(None);
@@ -273,81 +274,24 @@ fn index_file_postings(
     let Some((field, _)) = found else { return Ok(None) };
     let dir = crate::format::field_index_write::sub_index_dir(&seg.dir, field, want.dir_suffix());
     let n = seg.id_tracker.total_point_count();
-    let corrupt = |file: &str, m: String| -> crate::error::Error { FormatError::corrupt(file, m).into() };
-    match kind {
-        PostingKind::Keyword | PostingKind::IntMap | PostingKind::Uuid => {
-            let file = join(&dir, "values_to_points.bin");
-            if !st.is_file(&file)? {
-                return Ok(None);
-            }
-            let map = fmph::ParsedMap::parse(&st.read_all(&file)?, &file)?;
-            let expected = match kind {
-                PostingKind::Keyword => fmph::KeyType::Str,
-                PostingKind::IntMap => fmph::KeyType::I64,
-                _ => fmph::KeyType::U128,
-            };
-            if map.key_type != expected {
-                return Err(corrupt(&file, format!("key type {:?} for a {kind:?} index", map.key_type)));
-            }
-            let mut str_map = HashMap::new();
-            let mut int_map = HashMap::new();
-            let mut uuid_map = HashMap::new();
-            for (stored, mut ids) in map.entries {
-                if ids.iter().any(|&i| u64::from(i) >= n) {
-                    return Err(corrupt(&file, format!("a point id past the segment's {n} points")));
-                }
-                ids.sort_unstable();
-                ids.dedup();
-                match fmph::parsed_key(map.key_type, &stored) {
-                    fmph::Key::Str(b) => {
-                        let k =
-                            String::from_utf8(b.to_vec()).map_err(|_| corrupt(&file, "a key is not UTF-8".into()))?;
-                        str_map.insert(k, ids);
-                    }
-                    fmph::Key::I64(k) => {
-                        int_map.insert(k, ids);
-                    }
-                    fmph::Key::U128(k) => {
-                        uuid_map.insert(k, ids);
-                    }
-                }
-            }
-            Ok(Some(match kind {
-                PostingKind::Keyword => Postings::Str(str_map),
-                PostingKind::IntMap => Postings::Int(int_map),
-                _ => Postings::Uuid(uuid_map),
-            }))
+    Ok(match kind {
+        PostingKind::Keyword => read_map_postings(st, &dir, KeyType::Str, n)?,
+        PostingKind::IntMap => read_map_postings(st, &dir, KeyType::I64, n)?,
+        PostingKind::Uuid => read_map_postings(st, &dir, KeyType::U128, n)?,
+        PostingKind::Float => {
+            return Ok(read_numeric_pairs(st, &dir, true, n)?
+                .map(|v| Postings::SortedFloat(v.into_iter().map(|(x, i)| (f64::from_bits(x), i)).collect())))
         }
         _ => {
-            let file = join(&dir, "data.bin");
-            if !st.is_file(&file)? {
-                return Ok(None);
-            }
-            let b = st.read_all(&file)?;
-            if b.len() % 16 != 0 {
-                return Err(corrupt(&file, format!("{} bytes, not whole 16-byte pairs", b.len())));
-            }
-            let pair = |c: &[u8]| {
-                (u64::from_le_bytes(c[..8].try_into().unwrap()), u32::from_le_bytes(c[8..12].try_into().unwrap()))
-            };
-            if b.chunks_exact(16).any(|c| u64::from(pair(c).1) >= n) {
-                return Err(corrupt(&file, format!("a point id past the segment's {n} points")));
-            }
-            if kind == PostingKind::Float {
-                let v: Vec<(f64, u32)> = b.chunks_exact(16).map(|c| (f64::from_bits(pair(c).0), pair(c).1)).collect();
-                if v.windows(2).any(|w| w[0].0.total_cmp(&w[1].0).is_gt()) || v.iter().any(|x| x.0.is_nan()) {
-                    return Err(corrupt(&file, "values out of order".into()));
-                }
-                Ok(Some(Postings::SortedFloat(v)))
-            } else {
-                let v: Vec<(i64, u32)> = b.chunks_exact(16).map(|c| (pair(c).0 as i64, pair(c).1)).collect();
-                if v.windows(2).any(|w| w[0].0 > w[1].0) {
-                    return Err(corrupt(&file, "values out of order".into()));
-                }
-                Ok(Some(Postings::SortedInt(v)))
-            }
+            return Ok(read_numeric_pairs(st, &dir, false, n)?
+                .map(|v| Postings::SortedInt(v.into_iter().map(|(x, i)| (x as i64, i)).collect())))
         }
     }
+    .map(|m| match m {
+        MapPostings::Str(v) => Postings::Str(v.into_iter().collect()),
+        MapPostings::Int(v) => Postings::Int(v.into_iter().collect()),
+        MapPostings::Uuid(v) => Postings::Uuid(v.into_iter().collect()),
+    }))
 }
 
 /// What is known of the points of a segment passing a (sub)filter.
