@@ -10,6 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::ranked::{agreement, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage};
@@ -26,30 +27,6 @@ fn answer(v: &Value, id: &str, score: &str) -> Answer {
             (i.as_u64().unwrap(), s.as_f64().unwrap())
         })
         .collect()
-}
-
-/// Equal scores in order, and equal ids except inside runs of exactly equal scores.
-fn same(a: &Answer, b: &Answer) -> bool {
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-6 * x.abs().max(1.0);
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return false;
-    }
-    let mut start = 0;
-    while start < a.len() {
-        let mut end = start + 1;
-        while end < a.len() && a[end].1 == a[start].1 {
-            end += 1;
-        }
-        let mut x: Vec<u64> = a[start..end].iter().map(|p| p.0).collect();
-        let mut y: Vec<u64> = b[start..end].iter().map(|p| p.0).collect();
-        x.sort_unstable();
-        y.sort_unstable();
-        if x != y {
-            return false;
-        }
-        start = end;
-    }
-    true
 }
 
 #[test]
@@ -82,7 +59,7 @@ fn acorn_walk_matches_qdrant() {
     let mut failed = Vec::new();
     for (i, (body, want)) in requests.iter().zip(&answers).enumerate() {
         let got = answer(&dispatch(&shard, "search", body).unwrap(), "id", "score");
-        if !same(&got, want) {
+        if !agreement(want, &got, Ties::strict(1e-6)).is_same() {
             failed.push(format!(
                 "request {i} (filter {}, params {}):\n  ours   {got:?}\n  theirs {want:?}",
                 body["filter"], body["params"]

@@ -43,6 +43,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::ranked::{agreement, Agreement, Run, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
@@ -64,53 +65,15 @@ fn parse_answers(v: &Value) -> Vec<Answer> {
         .collect()
 }
 
-#[derive(Debug, PartialEq)]
-enum Same {
-    Exactly,
-    /// The same ids and scores except for the order of points with exactly equal scores.
-    UpToTieOrder,
-    /// As `UpToTieOrder`, except that the last run of equal scores, which the limit cuts,
-    /// holds other ids (the same number, with the same score).
-    UpToBoundaryChoice,
-    No,
-}
-
-fn close(x: f64, y: f64) -> bool {
-    (x - y).abs() <= 1e-5 * x.abs().max(1.0)
-}
-
-/// Compare Qdrant's answer `a` with ours `b`: same length, the same score at every position,
-/// and every run of exactly equal scores (in Qdrant's answer) holding the same ids, the last run
-/// included unless `boundary_relaxed`.
-fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> Same {
-    // Runs: exactly equal scores, or scores within the tolerance when `near_ties`.
-    let same_run = |x: f64, y: f64| if near_ties { close(x, y) } else { x == y };
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return Same::No;
+/// Qdrant's answer `a` against ours: the same score at every position, every run of exactly
+/// equal scores (nearly equal for `near_ties`) holding the same ids, the last run included
+/// unless `boundary_relaxed`.
+fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> Agreement {
+    let mut ties = Ties::strict(1e-5).runs(if near_ties { Run::Close } else { Run::Equal });
+    if boundary_relaxed {
+        ties = ties.cut_last_run();
     }
-    if a.iter().zip(b).all(|(x, y)| x.0 == y.0) {
-        return Same::Exactly;
-    }
-    let mut start = 0;
-    let mut result = Same::UpToTieOrder;
-    while start < a.len() {
-        let mut end = start + 1;
-        while end < a.len() && same_run(a[end].1, a[start].1) {
-            end += 1;
-        }
-        let mut x: Vec<u64> = a[start..end].iter().map(|p| p.0).collect();
-        let mut y: Vec<u64> = b[start..end].iter().map(|p| p.0).collect();
-        x.sort_unstable();
-        y.sort_unstable();
-        if x != y {
-            if !(boundary_relaxed && end == a.len()) {
-                return Same::No;
-            }
-            result = Same::UpToBoundaryChoice;
-        }
-        start = end;
-    }
-    result
+    agreement(a, b, ties)
 }
 
 /// Segment directories: (optimized, appendable).
@@ -232,10 +195,10 @@ fn run_oracle(late: usize) {
         let scalar = made["scalar"].as_array().unwrap().contains(&r["using"]);
         let relaxed = (late > 0 && !rescored) || scalar;
         match compare(a, &b, relaxed, scalar) {
-            Same::Exactly => exact += 1,
-            Same::UpToTieOrder => tie_orders += 1,
-            Same::UpToBoundaryChoice => boundary += 1,
-            Same::No => mismatches
+            Agreement::Exactly => exact += 1,
+            Agreement::UpToTieOrder => tie_orders += 1,
+            Agreement::UpToBoundaryChoice => boundary += 1,
+            Agreement::No => mismatches
                 .push(format!("{} {} filter {}: qdrant {a:?}\n   ours   {b:?}", r["using"], r["params"], r["filter"])),
         }
         // Negative control: the same request scored with the original vectors.
@@ -243,7 +206,7 @@ fn run_oracle(late: usize) {
             unrescored += 1;
             let mut c = r.clone();
             c["params"]["quantization"] = json!({"ignore": true});
-            if compare(a, &our_answer(&shard, &c), relaxed, scalar) != Same::No {
+            if compare(a, &our_answer(&shard, &c), relaxed, scalar) != Agreement::No {
                 control_same += 1;
             }
         }
@@ -380,4 +343,9 @@ fn damaged_binary_quantized_files_never_panic() {
     }
     eprintln!("{mutations} damaged copies, {load_errors} refused at load, {query_errors} query errors");
     assert!(mutations > 500 && load_errors > 0);
+}
+
+#[test]
+fn ranked_agreement_rules() {
+    common::ranked::self_test();
 }

@@ -33,6 +33,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::ranked::{agreement, Agreement, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::format::hnsw::HnswGraph;
 use qdrant_edge_wasm::format::hnsw_write::{serialize_graph_bin, serialize_links_compressed_in_order, BuiltGraph};
@@ -90,48 +91,6 @@ fn parse_answers(v: &Value) -> Vec<Answer> {
         .iter()
         .map(|a| a.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
         .collect()
-}
-
-#[derive(Debug, PartialEq)]
-enum Same {
-    Exactly,
-    /// Equal scores position by position and the same ids, except for the order of (or, in the
-    /// last group, the choice among) points with exactly equal scores.
-    UpToTies,
-    No,
-}
-
-fn compare(a: &Answer, b: &Answer) -> Same {
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return Same::No;
-    }
-    if a.iter().zip(b).all(|(x, y)| x.0 == y.0) {
-        return Same::Exactly;
-    }
-    // Groups of exactly equal scores (in Qdrant's answer) must hold the same ids, except the
-    // last group, which the limit may cut.
-    let mut start = 0;
-    while start < a.len() {
-        let mut end = start + 1;
-        while end < a.len() && a[end].1 == a[start].1 {
-            end += 1;
-        }
-        if end - start == 1 && a[start].0 != b[start].0 {
-            return Same::No;
-        }
-        if end < a.len() {
-            let mut x: Vec<u64> = a[start..end].iter().map(|p| p.0).collect();
-            let mut y: Vec<u64> = b[start..end].iter().map(|p| p.0).collect();
-            x.sort_unstable();
-            y.sort_unstable();
-            if x != y {
-                return Same::No;
-            }
-        }
-        start = end;
-    }
-    Same::UpToTies
 }
 
 /// A graph as our writer takes it, from Qdrant's files: the lists the reader decodes, each
@@ -345,10 +304,12 @@ fn optimize_builds_graphs_qdrant_walks() {
         }
         let ef = r["ef"].as_u64().unwrap() as usize;
         let (a, b) = (&py_on_ours[i], &engine[i]);
-        match compare(a, b) {
-            Same::Exactly => {}
-            Same::UpToTies => tie_orders += 1,
-            Same::No => mismatches.push(format!("{name} ef {ef}: qdrant {a:?}\n   ours {b:?}")),
+        // Runs of exactly equal scores may come in another order; the last, which the limit
+        // may cut, may hold other points of the same score.
+        match agreement(a, b, Ties::strict(1e-5).cut_last_run()) {
+            Agreement::Exactly => {}
+            Agreement::UpToTieOrder | Agreement::UpToBoundaryChoice => tie_orders += 1,
+            Agreement::No => mismatches.push(format!("{name} ef {ef}: qdrant {a:?}\n   ours {b:?}")),
         }
         let e = by_key.entry((name, ef)).or_default();
         e.0.push(py_on_ours[i].clone());

@@ -12,6 +12,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::ranked::{agreement, Run, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage, OpenMode, Storage};
@@ -33,30 +34,11 @@ fn answer(v: &Value, named: bool) -> Answer {
         .collect()
 }
 
-/// Equal scores in order (relative 1e-5), the same ids within each run of equal scores.
+/// Equal scores in order (relative 1e-5), the same ids within each run of nearly equal scores;
+/// the last run, which the limit may cut, may hold other ids of the same score.
 fn same(a: &Answer, b: &Answer) -> bool {
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return false;
-    }
-    let mut start = 0;
-    while start < a.len() {
-        let mut end = start + 1;
-        while end < a.len() && close(a[end].1, a[start].1) {
-            end += 1;
-        }
-        let key = |v: &Value| v.to_string();
-        let mut x: Vec<String> = a[start..end].iter().map(|p| key(&p.0)).collect();
-        let mut y: Vec<String> = b[start..end].iter().map(|p| key(&p.0)).collect();
-        x.sort();
-        y.sort();
-        // The last run may be cut by the limit: only its size must agree.
-        if end < a.len() && x != y {
-            return false;
-        }
-        start = end;
-    }
-    true
+    let keyed = |x: &Answer| x.iter().map(|(id, s)| (id.to_string(), *s)).collect::<Vec<_>>();
+    agreement(&keyed(a), &keyed(b), Ties::strict(1e-5).runs(Run::Close).cut_last_run()).is_same()
 }
 
 #[test]

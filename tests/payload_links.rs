@@ -16,6 +16,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
+use common::ranked::{agreement, Run, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::format::hnsw::HnswGraph;
 use qdrant_edge_wasm::shard::EdgeShard;
@@ -64,18 +65,6 @@ fn recall(got: &[Answer], truth: &[Answer]) -> f64 {
         hit += g.iter().filter(|(id, _)| t.iter().any(|(x, _)| x == id)).count();
     }
     hit as f64 / all as f64
-}
-
-fn same_up_to_ties(a: &Answer, b: &Answer) -> bool {
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return false;
-    }
-    let mut x: Vec<u64> = a.iter().map(|p| p.0).collect();
-    let mut y: Vec<u64> = b.iter().map(|p| p.0).collect();
-    x.sort_unstable();
-    y.sort_unstable();
-    x == y
 }
 
 #[test]
@@ -142,7 +131,7 @@ fn optimize_builds_payload_links_qdrant_walks() {
             .iter()
             .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
             .collect();
-        if !same_up_to_ties(&got, want) {
+        if !agreement(want, &got, Ties::strict(1e-5).runs(Run::Whole)).is_same() {
             differ += 1;
             if differ <= 3 {
                 println!("label {} ef {}:\n ours   {got:?}\n theirs {want:?}", r["label"], r["ef"]);

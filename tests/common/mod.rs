@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod ranked;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
