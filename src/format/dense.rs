@@ -232,6 +232,13 @@ impl DenseVectorStorage {
         }
     }
 
+    /// Whether the rows are held in RAM as one matrix, so [`ram_row`](Self::ram_row) answers
+    /// for every row.
+    #[inline]
+    pub fn holds_rows_in_ram(&self) -> bool {
+        matches!(&self.rows, Rows::Matrix { data: MatrixData::Ram(_), .. })
+    }
+
     /// Row `i` borrowed in place when the rows are held in RAM as one matrix (optimized
     /// segments); `None` if it has no vector or lives elsewhere (use [`with_row`](Self::with_row)).
     #[inline]

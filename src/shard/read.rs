@@ -257,7 +257,7 @@ impl EdgeShard {
             offer(&mut heap, score, id, r);
         }
         // `check`: whether the filter still has to be checked on the point's payload.
-        let mut consider = |id: &PointId, r: &PointRef, check: bool| -> Result<()> {
+        let consider = |heap: &mut BinaryHeap<Hit>, id: &PointId, r: &PointRef, check: bool| -> Result<()> {
             match r.loc {
                 Loc::Segment { seg, .. } if by_graph[seg as usize] => return Ok(()),
                 Loc::Overlay(_) if skip_overlay => return Ok(()),
@@ -267,29 +267,53 @@ impl EdgeShard {
                 return Ok(());
             }
             let Some(internal) = scorer.score(self, r.loc)? else { return Ok(()) };
-            offer(&mut heap, internal, *id, *r);
+            offer(heap, internal, *id, *r);
             Ok(())
         };
         match candidates {
             None => {
                 // Segment by segment over their visible points narrowed by the filter's
                 // postings, then the points changed in the overlay.
+                // Rows are scored two at a time where the scorer can (independent memory
+                // streams: a filter's candidates are scattered over the storage).
                 for (si, _) in by_graph.iter().enumerate().filter(|(_, by)| !**by) {
                     let c = self.segment_candidates(si as u32, filter)?;
+                    let mut pending: Option<(PointId, PointRef)> = None;
                     for internal in c.bits.iter() {
-                        if let Some((id, r)) = self.segment_point(si as u32, internal, filter, c.check)? {
-                            consider(&id, &r, false)?;
+                        let Some((id, r)) = self.segment_point(si as u32, internal, filter, c.check)? else {
+                            continue;
+                        };
+                        let Some((pid, pr)) = pending.take() else {
+                            pending = Some((id, r));
+                            continue;
+                        };
+                        match scorer.score_pair(pr.loc, r.loc)? {
+                            Some((a, b)) => {
+                                if let Some(a) = a {
+                                    offer(&mut heap, a, pid, pr);
+                                }
+                                if let Some(b) = b {
+                                    offer(&mut heap, b, id, r);
+                                }
+                            }
+                            None => {
+                                consider(&mut heap, &pid, &pr, false)?;
+                                consider(&mut heap, &id, &r, false)?;
+                            }
                         }
+                    }
+                    if let Some((id, r)) = pending {
+                        consider(&mut heap, &id, &r, false)?;
                     }
                 }
                 if !skip_overlay {
-                    self.visit_overlay(filter, |id, r| consider(&id, &r, false))?;
+                    self.visit_overlay(filter, |id, r| consider(&mut heap, &id, &r, false))?;
                 }
             }
             Some(c) => {
                 for id in c {
                     if let Some(r) = self.points.get(id) {
-                        consider(id, r, true)?;
+                        consider(&mut heap, id, r, true)?;
                     }
                 }
             }
@@ -710,6 +734,36 @@ impl<'a> Scorer<'a> {
             }
             _ => return Err(bad(&format!("query vector kind does not match vector `{name}`"))),
         })
+    }
+
+    /// The internal scores of two segment points whose dense rows are held in RAM, in one
+    /// interleaved pass ([`spaces::score_rows2`], the same bits as two [`score`](Self::score)
+    /// calls); `None` where that does not apply (the caller scores them one by one).
+    #[inline]
+    pub(crate) fn score_pair(&self, a: Loc, b: Loc) -> Result<Option<(Option<f32>, Option<f32>)>> {
+        let Scorer::Dense { q, distance, stores, .. } = self else { return Ok(None) };
+        let (Loc::Segment { seg: sa, internal: ia }, Loc::Segment { seg: sb, internal: ib }) = (a, b) else {
+            return Ok(None);
+        };
+        // Neighbouring rows stream best one after the other (interleaving them measured 2.5x
+        // slower on a sequential scan); scattered rows gain from two streams in flight.
+        if sa == sb && ia.abs_diff(ib) == 1 {
+            return Ok(None);
+        }
+        let store = |seg: u32| stores.get(seg as usize).copied().flatten();
+        let (Some(da), Some(db)) = (store(sa), store(sb)) else { return Ok(None) };
+        if !(da.holds_rows_in_ram() && db.holds_rows_in_ram()) {
+            return Ok(None);
+        }
+        Ok(Some(match (da.ram_row(ia), db.ram_row(ib)) {
+            (Some(ra), Some(rb)) => {
+                let (x, y) = spaces::score_rows2(*distance, q, ra, rb)?;
+                (Some(x), Some(y))
+            }
+            (Some(ra), None) => (Some(spaces::score_row(*distance, q, ra)?), None),
+            (None, Some(rb)) => (None, Some(spaces::score_row(*distance, q, rb)?)),
+            (None, None) => (None, None),
+        }))
     }
 
     /// Internal score (bigger is better), or `None` if the point lacks the vector.
