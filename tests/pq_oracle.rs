@@ -27,6 +27,10 @@
 //! SIMD kernels in the last bit, so for them scores within the tolerance count as ties (order and
 //! choice at the limit not compared).
 //!
+//! `…_with_inline_storage`: the same with `inline_storage` (the dense vectors' graphs carry
+//! their original and product-quantized vectors, `links_comp_vec.bin`); walks over them come out
+//! with exact scores, so only the other unrescored answers count for the bit and control checks.
+//!
 //! Negative control: the unrescored requests answered by our engine with `quantization.ignore`
 //! (original vectors) must differ from Qdrant's for at least 95 %.
 //! `damaged_pq_files_never_panic`: truncations and bit flips in the quantized files give a load
@@ -164,10 +168,11 @@ fn unrescored(r: &Value) -> bool {
 
 /// Make a shard (`late` later upserts kept in an appendable segment), run every request through
 /// qdrant-edge-py and our engine and compare (module docs).
-fn run_oracle(late: usize) {
+fn run_oracle(late: usize, inline: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shard");
-    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string()]);
+    let inline_arg = if inline { "1" } else { "0" };
+    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string(), inline_arg]);
     let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
     let product: Vec<Value> = made["product"].as_array().unwrap().clone();
     let multi: Vec<Value> = made["multi"].as_array().unwrap().clone();
@@ -187,6 +192,8 @@ fn run_oracle(late: usize) {
             assert!(st.is_file(&format!("{opt}/vector_storage-{name}/quantized.offsets.data")).unwrap(), "{name}");
         }
         assert!(!st.is_file(&format!("{app}/vector_storage-{name}/quantized.config.json")).unwrap(), "{name}");
+        let inline_graph = st.is_file(&format!("{opt}/vector_index-{name}/links_comp_vec.bin")).unwrap();
+        assert_eq!(inline_graph, inline && !multi.contains(&json!(name)), "{name}: links_comp_vec.bin");
     }
 
     let mut reqs = Vec::new();
@@ -218,7 +225,10 @@ fn run_oracle(late: usize) {
             mismatches
                 .push(format!("{} {} filter {}: qdrant {a:?}\n   ours   {b:?}", r["using"], r["params"], r["filter"]));
         }
-        if !unrescored(r) {
+        // Graph walks over inline vectors give exact scores (Qdrant's inline-vector walk); the
+        // rare filter's matches are scanned plainly with the quantized scores.
+        let inline_walk = inline && !multi.contains(&r["using"]) && r["filter"].get("g") != Some(&json!("rare"));
+        if !unrescored(r) || inline_walk {
             continue;
         }
         if is_product {
@@ -260,12 +270,19 @@ fn run_oracle(late: usize) {
 
 #[test]
 fn pq_and_multivector_scalar_searches_match_qdrant_one_segment() {
-    run_oracle(0);
+    run_oracle(0, false);
 }
 
 #[test]
 fn pq_and_multivector_scalar_searches_match_qdrant_with_appendable_segment() {
-    run_oracle(240);
+    run_oracle(240, false);
+}
+
+/// Graphs with inline vectors (`inline_storage`): the dense vectors' graphs carry the original
+/// and the product-quantized vectors, searched with Qdrant's inline-vector walk.
+#[test]
+fn pq_searches_match_qdrant_with_inline_storage() {
+    run_oracle(0, true);
 }
 
 /// One way of damaging a file.

@@ -2,7 +2,8 @@
 of multivectors, read and search).
 
 Commands:
-  make <shard_dir> <n> [late]   a shard (WAL off) with one vector per case: PRODUCT (dense,
+  make <shard_dir> <n> [late [inline]]
+                                a shard (WAL off) with one vector per case: PRODUCT (dense,
                                 compressions x4 / x8 / x16 / x32 / x64, Cosine / Dot / Euclid /
                                 Manhattan, float32 / float16 / uint8, dimensions that leave a
                                 shorter last chunk and chunk counts that are not multiples of 4),
@@ -12,7 +13,9 @@ Commands:
                                 `quantized.data`); then LATE more points (new ids and overwrites)
                                 and a few deletions stay in the appendable segment (never
                                 quantized: Qdrant builds scalar and product quantization only in
-                                optimized segments). Some points lack some vectors. Prints
+                                optimized segments). Some points lack some vectors. INLINE 1:
+                                `hnsw_config.inline_storage` (dense vectors' graphs carry the
+                                original and the quantized vectors, `links_comp_vec.bin`). Prints
                                 {"queries": {name: [vector, ...]}, "vectors": {name: case},
                                  "multi": [name, ...], "product": [name, ...],
                                  "scalar": [name, ...], "late_ids": [id, ...]}
@@ -60,7 +63,7 @@ LATE = 240
 GROUPS = ["a", "b", "c", "d"]
 
 
-def config():
+def config(inline=False):
     vectors = {}
     for name, (dim, dist, dt, comp) in VECTORS.items():
         if comp is None:
@@ -71,7 +74,7 @@ def config():
         vectors[name] = qe.EdgeVectorParams(dim, dist, datatype=dt, quantization_config=qc, multivector_config=mv)
     return qe.EdgeConfig(
         vectors=vectors,
-        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=64, full_scan_threshold=10),
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=64, full_scan_threshold=10, inline_storage=inline),
         optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=64),
         wal_enabled=False,
         max_search_threads=1,
@@ -110,9 +113,9 @@ def point(g, i, late):
     return qe.Point(i, v, {"i": i, "g": grp, "late": late})
 
 
-def make(path, n, late_n=LATE):
+def make(path, n, late_n=LATE, inline=0):
     g = Gen(77)
-    shard = qe.EdgeShard.create(path, config())
+    shard = qe.EdgeShard.create(path, config(bool(inline)))
     shard.update(qe.UpdateOperation.create_field_index("g", qe.PayloadSchemaType.Keyword))
     pts = [point(g, i, False) for i in range(n)]
     for k in range(0, n, 500):
@@ -186,7 +189,7 @@ def query(path, req_file):
 def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "make":
-        make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
+        make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:6]))
     elif cmd == "query":
         query(path, sys.argv[3])
     else:
