@@ -47,17 +47,14 @@
 //!
 //! Multivector storages ([`BinaryMultiQuantized`], §6.7) quantize every inner vector the same
 //! way into records of `u8` words whose width grows with the bit count (1 byte up to 32 bits,
-//! 4 up to 64, 8 up to 128, 16 beyond; the record is a whole number of words), and keep per
-//! point an offset `{start: u32, count: u32}` (LE) into the inner records: the flat file
-//! `quantized.offsets.data` (immutable) or the chunked directory `quantized_offsets_data/`
-//! (mutable, one 8-byte element per record). A multivector query encodes each of its inner
-//! vectors; a point's score is, summed over the query's inner vectors in order, the largest
-//! score among the point's inner records (max-sim).
+//! 4 up to 64, 8 up to 128, 16 beyond; the record is a whole number of words); the per-point
+//! offsets and the max-sim score are [`super::multi_quantized`]'s.
 
 use serde::Deserialize;
 
 use crate::error::{Error, FormatError};
 use crate::format::chunked::ChunkedVectors;
+use crate::format::multi_quantized::{InnerScorer, MultiQuantized};
 use crate::format::quantized::{DistanceType, VectorParameters};
 use crate::storage::{join, FileSlice, Memory, Storage};
 
@@ -370,102 +367,42 @@ impl BinaryQuantized {
     }
 }
 
-fn is_mutable(cfg: &serde_json::Value) -> bool {
+pub(crate) fn is_mutable(cfg: &serde_json::Value) -> bool {
     cfg.get("storage_type").and_then(|s| s.as_str()) == Some("Mutable")
 }
 
 /// A binary quantized multivector storage: inner records plus per-point offsets.
-#[derive(Debug)]
-pub struct BinaryMultiQuantized {
-    inner: BinaryQuantized,
-    offsets: Records,
+pub type BinaryMultiQuantized = MultiQuantized<BinaryQuantized>;
+
+impl InnerScorer for BinaryQuantized {
+    type Query = BinaryQuery;
+
+    fn dim(&self) -> usize {
+        BinaryQuantized::dim(self)
+    }
+
+    fn score_inner(&self, q: &BinaryQuery, k: u32) -> Result<Option<f32>, Error> {
+        self.score(q, k)
+    }
 }
 
-const OFFSET_SIZE: usize = 8;
+/// Open the binary quantization of a multivector in `storage_dir` (see
+/// [`BinaryQuantized::open`]).
+pub fn open_multi(
+    storage: &dyn Storage,
+    storage_dir: &str,
+    cfg: &serde_json::Value,
+    memory: Memory,
+) -> Result<Option<BinaryMultiQuantized>, Error> {
+    let Some(inner) = BinaryQuantized::open_records(storage, storage_dir, cfg, memory, true)? else {
+        return Ok(None);
+    };
+    MultiQuantized::open(storage, storage_dir, inner, is_mutable(cfg), memory)
+}
 
-impl BinaryMultiQuantized {
-    /// Open the binary quantization of a multivector in `storage_dir` (see
-    /// [`BinaryQuantized::open`]).
-    pub fn open(
-        storage: &dyn Storage,
-        storage_dir: &str,
-        cfg: &serde_json::Value,
-        memory: Memory,
-    ) -> Result<Option<BinaryMultiQuantized>, Error> {
-        let Some(inner) = BinaryQuantized::open_records(storage, storage_dir, cfg, memory, true)? else {
-            return Ok(None);
-        };
-        let offsets = if is_mutable(cfg) {
-            let dir = join(storage_dir, "quantized_offsets_data");
-            if !storage.is_dir(&dir)? {
-                return Ok(None);
-            }
-            Records::Chunked(ChunkedVectors::open(storage, &dir, OFFSET_SIZE, Some(1), memory)?)
-        } else {
-            let path = join(storage_dir, "quantized.offsets.data");
-            if !storage.is_file(&path)? {
-                return Ok(None);
-            }
-            let data = FileSlice::open(storage, &path)?.read_bytes()?;
-            if data.len() % OFFSET_SIZE != 0 {
-                return Err(FormatError::corrupt(&path, format!("{} bytes is not a multiple of 8", data.len())).into());
-            }
-            Records::Flat(data)
-        };
-        Ok(Some(BinaryMultiQuantized { inner, offsets }))
-    }
-
-    /// The dimension of the inner vectors.
-    pub fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-
-    /// Number of points (offsets).
-    pub fn len(&self) -> usize {
-        match &self.offsets {
-            Records::Flat(d) => d.len() / OFFSET_SIZE,
-            Records::Chunked(c) => c.len() as usize,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Encode each inner vector of a query (`dim` values each, preprocessed).
-    pub fn encode_query(&self, q: &[Vec<f32>], uint8: bool) -> Vec<BinaryQuery> {
-        q.iter().map(|v| self.inner.encode_query(v, uint8)).collect()
-    }
-
-    /// `(start, count)` of point `i`'s inner records.
-    fn offset(&self, i: u32) -> Result<Option<(u32, u32)>, Error> {
-        let parse = |b: &[u8]| {
-            (u32::from_le_bytes(b[..4].try_into().unwrap()), u32::from_le_bytes(b[4..8].try_into().unwrap()))
-        };
-        match &self.offsets {
-            Records::Flat(d) => {
-                let start = (i as usize).checked_mul(OFFSET_SIZE);
-                Ok(start.and_then(|s| d.get(s..s + OFFSET_SIZE)).map(parse))
-            }
-            Records::Chunked(c) => c.with_record(u64::from(i), parse),
-        }
-    }
-
-    /// Approximate max-sim score of point `i`, or `None` if its offset or records are missing.
-    pub fn score(&self, q: &[BinaryQuery], i: u32) -> Result<Option<f32>, Error> {
-        let Some((start, count)) = self.offset(i)? else { return Ok(None) };
-        let mut best = vec![f32::NEG_INFINITY; q.len()];
-        for j in 0..count {
-            let Some(k) = start.checked_add(j) else { return Ok(None) };
-            for (b, qi) in best.iter_mut().zip(q) {
-                let Some(sim) = self.inner.score(qi, k)? else { return Ok(None) };
-                if *b < sim {
-                    *b = sim;
-                }
-            }
-        }
-        Ok(Some(best.into_iter().sum()))
-    }
+/// Encode each inner vector of a multivector query (`dim` values each, preprocessed).
+pub fn encode_multi_query(m: &BinaryMultiQuantized, q: &[Vec<f32>], uint8: bool) -> Vec<BinaryQuery> {
+    q.iter().map(|v| m.inner().encode_query(v, uint8)).collect()
 }
 
 /// Number of differing bits of two equally long byte strings.

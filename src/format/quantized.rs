@@ -13,15 +13,19 @@
 //! of a record is `multiplier · S + query_offset + vector_offset` with `S` the integer `Σ q·c`
 //! (dot family and L2) or `Σ |q − c|` (L1).
 //!
-//! [`Quantized`] opens either this or a binary quantization ([`super::binary_quantized`], dense
-//! vectors and multivectors). Other kinds (product, turbo) and scalar quantizations of
-//! multivectors are not read: [`Quantized::open`] returns `None` and searches use the original
-//! vectors.
+//! Multivectors keep one such record per inner vector, with per-point offsets
+//! ([`super::multi_quantized`]).
+//!
+//! [`Quantized`] opens this, a binary ([`super::binary_quantized`]) or a product
+//! ([`super::product_quantized`]) quantization, of dense vectors or multivectors. TurboQuant is
+//! not read: [`Quantized::open`] returns `None` and searches use the original vectors.
 
 use serde::Deserialize;
 
 use crate::error::{Error, FormatError};
-use crate::format::binary_quantized::{BinaryMultiQuantized, BinaryQuantized, BinaryQuery};
+use crate::format::binary_quantized::{self, BinaryMultiQuantized, BinaryQuantized, BinaryQuery};
+use crate::format::multi_quantized::{InnerScorer, MultiQuantized};
+use crate::format::product_quantized::{PqQuery, ProductQuantized};
 use crate::storage::{join, FileSlice, Memory, Storage};
 
 const ALIGNMENT: usize = 16;
@@ -157,12 +161,27 @@ impl ScalarQuantized {
     }
 }
 
-/// A quantized copy of a dense vector that searches can score with.
+impl InnerScorer for ScalarQuantized {
+    type Query = EncodedQuery;
+
+    fn dim(&self) -> usize {
+        ScalarQuantized::dim(self)
+    }
+
+    fn score_inner(&self, q: &EncodedQuery, k: u32) -> Result<Option<f32>, Error> {
+        Ok(self.score(q, k))
+    }
+}
+
+/// A quantized copy of a dense vector or multivector that searches can score with.
 #[derive(Debug)]
 pub enum Quantized {
     Scalar(ScalarQuantized),
     Binary(BinaryQuantized),
+    Product(ProductQuantized),
     BinaryMulti(BinaryMultiQuantized),
+    ScalarMulti(MultiQuantized<ScalarQuantized>),
+    ProductMulti(MultiQuantized<ProductQuantized>),
 }
 
 /// A query encoded for a [`Quantized`] storage.
@@ -170,14 +189,17 @@ pub enum Quantized {
 pub enum QuantizedQuery {
     Scalar(EncodedQuery),
     Binary(BinaryQuery),
+    Product(PqQuery),
     /// One encoded query per inner vector of a multivector query.
     Multi(Vec<BinaryQuery>),
+    ScalarMulti(Vec<EncodedQuery>),
+    ProductMulti(Vec<PqQuery>),
 }
 
 impl Quantized {
     /// Open the quantization in `storage_dir` (a vector's storage directory; `multi`: of a
-    /// multivector), if there is one this reader supports: scalar (immutable, dense vectors) or
-    /// binary (immutable or mutable).
+    /// multivector), if there is one this reader supports: scalar and product (immutable) or
+    /// binary (immutable or mutable), of dense vectors or multivectors.
     pub fn open(
         storage: &dyn Storage,
         storage_dir: &str,
@@ -190,14 +212,33 @@ impl Quantized {
         }
         let cfg: serde_json::Value = serde_json::from_slice(&storage.read_all(&cfg_path)?)
             .map_err(|e| FormatError::corrupt(&cfg_path, format!("invalid JSON: {e}")))?;
-        match (cfg.pointer("/quantization_config/binary").is_some(), multi) {
-            (true, false) => Ok(BinaryQuantized::open(storage, storage_dir, &cfg, memory)?.map(Quantized::Binary)),
-            (true, true) => {
-                Ok(BinaryMultiQuantized::open(storage, storage_dir, &cfg, memory)?.map(Quantized::BinaryMulti))
-            }
-            (false, false) => Ok(ScalarQuantized::open(storage, storage_dir)?.map(Quantized::Scalar)),
-            (false, true) => Ok(None),
+        let kind = |k: &str| cfg.pointer(&format!("/quantization_config/{k}")).is_some();
+        // Scalar and product storages only exist immutable (Qdrant refuses mutable ones).
+        let immutable = !binary_quantized::is_mutable(&cfg);
+        if kind("binary") {
+            return Ok(if multi {
+                binary_quantized::open_multi(storage, storage_dir, &cfg, memory)?.map(Quantized::BinaryMulti)
+            } else {
+                BinaryQuantized::open(storage, storage_dir, &cfg, memory)?.map(Quantized::Binary)
+            });
         }
+        if kind("scalar") && immutable {
+            let Some(s) = ScalarQuantized::open(storage, storage_dir)? else { return Ok(None) };
+            return Ok(if multi {
+                MultiQuantized::open(storage, storage_dir, s, false, memory)?.map(Quantized::ScalarMulti)
+            } else {
+                Some(Quantized::Scalar(s))
+            });
+        }
+        if kind("product") && immutable {
+            let Some(p) = ProductQuantized::open(storage, storage_dir)? else { return Ok(None) };
+            return Ok(if multi {
+                MultiQuantized::open(storage, storage_dir, p, false, memory)?.map(Quantized::ProductMulti)
+            } else {
+                Some(Quantized::Product(p))
+            });
+        }
+        Ok(None)
     }
 
     /// The dimension the storage quantizes (of the inner vectors for multivectors).
@@ -205,7 +246,10 @@ impl Quantized {
         match self {
             Quantized::Scalar(q) => q.dim(),
             Quantized::Binary(q) => q.dim(),
+            Quantized::Product(q) => q.dim(),
             Quantized::BinaryMulti(q) => q.dim(),
+            Quantized::ScalarMulti(q) => q.dim(),
+            Quantized::ProductMulti(q) => q.dim(),
         }
     }
 
@@ -214,12 +258,21 @@ impl Quantized {
         match self {
             Quantized::Scalar(q) => q.len(),
             Quantized::Binary(q) => q.len(),
+            Quantized::Product(q) => q.len(),
             Quantized::BinaryMulti(q) => q.len(),
+            Quantized::ScalarMulti(q) => q.len(),
+            Quantized::ProductMulti(q) => q.len(),
         }
     }
 
     pub fn is_multi(&self) -> bool {
-        matches!(self, Quantized::BinaryMulti(_))
+        matches!(self, Quantized::BinaryMulti(_) | Quantized::ScalarMulti(_) | Quantized::ProductMulti(_))
+    }
+
+    /// Whether this is a binary quantization (queries of `uint8` storages are shifted by
+    /// −127, not normalised for Cosine).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Quantized::Binary(_) | Quantized::BinaryMulti(_))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -227,9 +280,9 @@ impl Quantized {
     }
 
     /// Whether searches rescore with the original vectors when the request does not say
-    /// (Qdrant: yes for binary, no for scalar).
+    /// (Qdrant: yes for binary, no for scalar and product).
     pub fn default_rescore(&self) -> bool {
-        matches!(self, Quantized::Binary(_) | Quantized::BinaryMulti(_))
+        self.is_binary()
     }
 
     /// Encode a query preprocessed for the distance (normalised for Cosine; `dim` values).
@@ -238,7 +291,12 @@ impl Quantized {
         match self {
             Quantized::Scalar(s) => QuantizedQuery::Scalar(s.encode_query(q)),
             Quantized::Binary(b) => QuantizedQuery::Binary(b.encode_query(q, uint8)),
-            Quantized::BinaryMulti(m) => QuantizedQuery::Multi(m.encode_query(&[q.to_vec()], uint8)),
+            Quantized::Product(p) => QuantizedQuery::Product(p.encode_query(q)),
+            Quantized::BinaryMulti(m) => {
+                QuantizedQuery::Multi(binary_quantized::encode_multi_query(m, &[q.to_vec()], uint8))
+            }
+            Quantized::ScalarMulti(m) => QuantizedQuery::ScalarMulti(vec![m.inner().encode_query(q)]),
+            Quantized::ProductMulti(m) => QuantizedQuery::ProductMulti(vec![m.inner().encode_query(q)]),
         }
     }
 
@@ -246,7 +304,13 @@ impl Quantized {
     /// storage of single vectors.
     pub fn encode_multi_query(&self, q: &[Vec<f32>], uint8: bool) -> Option<QuantizedQuery> {
         match self {
-            Quantized::BinaryMulti(m) => Some(QuantizedQuery::Multi(m.encode_query(q, uint8))),
+            Quantized::BinaryMulti(m) => Some(QuantizedQuery::Multi(binary_quantized::encode_multi_query(m, q, uint8))),
+            Quantized::ScalarMulti(m) => {
+                Some(QuantizedQuery::ScalarMulti(q.iter().map(|v| m.inner().encode_query(v)).collect()))
+            }
+            Quantized::ProductMulti(m) => {
+                Some(QuantizedQuery::ProductMulti(q.iter().map(|v| m.inner().encode_query(v)).collect()))
+            }
             _ => None,
         }
     }
@@ -257,7 +321,10 @@ impl Quantized {
         match (self, q) {
             (Quantized::Scalar(s), QuantizedQuery::Scalar(e)) => Ok(s.score(e, i)),
             (Quantized::Binary(b), QuantizedQuery::Binary(e)) => b.score(e, i),
+            (Quantized::Product(p), QuantizedQuery::Product(e)) => Ok(p.score(e, i)),
             (Quantized::BinaryMulti(m), QuantizedQuery::Multi(e)) => m.score(e, i),
+            (Quantized::ScalarMulti(m), QuantizedQuery::ScalarMulti(e)) => m.score(e, i),
+            (Quantized::ProductMulti(m), QuantizedQuery::ProductMulti(e)) => m.score(e, i),
             _ => Ok(None),
         }
     }

@@ -45,8 +45,8 @@ pub struct Segment {
     pub indexed_counts: BTreeMap<String, usize>,
     /// HNSW graphs of dense and multivector names whose index is HNSW.
     pub hnsw: BTreeMap<String, crate::format::hnsw::HnswGraph>,
-    /// Quantized copies of dense vectors and multivectors: scalar (optimized segments, dense
-    /// only) or binary (optimized segments' `quantized.data`, appendable segments'
+    /// Quantized copies of dense vectors and multivectors: scalar and product (optimized
+    /// segments) or binary (optimized segments' `quantized.data`, appendable segments'
     /// `quantized_data/`).
     pub quantized: BTreeMap<String, crate::format::quantized::Quantized>,
     /// Statistics of immutable sparse indexes, per sparse vector name.

@@ -45,8 +45,8 @@ pub struct SearchOptions {
     pub exact: bool,
     /// `quantization.ignore`.
     pub quantization_ignore: bool,
-    /// `quantization.rescore` (default as Qdrant: no rescoring for scalar quantization,
-    /// rescoring for binary).
+    /// `quantization.rescore` (default as Qdrant: no rescoring for scalar and product
+    /// quantization, rescoring for binary).
     pub rescore: Option<bool>,
     /// `quantization.oversampling`.
     pub oversampling: Option<f64>,
@@ -337,7 +337,7 @@ impl EdgeShard {
     }
 
     /// The best `top` points of segment `seg` (internal scores, best first) by Qdrant's
-    /// strategy for a segment with an HNSW graph and/or a quantization (scalar or binary) of `using`, or
+    /// strategy for a segment with an HNSW graph and/or a quantization (scalar, product or binary) of `using`, or
     /// `None` when the plain exact scan applies (the caller scans the segment's points).
     pub(crate) fn segment_search(
         &self,
@@ -360,17 +360,22 @@ impl EdgeShard {
                 (Some(q), Scorer::Dense { q: v, distance, .. }) if !q.is_multi() && v.dim() == q.dim() => {
                     let uint8 = matches!(v, spaces::QueryVector::U8(_));
                     scorer.dense_query_f32().map(|mut f| {
-                        // Qdrant normalises a uint8 Cosine query for scalar quantization (its
-                        // float queries are normalised already; binary shifts bytes instead).
-                        if uint8 && *distance == crate::types::Distance::Cosine && matches!(q, Quantized::Scalar(_)) {
+                        // Qdrant normalises a uint8 Cosine query for scalar and product
+                        // quantization (its float queries are normalised already; binary
+                        // shifts bytes instead).
+                        if uint8 && *distance == crate::types::Distance::Cosine && !q.is_binary() {
                             spaces::normalize(&mut f);
                         }
                         (q, q.encode_query(&f, uint8))
                     })
                 }
-                (Some(q), Scorer::Multi { q: vs, .. }) if vs.iter().all(|v| v.dim() == q.dim()) => {
+                (Some(q), Scorer::Multi { q: vs, distance, .. }) if vs.iter().all(|v| v.dim() == q.dim()) => {
                     let uint8 = vs.iter().any(|v| matches!(v, spaces::QueryVector::U8(_)));
-                    let inner: Vec<Vec<f32>> = vs.iter().map(|v| v.to_f32()).collect();
+                    let mut inner: Vec<Vec<f32>> = vs.iter().map(|v| v.to_f32()).collect();
+                    // As for dense queries, inner vector by inner vector.
+                    if uint8 && *distance == crate::types::Distance::Cosine && !q.is_binary() {
+                        inner.iter_mut().for_each(|v| spaces::normalize(v));
+                    }
                     q.encode_multi_query(&inner, uint8).map(|e| (q, e))
                 }
                 _ => None,
@@ -436,8 +441,8 @@ impl EdgeShard {
             _ if is_quantized => walk.plain_search(wanted)?,
             _ => return Ok(None),
         };
-        // Rescoring with the original vectors (by default: off for scalar quantization, on for
-        // binary).
+        // Rescoring with the original vectors (by default: off for scalar and product
+        // quantization, on for binary).
         let mut found = found;
         if rescore && !inline {
             let mut rescored = Vec::with_capacity(found.len());

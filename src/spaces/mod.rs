@@ -44,16 +44,75 @@ pub fn is_length_zero_or_normalized(norm_sq: f32) -> bool {
     norm_sq < f32::EPSILON || (norm_sq - 1.0).abs() <= 1.0e-6
 }
 
-/// L2-normalise in place (f32 arithmetic), unless zero or already normalised.
+/// L2-normalise in place (f32 arithmetic), unless zero or already normalised, with the
+/// roundings of Qdrant's Cosine preprocessing on x86-64 with AVX and FMA (what its servers and
+/// qdrant-edge-py run), so the normalised values are bit for bit Qdrant's:
+/// * 32 values or more: the squared norm accumulates the first `32·⌊n/32⌋` values with fused
+///   multiply-adds into 32 lanes (value `i` into lane `i mod 32`), the lanes are summed as
+///   Qdrant's AVX horizontal sum does ([`hsum_avx_lanes`]), the rest of the squares added one by
+///   one; then every value is multiplied by `1 / sqrt(norm²)`;
+/// * 16 to 31 values: 16 lanes of rounded squares (value `i` into lane `i mod 16`, first
+///   `16·⌊n/16⌋` values), each group of four lanes summed as `(l0 + l2) + (l1 + l3)`, the four
+///   groups added in order, then the rest of the squares; every value is divided by the norm;
+/// * fewer: the squares summed in order; every value divided by the norm.
+///
+/// Products and sums that are not fused round as usual; these orders matter where scores are
+/// compared bit for bit (product quantization lookup tables, which are linear in the query).
 pub fn normalize(v: &mut [f32]) {
-    let norm_sq: f32 = v.iter().map(|x| x * x).sum();
+    let n = v.len();
+    let norm_sq = if n >= 32 {
+        let m = n - n % 32;
+        let mut lanes = [0.0f32; 32];
+        for block in v[..m].chunks_exact(32) {
+            for (l, &x) in lanes.iter_mut().zip(block) {
+                *l = x.mul_add(x, *l);
+            }
+        }
+        let mut s = hsum_avx_lanes(&lanes);
+        for &x in &v[m..] {
+            s += x * x;
+        }
+        s
+    } else if n >= 16 {
+        let mut lanes = [0.0f32; 16];
+        for (l, &x) in lanes.iter_mut().zip(&v[..16]) {
+            *l += x * x;
+        }
+        let h = |g: &[f32]| (g[0] + g[2]) + (g[1] + g[3]);
+        let mut s = h(&lanes[0..4]) + h(&lanes[4..8]) + h(&lanes[8..12]) + h(&lanes[12..16]);
+        for &x in &v[16..] {
+            s += x * x;
+        }
+        s
+    } else {
+        v.iter().map(|x| x * x).sum()
+    };
     if is_length_zero_or_normalized(norm_sq) {
         return;
     }
     let len = norm_sq.sqrt();
-    for x in v.iter_mut() {
-        *x /= len;
+    if n >= 32 {
+        let inv = 1.0 / len;
+        for x in v.iter_mut() {
+            *x *= inv;
+        }
+    } else {
+        for x in v.iter_mut() {
+            *x /= len;
+        }
     }
+}
+
+/// The sum of 32 lanes (four 8-lane registers `a`, `b`, `c`, `d`) as Qdrant's AVX code adds
+/// them: `t = (a + b) + (c + d)` lane-wise, `u[k] = t[k + 4] + t[k]`, then
+/// `(u0 + u1) + (u2 + u3)`.
+fn hsum_avx_lanes(l: &[f32; 32]) -> f32 {
+    let mut t = [0.0f32; 8];
+    for (k, tk) in t.iter_mut().enumerate() {
+        *tk = (l[k] + l[8 + k]) + (l[16 + k] + l[24 + k]);
+    }
+    let u: [f32; 4] = std::array::from_fn(|k| t[k + 4] + t[k]);
+    (u[0] + u[1]) + (u[2] + u[3])
 }
 
 /// Insert/query preprocessing: Cosine vectors stored as f32 or f16 are normalised; everything
