@@ -43,6 +43,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::ranked::{agreement, Run, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
@@ -64,35 +65,14 @@ fn parse_answers(v: &Value) -> Vec<Answer> {
         .collect()
 }
 
-fn close(x: f64, y: f64) -> bool {
-    (x - y).abs() <= 1e-5 * x.abs().max(1.0)
-}
-
-/// Whether Qdrant's answer `a` and ours `b` agree: same length, the same score at every
-/// position, every run of equal scores (exactly equal, or within the tolerance when
-/// `near_ties`) holding the same ids; the last run only by size when `near_ties` (the limit
-/// may cut it between nearly equal scores).
+/// Whether Qdrant's answer `a` and ours `b` agree: the same score at every position, every
+/// run of equal scores (exactly equal, or within the tolerance when `near_ties`) holding the
+/// same ids; the last run, which the limit may cut between nearly equal scores, may hold other
+/// ids when `near_ties`.
 fn same(a: &Answer, b: &Answer, near_ties: bool) -> bool {
-    let same_run = |x: f64, y: f64| if near_ties { close(x, y) } else { x == y };
-    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| !close(x.1, y.1)) {
-        return false;
-    }
-    let mut start = 0;
-    while start < a.len() {
-        let mut end = start + 1;
-        while end < a.len() && same_run(a[end].1, a[start].1) {
-            end += 1;
-        }
-        let mut x: Vec<u64> = a[start..end].iter().map(|p| p.0).collect();
-        let mut y: Vec<u64> = b[start..end].iter().map(|p| p.0).collect();
-        x.sort_unstable();
-        y.sort_unstable();
-        if x != y && !(near_ties && end == a.len()) {
-            return false;
-        }
-        start = end;
-    }
-    true
+    let ties = Ties::strict(1e-5);
+    let ties = if near_ties { ties.runs(Run::Close).cut_last_run() } else { ties };
+    agreement(a, b, ties).is_same()
 }
 
 /// Segment directories: (optimized, appendable).
