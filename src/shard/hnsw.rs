@@ -58,10 +58,12 @@ pub struct SearchOptions {
     pub acorn: Option<f64>,
 }
 
+/// A scored point: an index (an internal id, or a position in a side table) and its score;
+/// ordered by score only, as Qdrant's scored points are.
 #[derive(Debug, Clone, Copy)]
-struct Sp {
-    idx: u32,
-    score: f32,
+pub(crate) struct Sp {
+    pub(crate) idx: u32,
+    pub(crate) score: f32,
 }
 impl PartialEq for Sp {
     fn eq(&self, o: &Self) -> bool {
@@ -81,14 +83,25 @@ impl PartialOrd for Sp {
 }
 
 /// Qdrant's fixed-length queue: keeps the `cap` best, the worst on top.
-struct Nearest {
+pub(crate) struct Nearest {
     heap: BinaryHeap<Reverse<Sp>>,
     cap: usize,
 }
 
 impl Nearest {
+    pub(crate) fn new(cap: usize) -> Nearest {
+        // A huge `cap` (limit + offset) only allocates what it fills.
+        Nearest { heap: BinaryHeap::with_capacity(cap.saturating_add(1).min(1 << 16)), cap }
+    }
+
+    /// Best first; equal scores come out in the order the standard heap sort leaves them,
+    /// which is Qdrant's, given the same pushes.
+    pub(crate) fn into_sorted_vec(self) -> Vec<Sp> {
+        self.heap.into_sorted_vec().into_iter().map(|r| r.0).collect()
+    }
+
     /// `None` if added without eviction, else the evicted or rejected element.
-    fn push(&mut self, v: Sp) -> Option<Sp> {
+    pub(crate) fn push(&mut self, v: Sp) -> Option<Sp> {
         if self.heap.len() < self.cap {
             self.heap.push(Reverse(v));
             return None;
@@ -124,7 +137,7 @@ fn offer(sp: Sp, nearest: &mut Nearest, candidates: &mut BinaryHeap<Sp>) {
 /// the points with an equal score (so the first seen wins among equals); from [`SORTED_K`] on,
 /// points are buffered up to 2k and cut back to k by a selection on the score (descending),
 /// then sorted at the end, with the standard library's unstable selection and sort.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     elements: Vec<Sp>,
     threshold: f32,
@@ -137,14 +150,20 @@ fn descending(a: &Sp, b: &Sp) -> Ordering {
 }
 
 impl TopK {
-    fn new(k: usize) -> TopK {
+    pub(crate) fn new(k: usize) -> TopK {
         // A huge `k` (limit × oversampling) only allocates what it fills.
         let capacity = if k < SORTED_K { k } else { k.saturating_mul(2) }.min(1 << 20);
         TopK { k, elements: Vec::with_capacity(capacity), threshold: f32::NEG_INFINITY }
     }
 
-    fn push(&mut self, p: Sp) {
-        if p.score <= self.threshold || p.score.is_nan() {
+    /// Whether a point with this score would be taken now.
+    #[inline]
+    pub(crate) fn takes(&self, score: f32) -> bool {
+        score > self.threshold && !score.is_nan()
+    }
+
+    pub(crate) fn push(&mut self, p: Sp) {
+        if !self.takes(p.score) {
             return;
         }
         if self.k < SORTED_K {
@@ -170,7 +189,7 @@ impl TopK {
         }
     }
 
-    fn into_vec(mut self) -> Vec<Sp> {
+    pub(crate) fn into_vec(mut self) -> Vec<Sp> {
         if self.k >= SORTED_K {
             self.elements.sort_unstable_by(descending);
             self.elements.truncate(self.k);
@@ -496,7 +515,7 @@ impl Walk<'_> {
         let Some(entries) = walk.entries(graph, ef, &mut links, &mut scored)? else { return Ok(Vec::new()) };
 
         // Level 0 beam search.
-        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
+        let mut nearest = Nearest::new(ef);
         let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
         for e in entries {
             if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
@@ -529,7 +548,7 @@ impl Walk<'_> {
                 visited[sp.idx as usize] = true;
             }
         }
-        Ok(nearest.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
+        Ok(nearest.into_sorted_vec().into_iter().take(top).collect())
     }
 
     /// Where the level-0 search starts: the entry point (the first one passing the checks,
@@ -608,8 +627,8 @@ impl Walk<'_> {
         let mut scored = Vec::new();
         let Some(entries) = self.entries(graph, ef, &mut links, &mut scored)? else { return Ok(Vec::new()) };
         let mut visited = vec![false; graph.point_count];
-        let mut nearest = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
-        let mut base = Nearest { heap: BinaryHeap::with_capacity(ef + 1), cap: ef };
+        let mut nearest = Nearest::new(ef);
+        let mut base = Nearest::new(ef);
         let mut candidates: BinaryHeap<Sp> = BinaryHeap::new();
         for e in entries {
             if (e.idx as usize) < visited.len() && !visited[e.idx as usize] {
@@ -637,7 +656,7 @@ impl Walk<'_> {
                 visited[sp.idx as usize] = true;
             }
         }
-        Ok(base.heap.into_sorted_vec().into_iter().map(|r| r.0).take(top).collect())
+        Ok(base.into_sorted_vec().into_iter().take(top).collect())
     }
 
     /// One level-0 step of ACORN-1 from `from`: fills `out` with the points to score.

@@ -2,12 +2,12 @@
 //! info.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::hnsw::SearchOptions;
+use super::hnsw::{Found, Nearest, SearchOptions, Sp, TopK};
 use super::{schema_type, EdgeShard, Loc, PointRef, VectorKind};
 use crate::api::requests::{PayloadSelector, WithPayload, WithVector};
 use crate::error::{Error, Result};
@@ -132,26 +132,41 @@ impl PointContext for Ctx<'_> {
     }
 }
 
-struct Hit {
-    score: f32,
-    id: PointId,
-    r: PointRef,
+/// Qdrant's plain-search top-k collector over shard points: remembers only the points it
+/// takes (a scan of 100k points keeps a few dozen).
+struct Collector {
+    best: TopK,
+    side: Vec<(PointId, PointRef)>,
 }
-impl PartialEq for Hit {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
+
+impl Collector {
+    fn new(want: usize) -> Collector {
+        Collector { best: TopK::new(want), side: Vec::new() }
     }
-}
-impl Eq for Hit {}
-impl Ord for Hit {
-    // "Greater" = worse, so the max-heap pops the worst hit first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.score.total_cmp(&self.score).then_with(|| self.id.cmp(&o.id))
+
+    #[inline]
+    fn offer(&mut self, score: f32, id: PointId, r: PointRef) {
+        if self.best.takes(score) {
+            self.best.push(Sp { idx: self.side.len() as u32, score });
+            self.side.push((id, r));
+        }
     }
-}
-impl PartialOrd for Hit {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
+
+    fn score(&mut self, shard: &EdgeShard, scorer: &Scorer<'_>, id: PointId, r: PointRef) -> Result<()> {
+        if let Some(score) = scorer.score(shard, r.loc)? {
+            self.offer(score, id, r);
+        }
+        Ok(())
+    }
+
+    /// Best first.
+    fn into_found(self) -> Vec<Found> {
+        let side = self.side;
+        self.best
+            .into_vec()
+            .into_iter()
+            .map(|sp| (sp.score, side[sp.idx as usize].0, side[sp.idx as usize].1))
+            .collect()
     }
 }
 
@@ -222,108 +237,133 @@ impl EdgeShard {
                 skip_overlay = self.too_big_for_unindexed_search(None, true, using, &kind, filter)?;
             }
         }
-        // Segments searched through their HNSW graph (a rescoring stage is always exact).
-        let mut by_graph = skipped.clone();
-        let mut graph_hits = Vec::new();
-        if candidates.is_none() && !opts.exact && !matches!(kind, VectorKind::Sparse { .. }) {
-            for (si, seg) in self.segments.iter().enumerate() {
-                if skipped[si] {
-                    continue;
-                }
-                if seg.hnsw.contains_key(using) || seg.quantized.contains_key(using) {
-                    if let Some(found) = self.segment_search(si as u32, using, &scorer, filter, want, opts)? {
-                        by_graph[si] = true;
-                        graph_hits.extend(found);
+        // As qdrant-edge: each segment gives its best `want` points (its graph walk, or a plain
+        // scan in internal id order through Qdrant's top-k collector), the segments taken
+        // optimized first, then appendable, each group in directory (UUID) order, and the
+        // lists pushed in that order into one fixed-length queue ordered by score only (so
+        // equal scores fall as they fall in qdrant-edge). The points whose winning copy is in
+        // the overlay count as appended to the appendable segment they flush into.
+        let mut table: Vec<(PointId, PointRef)> = Vec::new();
+        let mut merged = Nearest::new(want);
+        let mut take = |table: &mut Vec<(PointId, PointRef)>, list: Vec<Found>| {
+            for (internal, id, r) in list {
+                if let Some(t) = score_threshold {
+                    if !scorer.passes_threshold(scorer.postprocess(internal), t) {
+                        continue;
                     }
                 }
+                let idx = table.len() as u32;
+                table.push((id, r));
+                merged.push(Sp { idx, score: internal });
             }
-        }
-        let mut heap: BinaryHeap<Hit> = BinaryHeap::new();
-        let offer = |heap: &mut BinaryHeap<Hit>, internal: f32, id: PointId, r: PointRef| {
-            if let Some(t) = score_threshold {
-                if !scorer.passes_threshold(scorer.postprocess(internal), t) {
-                    return;
-                }
-            }
-            if heap.len() == want && heap.peek().is_some_and(|worst| internal < worst.score) {
-                return;
-            }
-            heap.push(Hit { score: internal, id, r });
-            if heap.len() > want {
-                heap.pop();
-            }
-        };
-        for (score, id, r) in graph_hits {
-            offer(&mut heap, score, id, r);
-        }
-        // `check`: whether the filter still has to be checked on the point's payload.
-        let consider = |heap: &mut BinaryHeap<Hit>, id: &PointId, r: &PointRef, check: bool| -> Result<()> {
-            match r.loc {
-                Loc::Segment { seg, .. } if by_graph[seg as usize] => return Ok(()),
-                Loc::Overlay(_) if skip_overlay => return Ok(()),
-                _ => {}
-            }
-            if check && !self.matches(filter, *id, r)? {
-                return Ok(());
-            }
-            let Some(internal) = scorer.score(self, r.loc)? else { return Ok(()) };
-            offer(heap, internal, *id, *r);
-            Ok(())
         };
         match candidates {
             None => {
-                // Segment by segment over their visible points narrowed by the filter's
-                // postings, then the points changed in the overlay.
-                // Rows are scored two at a time where the scorer can (independent memory
-                // streams: a filter's candidates are scattered over the storage).
-                for (si, _) in by_graph.iter().enumerate().filter(|(_, by)| !**by) {
-                    let c = self.segment_candidates(si as u32, filter)?;
-                    let mut pending: Option<(PointId, PointRef)> = None;
-                    for internal in c.bits.iter() {
-                        let Some((id, r)) = self.segment_point(si as u32, internal, filter, c.check)? else {
+                let home = self.segments.iter().position(|s| s.appendable);
+                let mut order: Vec<usize> = (0..self.segments.len()).collect();
+                order.sort_by(|&a, &b| {
+                    let (sa, sb) = (&self.segments[a], &self.segments[b]);
+                    sa.appendable.cmp(&sb.appendable).then_with(|| sa.id.cmp(&sb.id))
+                });
+                let graph_kind = !opts.exact && !matches!(kind, VectorKind::Sparse { .. });
+                let mut overlay_done = skip_overlay;
+                for si in order {
+                    if skipped[si] {
+                        continue;
+                    }
+                    let seg = &self.segments[si];
+                    if graph_kind && (seg.hnsw.contains_key(using) || seg.quantized.contains_key(using)) {
+                        if let Some(found) = self.segment_search(si as u32, using, &scorer, filter, want, opts)? {
+                            take(&mut table, found);
                             continue;
-                        };
-                        let Some((pid, pr)) = pending.take() else {
-                            pending = Some((id, r));
-                            continue;
-                        };
-                        match scorer.score_pair(pr.loc, r.loc)? {
-                            Some((a, b)) => {
-                                if let Some(a) = a {
-                                    offer(&mut heap, a, pid, pr);
-                                }
-                                if let Some(b) = b {
-                                    offer(&mut heap, b, id, r);
-                                }
-                            }
-                            None => {
-                                consider(&mut heap, &pid, &pr, false)?;
-                                consider(&mut heap, &id, &r, false)?;
-                            }
                         }
                     }
-                    if let Some((id, r)) = pending {
-                        consider(&mut heap, &id, &r, false)?;
-                    }
+                    let with_overlay = home == Some(si) && !overlay_done;
+                    overlay_done |= with_overlay;
+                    let list = self.plain_scan(si as u32, with_overlay, &scorer, filter, want)?;
+                    take(&mut table, list);
                 }
-                if !skip_overlay {
-                    self.visit_overlay(filter, |id, r| consider(&mut heap, &id, &r, false))?;
+                if !overlay_done {
+                    let list = self.plain_scan_overlay(&scorer, filter, want)?;
+                    take(&mut table, list);
                 }
             }
             Some(c) => {
-                for id in c {
-                    if let Some(r) = self.points.get(id) {
-                        consider(&mut heap, id, r, true)?;
+                // A rescoring stage over the points found before: in id order, one list.
+                let mut ids: Vec<&PointId> = c.iter().collect();
+                ids.sort_unstable();
+                let mut best = Collector::new(want);
+                for id in ids {
+                    let Some(r) = self.points.get(id) else { continue };
+                    if self.matches(filter, *id, r)? {
+                        best.score(self, &scorer, *id, *r)?;
                     }
+                }
+                take(&mut table, best.into_found());
+            }
+        }
+        Ok(merged
+            .into_sorted_vec()
+            .into_iter()
+            .map(|sp| {
+                let (id, r) = table[sp.idx as usize];
+                QueryHit { id, r, score: scorer.postprocess(sp.score), order_value: None }
+            })
+            .collect())
+    }
+
+    /// The best `want` points of segment `seg` by a plain scan (internal scores, best first):
+    /// its visible points narrowed by the filter's postings, in internal id order, then, with
+    /// `with_overlay`, the points whose winning copy is in the overlay, through Qdrant's top-k
+    /// collector ([`TopK`]). Scattered rows are scored two at a time where the scorer can
+    /// (two independent memory streams).
+    fn plain_scan(
+        &self,
+        seg: u32,
+        with_overlay: bool,
+        scorer: &Scorer<'_>,
+        filter: Option<&Filter>,
+        want: usize,
+    ) -> Result<Vec<Found>> {
+        let mut best = Collector::new(want);
+        let c = self.segment_candidates(seg, filter)?;
+        let mut pending: Option<(PointId, PointRef)> = None;
+        for internal in c.bits.iter() {
+            let Some((id, r)) = self.segment_point(seg, internal, filter, c.check)? else { continue };
+            let Some((pid, pr)) = pending.take() else {
+                pending = Some((id, r));
+                continue;
+            };
+            match scorer.score_pair(pr.loc, r.loc)? {
+                Some((a, b)) => {
+                    if let Some(a) = a {
+                        best.offer(a, pid, pr);
+                    }
+                    if let Some(b) = b {
+                        best.offer(b, id, r);
+                    }
+                }
+                None => {
+                    best.score(self, scorer, pid, pr)?;
+                    best.score(self, scorer, id, r)?;
                 }
             }
         }
-        // into_sorted_vec is ascending by Ord, and Ord puts the best hit first.
-        Ok(heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|h| QueryHit { id: h.id, r: h.r, score: scorer.postprocess(h.score), order_value: None })
-            .collect())
+        if let Some((id, r)) = pending {
+            best.score(self, scorer, id, r)?;
+        }
+        if with_overlay {
+            self.visit_overlay(filter, |id, r| best.score(self, scorer, id, r))?;
+        }
+        Ok(best.into_found())
+    }
+
+    /// [`plain_scan`](Self::plain_scan) of the overlay alone (a shard without an appendable
+    /// segment).
+    fn plain_scan_overlay(&self, scorer: &Scorer<'_>, filter: Option<&Filter>, want: usize) -> Result<Vec<Found>> {
+        let mut best = Collector::new(want);
+        self.visit_overlay(filter, |id, r| best.score(self, scorer, id, r))?;
+        Ok(best.into_found())
     }
 
     /// Qdrant's `indexed_only` rule for a segment searched without a graph (its plain index):
