@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::ranked::{agreement, Ties};
+use common::ranked::{agreement, Agreement, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{FsStorage, MemoryStorage};
@@ -59,7 +59,7 @@ fn acorn_walk_matches_qdrant() {
     let mut failed = Vec::new();
     for (i, (body, want)) in requests.iter().zip(&answers).enumerate() {
         let got = answer(&dispatch(&shard, "search", body).unwrap(), "id", "score");
-        if !agreement(want, &got, Ties::strict(1e-6)).is_same() {
+        if agreement(want, &got, Ties::strict(1e-6)) != Agreement::Exactly {
             failed.push(format!(
                 "request {i} (filter {}, params {}):\n  ours   {got:?}\n  theirs {want:?}",
                 body["filter"], body["params"]

@@ -18,9 +18,8 @@
 //! `oversampling` 2, 3 and 4, `ignore`, `exact`, `hnsw_ef` 16, filters matching ~25 % of the
 //! points (graph walk with the filter) and ~1.5 % (plain scan of the matches)), limit 10, go
 //! through qdrant-edge-py on a fresh load and through our engine on the same directory. The
-//! answers must have the same length and the same score at every position (1e-5 relative), and
-//! every run of equal scores must hold the same ids (order within it free: the shard's final
-//! ordering of equal scores is by id here, by heap order in Qdrant). Product quantized scores
+//! answers must be equal id for id, in order, equal scores included, with the same score at
+//! every position (1e-5 relative). Product quantized scores
 //! are lookup-table sums added in Qdrant's order (on queries normalised with its roundings), so
 //! in unrescored product answers every score of an optimized-segment point must also be
 //! bit-identical to Qdrant's (counted and asserted); scalar scores may differ from Qdrant's
@@ -43,7 +42,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::ranked::{agreement, Run, Ties};
+use common::ranked::{agreement, Agreement, Run, Ties};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
@@ -65,14 +64,16 @@ fn parse_answers(v: &Value) -> Vec<Answer> {
         .collect()
 }
 
-/// Whether Qdrant's answer `a` and ours `b` agree: the same score at every position, every
-/// run of equal scores (exactly equal, or within the tolerance when `near_ties`) holding the
-/// same ids; the last run, which the limit may cut between nearly equal scores, may hold other
-/// ids when `near_ties`.
+/// Whether Qdrant's answer `a` and ours `b` agree: id for id with the same scores; with
+/// `near_ties`, runs of nearly equal scores hold the same ids in any order, and the last run,
+/// which the limit may cut between nearly equal scores, may hold other ids.
 fn same(a: &Answer, b: &Answer, near_ties: bool) -> bool {
     let ties = Ties::strict(1e-5);
-    let ties = if near_ties { ties.runs(Run::Close).cut_last_run() } else { ties };
-    agreement(a, b, ties).is_same()
+    if near_ties {
+        agreement(a, b, ties.runs(Run::Close).cut_last_run()).is_same()
+    } else {
+        agreement(a, b, ties) == Agreement::Exactly
+    }
 }
 
 /// Segment directories: (optimized, appendable).
