@@ -290,6 +290,9 @@ impl EdgeShard {
             }
             Some(c) => {
                 // A rescoring stage over the points found before: in id order, one list.
+                // (qdrant-edge searches each segment with a `has_id` filter whose points come
+                // in the order of a randomly seeded hash set, so its order of equal scores
+                // here is not reproducible; ours is deterministic.)
                 let mut ids: Vec<&PointId> = c.iter().collect();
                 ids.sort_unstable();
                 let mut best = Collector::new(want);
