@@ -42,7 +42,12 @@
 //!    vector; deletions write none), and the multivectors' inner-record counts must be equal.
 //!    Then the searches of (2) on our copy — answered by our engine before closing, after a
 //!    reload, and by qdrant-edge-py — must agree as strictly as in (2).
-//! 5. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
+//! 5. `segments_we_create_carry_the_mutable_binary_storage`: a shard created by our engine with
+//!    the config of `make` (read from a shard qdrant-edge-py created) has, per binary vector,
+//!    the same `quantized.config.json` and `quantized.meta.json` bytes as qdrant-edge-py's; after
+//!    the same upserts on both, every point's quantized record is byte-equal and the searches on
+//!    our files agree as in (2).
+//! 6. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
 //!    quantized files (meta, config, `quantized.data`, `quantized.offsets.data`, the chunked
 //!    directories) give a load error or answers, never a panic.
 //!
@@ -57,6 +62,7 @@ use std::sync::Arc;
 use common::ranked::{agreement, Agreement, Run, Ties};
 use qdrant_edge_wasm::api::{dispatch, updates::parse_update};
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
+use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
 use qdrant_edge_wasm::types::PointId;
@@ -328,45 +334,53 @@ struct Stored {
 fn quantized_by_id(dir: &Path, name: &str, multi: bool) -> Stored {
     let st = FsStorage::new(dir).unwrap();
     let (_, app) = segments(&st);
-    let tracker = IdTracker::open(&st, &app, true).unwrap();
-    let shard = EdgeShard::load(Arc::new(FsStorage::new(dir).unwrap()), "").unwrap();
-    let vdir = dir.join(&app).join(format!("vector_storage-{name}"));
-    let records = Chunked::open(&vdir.join("quantized_data"), 1);
-    let offsets = multi.then(|| Chunked::open(&vdir.join("quantized_offsets_data"), 8));
-    let mut out = BTreeMap::new();
-    let mut max_with_vector: Option<u32> = None;
-    for (id, internal) in tracker.iter_live() {
-        let PointId::Num(id) = id else { panic!("uuid ids are not used here") };
-        let got =
-            dispatch(&shard, "retrieve", &json!({"ids": [id], "with_vector": [name], "with_payload": false})).unwrap();
-        let has = got.as_array().map(|a| a.len() == 1).unwrap() && !got[0]["vector"][name].is_null();
-        if !has {
-            out.insert(id, None);
-            continue;
-        }
-        max_with_vector = max_with_vector.max(Some(internal));
-        // A record past the end reads as the bytes "missing".
-        let missing = b"missing".to_vec();
-        let bytes = match &offsets {
-            None => records.get(u64::from(internal)).map_or(missing, |r| r.to_vec()),
-            Some(o) => match o.get(u64::from(internal)) {
-                None => missing,
-                Some(off) => {
-                    let start = u32::from_le_bytes(off[..4].try_into().unwrap());
-                    let count = u32::from_le_bytes(off[4..].try_into().unwrap());
-                    let mut b = count.to_le_bytes().to_vec();
-                    for k in start..start + count {
-                        b.extend_from_slice(records.get(u64::from(k)).unwrap_or(b"missing"));
+    Stored::read(dir, &app, name, multi)
+}
+
+impl Stored {
+    /// `app`: the appendable segment's directory, relative to `dir`.
+    fn read(dir: &Path, app: &str, name: &str, multi: bool) -> Stored {
+        let st = FsStorage::new(dir).unwrap();
+        let tracker = IdTracker::open(&st, app, true).unwrap();
+        let shard = EdgeShard::load(Arc::new(FsStorage::new(dir).unwrap()), "").unwrap();
+        let vdir = dir.join(app).join(format!("vector_storage-{name}"));
+        let records = Chunked::open(&vdir.join("quantized_data"), 1);
+        let offsets = multi.then(|| Chunked::open(&vdir.join("quantized_offsets_data"), 8));
+        let mut out = BTreeMap::new();
+        let mut max_with_vector: Option<u32> = None;
+        for (id, internal) in tracker.iter_live() {
+            let PointId::Num(id) = id else { panic!("uuid ids are not used here") };
+            let got = dispatch(&shard, "retrieve", &json!({"ids": [id], "with_vector": [name], "with_payload": false}))
+                .unwrap();
+            let has = got.as_array().map(|a| a.len() == 1).unwrap() && !got[0]["vector"][name].is_null();
+            if !has {
+                out.insert(id, None);
+                continue;
+            }
+            max_with_vector = max_with_vector.max(Some(internal));
+            // A record past the end reads as the bytes "missing".
+            let missing = b"missing".to_vec();
+            let bytes = match &offsets {
+                None => records.get(u64::from(internal)).map_or(missing, |r| r.to_vec()),
+                Some(o) => match o.get(u64::from(internal)) {
+                    None => missing,
+                    Some(off) => {
+                        let start = u32::from_le_bytes(off[..4].try_into().unwrap());
+                        let count = u32::from_le_bytes(off[4..].try_into().unwrap());
+                        let mut b = count.to_le_bytes().to_vec();
+                        for k in start..start + count {
+                            b.extend_from_slice(records.get(u64::from(k)).unwrap_or(b"missing"));
+                        }
+                        b
                     }
-                    b
-                }
-            },
-        };
-        out.insert(id, Some(bytes));
+                },
+            };
+            out.insert(id, Some(bytes));
+        }
+        let points = offsets.as_ref().map_or(records.len, |o| o.len);
+        let live_bound = max_with_vector.map_or(0, |i| u64::from(i) + 1);
+        Stored { by_id: out, points, inner: records.len, live_bound }
     }
-    let points = offsets.as_ref().map_or(records.len, |o| o.len);
-    let live_bound = max_with_vector.map_or(0, |i| u64::from(i) + 1);
-    Stored { by_id: out, points, inner: records.len, live_bound }
 }
 
 #[test]
@@ -473,6 +487,92 @@ fn our_writes_keep_the_mutable_binary_storage() {
     if !mismatches.is_empty() {
         problems.push(format!(
             "{} of {} searches on our files differ between qdrant-edge-py and our engine:\n{}",
+            mismatches.len(),
+            reqs.len(),
+            mismatches.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
+}
+
+#[test]
+fn segments_we_create_carry_the_mutable_binary_storage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs_dir = tmp.path().join("theirs");
+    let dir = tmp.path().join("ours");
+    run_py(&["create", theirs_dir.to_str().unwrap()]);
+    let config: EdgeConfig =
+        serde_json::from_slice(&std::fs::read(theirs_dir.join("edge_config.json")).unwrap()).unwrap();
+    let mut shard = EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", config).unwrap();
+    // Queries from `make`; upserts from `ops` (all ids are new here).
+    let made = run_py(&["make", tmp.path().join("made").to_str().unwrap(), "40", "0"]);
+    let ops = run_py(&["ops", "200", "20"]);
+    let ops_file = tmp.path().join("ops.json");
+    std::fs::write(&ops_file, serde_json::to_vec(&ops).unwrap()).unwrap();
+
+    let seg = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(v.len(), 1, "one segment in {}", d.display());
+        v.pop().unwrap()
+    };
+    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
+    let multi: Vec<String> = made["multi"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let scalar: Vec<Value> = made["scalar"].as_array().unwrap().clone();
+    let binary: Vec<&String> = names.iter().filter(|n| !scalar.contains(&json!(n))).collect();
+    let mut problems = Vec::new();
+    for name in &binary {
+        for f in ["quantized.config.json", "quantized.meta.json"] {
+            let read = |d: &Path| std::fs::read(seg(d).join(format!("vector_storage-{name}")).join(f)).ok();
+            let (a, b) = (read(&dir), read(&theirs_dir));
+            if a != b {
+                problems.push(format!(
+                    "{name}/{f}: ours {:?}\n   qdrant-edge-py {:?}",
+                    a.map(|x| String::from_utf8_lossy(&x[..x.len().min(300)]).into_owned()),
+                    b.map(|x| String::from_utf8_lossy(&x[..x.len().min(300)]).into_owned())
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    for op in parse_update("upsert", &json!({"points": ops["upserts"]})).unwrap() {
+        shard.update(op).unwrap();
+    }
+    shard.flush().unwrap();
+    run_py(&["apply", theirs_dir.to_str().unwrap(), ops_file.to_str().unwrap(), "upserts"]);
+    let by_id = |d: &Path, name: &str, m: bool| {
+        let app = format!("segments/{}", seg(d).file_name().unwrap().to_str().unwrap());
+        Stored::read(d, &app, name, m)
+    };
+    for name in &binary {
+        let m = multi.contains(name);
+        let ours = by_id(&dir, name, m);
+        let qdrant = by_id(&theirs_dir, name, m);
+        assert_eq!(ours.by_id.keys().collect::<Vec<_>>(), qdrant.by_id.keys().collect::<Vec<_>>(), "{name}: ids");
+        let differ = ours.by_id.iter().filter(|(id, r)| qdrant.by_id[*id] != **r).count();
+        eprintln!(
+            "{name}: {} points, {differ} records differ; records ours {} / qdrant {}, inner {} / {}",
+            ours.by_id.len(),
+            ours.points,
+            qdrant.points,
+            ours.inner,
+            qdrant.inner
+        );
+        if differ > 0 || (m && ours.inner != qdrant.inner) || ours.points != ours.live_bound {
+            problems.push(format!("{name}: {differ} records differ"));
+        }
+    }
+    shard.close().unwrap();
+    drop(shard);
+    // (no point has the group "rare" here)
+    let reqs: Vec<Value> = requests(&made, &names).into_iter().filter(|r| r["filter"]["g"] != json!("rare")).collect();
+    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let reloaded = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &reloaded, false);
+    if !mismatches.is_empty() {
+        problems.push(format!(
+            "{} of {} searches on our files differ:\n{}",
             mismatches.len(),
             reqs.len(),
             mismatches.iter().take(6).cloned().collect::<Vec<_>>().join("\n")

@@ -19,14 +19,26 @@
 //!   offset is `(end, n)`. (Unlike the raw multivector storage, the reuse test is against the
 //!   previous *count*, not a capacity.) Offsets never written read as `(0, 0)`.
 //!
+//! A new appendable segment gets the empty storage ([`create_mutable_binary_storage`]), as
+//! Qdrant creates it with the segment: `quantized.config.json` (the vector's quantization config,
+//! `vector_parameters` with Cosine recorded as `Dot` and `invert` for Euclid / Manhattan,
+//! `"storage_type": "Mutable"`), `quantized.meta.json` (`encoding` unless one bit,
+//! `query_encoding` when scalar, and — when either needs them — the `vector_stats` of no vectors:
+//! `min` = `f32::MAX`, `max` = `−f32::MAX`, mean and stddev 0, so two-bit codes reduce to
+//! `(v > 0, 0)`) and the empty chunked directories.
+//!
 //! Scalar and product quantizations never have mutable storages (Qdrant refuses them), so an
 //! appendable segment only ever carries binary ones (TurboQuant is not read by this engine).
 
 use crate::error::{Error, FormatError, Result};
-use crate::format::binary_quantized::{is_mutable, BinaryEncoder};
+use crate::format::binary_quantized::{is_mutable, record_size, record_size_multi, BinaryEncoder, Encoding};
 use crate::format::names;
+use crate::format::segment_meta::{
+    BinaryQuantizationEncoding, BinaryQuantizationQueryEncoding, QuantizationConfig, VectorDataConfig,
+};
 use crate::format::segment_write::ChunkedVectorsWriter;
 use crate::storage::{join, Storage};
+use crate::types::Distance;
 
 /// Bytes of one multivector offset.
 const OFFSET_SIZE: u64 = 8;
@@ -160,6 +172,65 @@ impl<'s> BinaryQuantizedWriter<'s> {
     }
 }
 
+/// One element's stats of a storage calibrated on no vectors, as Qdrant writes them.
+const EMPTY_STATS: &str = r#"{"min":3.4028235e+38,"max":-3.4028235e+38,"mean":0.0,"stddev":0.0}"#;
+
+/// Create the empty mutable binary quantized storage of vector `name` (config `cfg`) in the
+/// new appendable segment `segment_dir`, when its quantization is binary (module docs).
+pub fn create_mutable_binary_storage(
+    storage: &dyn Storage,
+    segment_dir: &str,
+    name: &str,
+    cfg: &VectorDataConfig,
+) -> Result<()> {
+    let Some(QuantizationConfig::Binary { binary }) = &cfg.quantization_config else { return Ok(()) };
+    let dir = join(segment_dir, &names::vector_storage_dir(name));
+    let dim = usize::try_from(cfg.size).map_err(|_| Error::invalid(format!("{dir}: vector size {}", cfg.size)))?;
+    let (distance_type, invert) = match cfg.distance {
+        Distance::Cosine | Distance::Dot => ("Dot", false),
+        Distance::Euclid => ("L2", true),
+        Distance::Manhattan => ("L1", true),
+    };
+    let params = format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert}}}"#);
+    let (encoding, enc_name) = match binary.encoding {
+        None | Some(BinaryQuantizationEncoding::OneBit) => (Encoding::OneBit, None),
+        Some(BinaryQuantizationEncoding::TwoBits) => (Encoding::TwoBits, Some("TwoBits")),
+        Some(BinaryQuantizationEncoding::OneAndHalfBits) => (Encoding::OneAndHalfBits, Some("OneAndHalfBits")),
+    };
+    let query_name = match binary.query_encoding {
+        Some(BinaryQuantizationQueryEncoding::Scalar4Bits) => Some("Scalar4bits"),
+        Some(BinaryQuantizationQueryEncoding::Scalar8Bits) => Some("Scalar8bits"),
+        _ => None,
+    };
+    let mut meta = format!(r#"{{"vector_parameters":{params}"#);
+    if let Some(e) = enc_name {
+        meta.push_str(&format!(r#","encoding":"{e}""#));
+    }
+    if let Some(q) = query_name {
+        meta.push_str(&format!(r#","query_encoding":"{q}""#));
+    }
+    if enc_name.is_some() || query_name.is_some() {
+        meta.push_str(r#","vector_stats":{"elements_stats":["#);
+        meta.push_str(&vec![EMPTY_STATS; dim].join(","));
+        meta.push_str("]}");
+    }
+    meta.push('}');
+    let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
+    let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params},"storage_type":"Mutable"}}"#);
+
+    let multi = cfg.multivector_config.is_some();
+    let record = if multi { record_size_multi(dim, encoding) } else { record_size(dim, encoding) };
+    ChunkedVectorsWriter::create(storage, &join(&dir, "quantized_data"), record as u64, 1)?;
+    if multi {
+        ChunkedVectorsWriter::create(storage, &join(&dir, "quantized_offsets_data"), 1, OFFSET_SIZE)?;
+    }
+    storage.write_atomic(&join(&dir, "quantized.meta.json"), meta.as_bytes())?;
+    // the config last: with it, the storage exists
+    storage.write_atomic(&join(&dir, "quantized.config.json"), config.as_bytes())?;
+    storage.sync_dir(&dir)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +317,41 @@ mod tests {
         assert_eq!([rec(0), rec(1), rec(2), rec(3), rec(4)], [4, 2, 3, 5, 6]);
         let m = open_multi(&st, "seg/vector_storage-v", &cfg_json(&st), Memory::Cold).unwrap().unwrap();
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn new_segments_get_the_empty_storage() {
+        let st = MemoryStorage::new();
+        let cfg: VectorDataConfig = serde_json::from_str(
+            r#"{"size":3,"distance":"Euclid","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},
+                "quantization_config":{"binary":{"encoding":"two_bits"}},"multivector_config":{"comparator":"max_sim"}}"#,
+        )
+        .unwrap();
+        st.create_dir_all("seg/vector_storage-v").unwrap();
+        create_mutable_binary_storage(&st, "seg", "v", &cfg).unwrap();
+        let read =
+            |f: &str| String::from_utf8(st.read_all(&format!("seg/vector_storage-v/{f}")).unwrap().to_vec()).unwrap();
+        assert_eq!(
+            read("quantized.config.json"),
+            r#"{"quantization_config":{"binary":{"encoding":"two_bits"}},"vector_parameters":{"dim":3,"distance_type":"L2","invert":true},"storage_type":"Mutable"}"#
+        );
+        let stats = [EMPTY_STATS; 3].join(",");
+        assert_eq!(
+            read("quantized.meta.json"),
+            format!(
+                r#"{{"vector_parameters":{{"dim":3,"distance_type":"L2","invert":true}},"encoding":"TwoBits","vector_stats":{{"elements_stats":[{stats}]}}}}"#
+            )
+        );
+        let mut w = BinaryQuantizedWriter::open(&st, "seg", "v", true).unwrap().unwrap();
+        assert_eq!((w.len(), w.offsets_len()), (0, 0));
+        // no stats spread: two-bit codes are (v > 0, 0)
+        w.put_multi(0, &[vec![1.0, -1.0, 2.0]]).unwrap();
+        assert_eq!(w.records.get(0).unwrap().unwrap(), vec![0b101]);
+        // other quantizations: nothing
+        let mut scalar = cfg.clone();
+        scalar.quantization_config = serde_json::from_str(r#"{"scalar":{"type":"int8"}}"#).map(Some).unwrap();
+        create_mutable_binary_storage(&st, "seg2", "v", &scalar).unwrap();
+        assert!(!st.exists("seg2").unwrap());
     }
 
     #[test]

@@ -20,6 +20,7 @@ Commands:
                                 [id, ...]}: new ids, overwrites of ids in the appendable segment and
                                 of ids in the optimized one, some lacking some vectors, multivectors
                                 of 1-3 inner vectors (more or fewer than before), then deletions
+  create <shard_dir>            an empty shard with the config of `make`
   apply <shard_dir> <ops.json> <upserts|deletes>
                                 applies that part of `ops` with qdrant-edge-py, flush, close
   query <shard_dir> <req.json>  req: [{"using", "vector", "limit", "params": {"hnsw_ef"?,
@@ -232,6 +233,9 @@ def main():
         make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
     elif cmd == "ops":
         ops(int(sys.argv[2]), int(sys.argv[3]))
+    elif cmd == "create":
+        qe.EdgeShard.create(path, config()).close()
+        print(json.dumps({"ok": True}))
     elif cmd == "apply":
         apply(path, sys.argv[3], sys.argv[4])
     elif cmd == "query":
