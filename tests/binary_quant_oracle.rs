@@ -31,7 +31,23 @@
 //!    fixed-length queue, so the heap leaves them where Qdrant's does.
 //! 3. Negative control in both: the unrescored requests answered by our engine with
 //!    `quantization.ignore` (original vectors) must differ from Qdrant's for at least 95 %.
-//! 4. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
+//! 4. `our_writes_keep_the_mutable_binary_storage`: on a shard made with `late` = 240, our engine
+//!    applies `binary_quant_oracle.py ops` (new ids, overwrites of ids in the appendable and in
+//!    the optimized segment, some points lacking some vectors, multivectors growing and
+//!    shrinking; flush; then deletions; flush, close) and qdrant-edge-py applies the same
+//!    updates to a copy (`apply`). In the appendable segment, every live point's quantized
+//!    record (multivectors: offset count and inner records) must be byte-equal between the two
+//!    copies (internal ids may differ: Qdrant takes a batch in hash order); each copy's record
+//!    counts (`status.dat`) must follow Qdrant's rule (a record only for a point written with the
+//!    vector; deletions write none), and the multivectors' inner-record counts must be equal.
+//!    Then the searches of (2) on our copy — answered by our engine before closing, after a
+//!    reload, and by qdrant-edge-py — must agree as strictly as in (2).
+//! 5. `segments_we_create_carry_the_mutable_binary_storage`: a shard created by our engine with
+//!    the config of `make` (read from a shard qdrant-edge-py created) has, per binary vector,
+//!    the same `quantized.config.json` and `quantized.meta.json` bytes as qdrant-edge-py's; after
+//!    the same upserts on both, every point's quantized record is byte-equal and the searches on
+//!    our files agree as in (2).
+//! 6. `damaged_binary_quantized_files_never_panic`: truncations and bit flips in the binary
 //!    quantized files (meta, config, `quantized.data`, `quantized.offsets.data`, the chunked
 //!    directories) give a load error or answers, never a panic.
 //!
@@ -39,13 +55,17 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use common::ranked::{agreement, Agreement, Run, Ties};
-use qdrant_edge_wasm::api::dispatch;
+use qdrant_edge_wasm::api::{dispatch, updates::parse_update};
+use qdrant_edge_wasm::format::id_tracker::IdTracker;
+use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
+use qdrant_edge_wasm::types::PointId;
 use serde_json::{json, Value};
 
 const N: usize = 3000;
@@ -165,26 +185,56 @@ fn run_oracle(late: usize) {
         }
     }
 
+    let reqs = requests(&made, &names);
+    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &shard, true);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} binary-quantized searches differ between Qdrant and our engine:\n{}",
+        mismatches.len(),
+        reqs.len(),
+        mismatches.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+    );
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
+}
+
+/// Every query of `made` for `names` with every parameter set.
+fn requests(made: &Value, names: &[String]) -> Vec<Value> {
     let mut reqs = Vec::new();
-    for name in &names {
+    for name in names {
         for v in made["queries"][name].as_array().unwrap() {
             for (params, filter) in param_sets() {
                 reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
             }
         }
     }
-    let req_file = tmp.path().join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
-    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+    reqs
+}
 
-    let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+/// qdrant-edge-py's answers to `reqs` on a fresh load of `dir`.
+fn qdrant_answers(tmp: &Path, dir: &Path, reqs: &[Value]) -> Vec<Answer> {
+    let req_file = tmp.join("reqs.json");
+    std::fs::write(&req_file, serde_json::to_vec(reqs).unwrap()).unwrap();
+    parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]))
+}
+
+/// Our answers against Qdrant's (module docs): the mismatches and the number of answers equal
+/// id for id; `control`: also run (and assert) the negative control.
+fn compare_all(
+    made: &Value,
+    reqs: &[Value],
+    theirs: &[Answer],
+    shard: &EdgeShard,
+    control: bool,
+) -> (Vec<String>, usize) {
     let mut mismatches = Vec::new();
     let (mut exact, mut tie_orders, mut boundary) = (0, 0, 0);
     let mut unrescored = 0;
     let mut control_same = 0;
-    for (r, a) in reqs.iter().zip(&theirs) {
+    for (r, a) in reqs.iter().zip(theirs) {
         assert!(!a.is_empty(), "Qdrant found nothing for {r}");
-        let b = our_answer(&shard, r);
+        let b = our_answer(shard, r);
         let rescored = r["params"].pointer("/quantization/ignore") == Some(&json!(true))
             || r["params"].pointer("/quantization/rescore") != Some(&json!(false));
         // Scalar scores: Qdrant's SIMD kernels may round the last bit differently, so nearly
@@ -199,11 +249,11 @@ fn run_oracle(late: usize) {
                 .push(format!("{} {} filter {}: qdrant {a:?}\n   ours   {b:?}", r["using"], r["params"], r["filter"])),
         }
         // Negative control: the same request scored with the original vectors.
-        if !rescored {
+        if control && !rescored {
             unrescored += 1;
             let mut c = r.clone();
             c["params"]["quantization"] = json!({"ignore": true});
-            if compare(a, &our_answer(&shard, &c), relaxed, scalar) != Agreement::No {
+            if compare(a, &our_answer(shard, &c), relaxed, scalar) != Agreement::No {
                 control_same += 1;
             }
         }
@@ -214,19 +264,16 @@ fn run_oracle(late: usize) {
         reqs.len(),
         mismatches.len()
     );
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} binary-quantized searches differ between Qdrant and our engine:\n{}",
-        mismatches.len(),
-        reqs.len(),
-        mismatches.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
-    );
-    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
-    eprintln!("negative control: {control_same} of {unrescored} unrescored answers also equal without quantization");
-    assert!(
-        control_same * 20 < unrescored,
-        "{control_same} of {unrescored} answers do not depend on the quantized data"
-    );
+    if control {
+        eprintln!(
+            "negative control: {control_same} of {unrescored} unrescored answers also equal without quantization"
+        );
+        assert!(
+            control_same * 20 < unrescored,
+            "{control_same} of {unrescored} answers do not depend on the quantized data"
+        );
+    }
+    (mismatches, exact)
 }
 
 #[test]
@@ -237,6 +284,302 @@ fn binary_quantized_searches_match_qdrant_one_segment() {
 #[test]
 fn binary_quantized_searches_match_qdrant_with_appendable_segment() {
     run_oracle(240);
+}
+
+/// A chunked directory (§1.12) read straight from its files: `(len, record size, records)`.
+struct Chunked {
+    len: u64,
+    record: usize,
+    per_chunk: u64,
+    chunks: Vec<Vec<u8>>,
+}
+
+impl Chunked {
+    fn open(dir: &Path, elem: usize) -> Chunked {
+        let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let status = std::fs::read(dir.join("status.dat")).unwrap();
+        let len = u64::from_le_bytes(status[..8].try_into().unwrap());
+        let record = cfg["dim"].as_u64().unwrap() as usize * elem;
+        let per_chunk = cfg["chunk_size_vectors"].as_u64().unwrap();
+        let mut chunks = Vec::new();
+        while let Ok(c) = std::fs::read(dir.join(format!("chunk_{}.mmap", chunks.len()))) {
+            chunks.push(c);
+        }
+        Chunked { len, record, per_chunk, chunks }
+    }
+
+    /// Record `k`, `None` past the end.
+    fn get(&self, k: u64) -> Option<&[u8]> {
+        if k >= self.len {
+            return None;
+        }
+        let off = (k % self.per_chunk) as usize * self.record;
+        Some(&self.chunks[(k / self.per_chunk) as usize][off..off + self.record])
+    }
+}
+
+/// What the appendable segment of `dir` stores for `name`.
+struct Stored {
+    /// Per live point id, its quantized record (multivectors: the offset's count and the inner
+    /// records); `None`: the point lacks the vector.
+    by_id: BTreeMap<u64, Option<Vec<u8>>>,
+    /// Records (multivectors: offsets).
+    points: u64,
+    /// Inner records of multivectors (= `points` otherwise).
+    inner: u64,
+    /// One past the largest internal id of a live point with the vector.
+    live_bound: u64,
+}
+
+fn quantized_by_id(dir: &Path, name: &str, multi: bool) -> Stored {
+    let st = FsStorage::new(dir).unwrap();
+    let (_, app) = segments(&st);
+    Stored::read(dir, &app, name, multi)
+}
+
+impl Stored {
+    /// `app`: the appendable segment's directory, relative to `dir`.
+    fn read(dir: &Path, app: &str, name: &str, multi: bool) -> Stored {
+        let st = FsStorage::new(dir).unwrap();
+        let tracker = IdTracker::open(&st, app, true).unwrap();
+        let shard = EdgeShard::load(Arc::new(FsStorage::new(dir).unwrap()), "").unwrap();
+        let vdir = dir.join(app).join(format!("vector_storage-{name}"));
+        let records = Chunked::open(&vdir.join("quantized_data"), 1);
+        let offsets = multi.then(|| Chunked::open(&vdir.join("quantized_offsets_data"), 8));
+        let mut out = BTreeMap::new();
+        let mut max_with_vector: Option<u32> = None;
+        for (id, internal) in tracker.iter_live() {
+            let PointId::Num(id) = id else { panic!("uuid ids are not used here") };
+            let got = dispatch(&shard, "retrieve", &json!({"ids": [id], "with_vector": [name], "with_payload": false}))
+                .unwrap();
+            let has = got.as_array().map(|a| a.len() == 1).unwrap() && !got[0]["vector"][name].is_null();
+            if !has {
+                out.insert(id, None);
+                continue;
+            }
+            max_with_vector = max_with_vector.max(Some(internal));
+            // A record past the end reads as the bytes "missing".
+            let missing = b"missing".to_vec();
+            let bytes = match &offsets {
+                None => records.get(u64::from(internal)).map_or(missing, |r| r.to_vec()),
+                Some(o) => match o.get(u64::from(internal)) {
+                    None => missing,
+                    Some(off) => {
+                        let start = u32::from_le_bytes(off[..4].try_into().unwrap());
+                        let count = u32::from_le_bytes(off[4..].try_into().unwrap());
+                        let mut b = count.to_le_bytes().to_vec();
+                        for k in start..start + count {
+                            b.extend_from_slice(records.get(u64::from(k)).unwrap_or(b"missing"));
+                        }
+                        b
+                    }
+                },
+            };
+            out.insert(id, Some(bytes));
+        }
+        let points = offsets.as_ref().map_or(records.len, |o| o.len);
+        let live_bound = max_with_vector.map_or(0, |i| u64::from(i) + 1);
+        Stored { by_id: out, points, inner: records.len, live_bound }
+    }
+}
+
+#[test]
+fn our_writes_keep_the_mutable_binary_storage() {
+    let late = 240;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    let made = run_py(&["make", dir.to_str().unwrap(), &N.to_string(), &late.to_string()]);
+    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
+    let multi: Vec<String> = made["multi"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let scalar: Vec<Value> = made["scalar"].as_array().unwrap().clone();
+    let binary: Vec<&String> = names.iter().filter(|n| !scalar.contains(&json!(n))).collect();
+    let ops = run_py(&["ops", &N.to_string(), &late.to_string()]);
+    let ops_file = tmp.path().join("ops.json");
+    std::fs::write(&ops_file, serde_json::to_vec(&ops).unwrap()).unwrap();
+    let theirs_dir = tmp.path().join("theirs");
+    common::copy_dir_sparse(&dir, &theirs_dir).unwrap();
+
+    // Record counts before the updates.
+    let before: BTreeMap<&String, Stored> =
+        binary.iter().map(|n| (*n, quantized_by_id(&dir, n, multi.contains(n)))).collect();
+
+    // Our engine and qdrant-edge-py (on the copy) apply the upserts, flush; the deletions, flush.
+    let mut shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let mut problems = Vec::new();
+    for (phase, cmd, body) in [
+        ("upserts", "upsert", json!({"points": ops["upserts"]})),
+        ("deletes", "delete", json!({"points": ops["deletes"]})),
+    ] {
+        for op in parse_update(cmd, &body).unwrap() {
+            shard.update(op).unwrap();
+        }
+        shard.flush().unwrap();
+        run_py(&["apply", theirs_dir.to_str().unwrap(), ops_file.to_str().unwrap(), phase]);
+        // Byte for byte, per point id; record counts by Qdrant's rule: a record (offset) at the
+        // internal id of every point written with the vector, nothing otherwise (deletions
+        // write nothing).
+        for name in &binary {
+            let m = multi.contains(name);
+            let ours = quantized_by_id(&dir, name, m);
+            let qdrant = quantized_by_id(&theirs_dir, name, m);
+            let b = &before[name];
+            assert_eq!(
+                ours.by_id.keys().collect::<Vec<_>>(),
+                qdrant.by_id.keys().collect::<Vec<_>>(),
+                "{phase} {name}: live ids"
+            );
+            let differ: Vec<u64> =
+                ours.by_id.iter().filter(|(id, r)| qdrant.by_id[*id] != **r).map(|(id, _)| *id).collect();
+            let with = ours.by_id.values().filter(|r| r.is_some()).count();
+            eprintln!(
+                "{phase} {name}: {} live points ({with} with the vector), {} records differ from qdrant-edge-py's; \
+                 records {} -> ours {} / qdrant {}, inner {} -> ours {} / qdrant {}",
+                ours.by_id.len(),
+                differ.len(),
+                b.points,
+                ours.points,
+                qdrant.points,
+                b.inner,
+                ours.inner,
+                qdrant.inner
+            );
+            if !differ.is_empty() {
+                problems.push(format!(
+                    "{phase} {name}: {} points' records differ from qdrant-edge-py's, e.g. ids {:?}",
+                    differ.len(),
+                    &differ[..3.min(differ.len())]
+                ));
+            }
+            if m && ours.inner != qdrant.inner {
+                problems.push(format!("{phase} {name}: {} inner records, qdrant-edge-py {}", ours.inner, qdrant.inner));
+            }
+            for (who, s) in [("ours", &ours), ("qdrant-edge-py", &qdrant)] {
+                // After the upserts: exactly up to the last live point with the vector. The
+                // deletions only remove points.
+                let ok = if phase == "upserts" {
+                    s.points == b.points.max(s.live_bound)
+                } else {
+                    s.points >= b.points.max(s.live_bound)
+                };
+                if !ok {
+                    problems.push(format!(
+                        "{phase} {name} {who}: {} records, expected max({}, {})",
+                        s.points, b.points, s.live_bound
+                    ));
+                }
+            }
+        }
+    }
+
+    // Searches: our engine before closing, after a reload, qdrant-edge-py on our files.
+    let reqs = requests(&made, &names);
+    let before_close: Vec<Answer> = reqs.iter().map(|r| our_answer(&shard, r)).collect();
+    shard.close().unwrap();
+    drop(shard);
+    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let reloaded = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &reloaded, false);
+    let stale = reqs.iter().zip(&before_close).filter(|(r, a)| our_answer(&reloaded, r) != **a).count();
+    eprintln!("{stale} of {} answers before closing differ from the reloaded shard's", reqs.len());
+    if stale > 0 {
+        problems.push(format!("{stale} answers before closing differ from the reloaded shard's"));
+    }
+    if !mismatches.is_empty() {
+        problems.push(format!(
+            "{} of {} searches on our files differ between qdrant-edge-py and our engine:\n{}",
+            mismatches.len(),
+            reqs.len(),
+            mismatches.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
+}
+
+#[test]
+fn segments_we_create_carry_the_mutable_binary_storage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs_dir = tmp.path().join("theirs");
+    let dir = tmp.path().join("ours");
+    run_py(&["create", theirs_dir.to_str().unwrap()]);
+    let config: EdgeConfig =
+        serde_json::from_slice(&std::fs::read(theirs_dir.join("edge_config.json")).unwrap()).unwrap();
+    let mut shard = EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", config).unwrap();
+    // Queries from `make`; upserts from `ops` (all ids are new here).
+    let made = run_py(&["make", tmp.path().join("made").to_str().unwrap(), "40", "0"]);
+    let ops = run_py(&["ops", "200", "20"]);
+    let ops_file = tmp.path().join("ops.json");
+    std::fs::write(&ops_file, serde_json::to_vec(&ops).unwrap()).unwrap();
+
+    let seg = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(v.len(), 1, "one segment in {}", d.display());
+        v.pop().unwrap()
+    };
+    let names: Vec<String> = made["vectors"].as_object().unwrap().keys().cloned().collect();
+    let multi: Vec<String> = made["multi"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let scalar: Vec<Value> = made["scalar"].as_array().unwrap().clone();
+    let binary: Vec<&String> = names.iter().filter(|n| !scalar.contains(&json!(n))).collect();
+    let mut problems = Vec::new();
+    for name in &binary {
+        for f in ["quantized.config.json", "quantized.meta.json"] {
+            let read = |d: &Path| std::fs::read(seg(d).join(format!("vector_storage-{name}")).join(f)).ok();
+            let (a, b) = (read(&dir), read(&theirs_dir));
+            if a != b {
+                problems.push(format!(
+                    "{name}/{f}: ours {:?}\n   qdrant-edge-py {:?}",
+                    a.map(|x| String::from_utf8_lossy(&x[..x.len().min(300)]).into_owned()),
+                    b.map(|x| String::from_utf8_lossy(&x[..x.len().min(300)]).into_owned())
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    for op in parse_update("upsert", &json!({"points": ops["upserts"]})).unwrap() {
+        shard.update(op).unwrap();
+    }
+    shard.flush().unwrap();
+    run_py(&["apply", theirs_dir.to_str().unwrap(), ops_file.to_str().unwrap(), "upserts"]);
+    let by_id = |d: &Path, name: &str, m: bool| {
+        let app = format!("segments/{}", seg(d).file_name().unwrap().to_str().unwrap());
+        Stored::read(d, &app, name, m)
+    };
+    for name in &binary {
+        let m = multi.contains(name);
+        let ours = by_id(&dir, name, m);
+        let qdrant = by_id(&theirs_dir, name, m);
+        assert_eq!(ours.by_id.keys().collect::<Vec<_>>(), qdrant.by_id.keys().collect::<Vec<_>>(), "{name}: ids");
+        let differ = ours.by_id.iter().filter(|(id, r)| qdrant.by_id[*id] != **r).count();
+        eprintln!(
+            "{name}: {} points, {differ} records differ; records ours {} / qdrant {}, inner {} / {}",
+            ours.by_id.len(),
+            ours.points,
+            qdrant.points,
+            ours.inner,
+            qdrant.inner
+        );
+        if differ > 0 || (m && ours.inner != qdrant.inner) || ours.points != ours.live_bound {
+            problems.push(format!("{name}: {differ} records differ"));
+        }
+    }
+    shard.close().unwrap();
+    drop(shard);
+    // (no point has the group "rare" here)
+    let reqs: Vec<Value> = requests(&made, &names).into_iter().filter(|r| r["filter"]["g"] != json!("rare")).collect();
+    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let reloaded = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &reloaded, false);
+    if !mismatches.is_empty() {
+        problems.push(format!(
+            "{} of {} searches on our files differ:\n{}",
+            mismatches.len(),
+            reqs.len(),
+            mismatches.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
 }
 
 /// One way of damaging a file.

@@ -1,4 +1,5 @@
-//! Binary quantized vectors (§6.1, §6.2, §6.4), read-only.
+//! Binary quantized vectors (§6.1, §6.2, §6.4): reading, and the encoder that
+//! [`super::binary_quantized_write`] writes mutable storages with.
 //!
 //! Inside `vector_storage[-<name>]/`:
 //! * `quantized.config.json`: `{"quantization_config": {"binary": {...}}, "vector_parameters": …,
@@ -168,34 +169,9 @@ impl BinaryQuantized {
         memory: Memory,
         multi: bool,
     ) -> Result<Option<BinaryQuantized>, Error> {
-        let meta_path = join(storage_dir, "quantized.meta.json");
-        if !storage.is_file(&meta_path)? {
+        let Some((meta, record)) = read_meta(storage, storage_dir, multi)? else {
             return Ok(None);
-        }
-        let meta: Meta = serde_json::from_slice(&storage.read_all(&meta_path)?)
-            .map_err(|e| FormatError::corrupt(&meta_path, format!("not a binary quantization meta: {e}")))?;
-        let dim = meta.vector_parameters.dim;
-        if dim == 0 || dim > 65_536 {
-            return Err(FormatError::corrupt(&meta_path, format!("dim {dim}")).into());
-        }
-        let needs_stats = !matches!(meta.encoding, Encoding::OneBit);
-        match &meta.vector_stats {
-            Some(s) if s.elements_stats.len() != dim => {
-                return Err(FormatError::corrupt(
-                    &meta_path,
-                    format!("{} element stats for dim {dim}", s.elements_stats.len()),
-                )
-                .into());
-            }
-            Some(s) if s.elements_stats.iter().any(|e| !(e.mean.is_finite() && e.stddev.is_finite())) => {
-                return Err(FormatError::corrupt(&meta_path, "non-finite element stats").into());
-            }
-            None if needs_stats => {
-                return Err(FormatError::corrupt(&meta_path, "two-bit encodings need vector_stats").into());
-            }
-            _ => {}
-        }
-        let record = if multi { record_size_multi(dim, meta.encoding) } else { record_size(dim, meta.encoding) };
+        };
         let mutable = is_mutable(cfg);
         let records = if mutable {
             let dir = join(storage_dir, "quantized_data");
@@ -364,6 +340,71 @@ impl BinaryQuantized {
             }
             Records::Chunked(c) => c.with_record(u64::from(i), |rec| self.score_record(q, rec)),
         }
+    }
+}
+
+/// Read and check `quantized.meta.json` in `storage_dir` (`None` without one): the meta and the
+/// record size (`multi`: of multivector inner vectors).
+fn read_meta(storage: &dyn Storage, storage_dir: &str, multi: bool) -> Result<Option<(Meta, usize)>, Error> {
+    let meta_path = join(storage_dir, "quantized.meta.json");
+    if !storage.is_file(&meta_path)? {
+        return Ok(None);
+    }
+    let meta: Meta = serde_json::from_slice(&storage.read_all(&meta_path)?)
+        .map_err(|e| FormatError::corrupt(&meta_path, format!("not a binary quantization meta: {e}")))?;
+    let dim = meta.vector_parameters.dim;
+    if dim == 0 || dim > 65_536 {
+        return Err(FormatError::corrupt(&meta_path, format!("dim {dim}")).into());
+    }
+    let needs_stats = !matches!(meta.encoding, Encoding::OneBit);
+    match &meta.vector_stats {
+        Some(s) if s.elements_stats.len() != dim => {
+            return Err(FormatError::corrupt(
+                &meta_path,
+                format!("{} element stats for dim {dim}", s.elements_stats.len()),
+            )
+            .into());
+        }
+        Some(s) if s.elements_stats.iter().any(|e| !(e.mean.is_finite() && e.stddev.is_finite())) => {
+            return Err(FormatError::corrupt(&meta_path, "non-finite element stats").into());
+        }
+        None if needs_stats => {
+            return Err(FormatError::corrupt(&meta_path, "two-bit encodings need vector_stats").into());
+        }
+        _ => {}
+    }
+    let record = if multi { record_size_multi(dim, meta.encoding) } else { record_size(dim, meta.encoding) };
+    Ok(Some((meta, record)))
+}
+
+/// The encoder of a binary storage's records (its `quantized.meta.json`, the records not
+/// opened), for the write path.
+#[derive(Debug)]
+pub struct BinaryEncoder(BinaryQuantized);
+
+impl BinaryEncoder {
+    /// The encoder of the storage in `storage_dir` (`None` without `quantized.meta.json`);
+    /// `multi`: records of multivector inner vectors.
+    pub fn open(storage: &dyn Storage, storage_dir: &str, multi: bool) -> Result<Option<BinaryEncoder>, Error> {
+        Ok(read_meta(storage, storage_dir, multi)?.map(|(meta, record)| {
+            BinaryEncoder(BinaryQuantized { meta, record, records: Records::Flat(bytes::Bytes::new()) })
+        }))
+    }
+
+    /// Record size in bytes.
+    pub fn record_size(&self) -> usize {
+        self.0.record
+    }
+
+    /// The dimension the storage quantizes.
+    pub fn dim(&self) -> usize {
+        self.0.dim()
+    }
+
+    /// The record of a stored vector of `dim` values, encoded as Qdrant's mutable storage does
+    /// (no shift for `uint8`), or `None` for another length.
+    pub fn encode(&self, v: &[f32]) -> Option<Vec<u8>> {
+        (v.len() == self.dim()).then(|| self.0.encode_bits(v))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod le;
 pub mod names;
 
 pub mod binary_quantized;
+pub mod binary_quantized_write;
 pub mod chunked;
 pub mod dense;
 pub mod field_index_write;

@@ -1642,6 +1642,8 @@ pub fn create_appendable_segment(
         } else {
             DenseVectorWriter::create(storage, &dir, name, cfg)?;
         }
+        // Qdrant creates an appendable segment's binary quantization with it (mutable, empty).
+        crate::format::binary_quantized_write::create_mutable_binary_storage(storage, &dir, name, cfg)?;
     }
     for name in config.sparse_vector_data.keys() {
         let vdir = join(&dir, &names::vector_storage_dir(name));

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, VectorKind};
 use crate::error::{Error, Result};
+use crate::format::binary_quantized_write::BinaryQuantizedWriter;
 use crate::format::field_index_write::{
     build_field_index, config_set_field, drop_field_index, mutable_index_types, FieldIndexWriter,
 };
@@ -400,6 +401,14 @@ impl EdgeShard {
                 return Err(Error::Internal(format!("segment {tdir} has no storage for vector `{name}`")));
             }
         }
+        // Qdrant's appendable segments keep binary quantized copies of their vectors (mutable
+        // storages): every vector written gets its record, as Qdrant writes it.
+        let mut quantized: HashMap<String, BinaryQuantizedWriter> = HashMap::new();
+        for (name, is_multi) in dense.keys().map(|n| (n, false)).chain(multi.keys().map(|n| (n, true))) {
+            if let Some(w) = BinaryQuantizedWriter::open(st, &tdir, name, is_multi)? {
+                quantized.insert(name.clone(), w);
+            }
+        }
         // The target's payload indexes follow every point written to it.
         let mut field_indexes: Vec<FieldIndexWriter> = Vec::new();
         for (field, schema) in &self.segments[target].payload_index.indexed_fields {
@@ -460,15 +469,27 @@ impl EdgeShard {
                         }
                     };
                     let point = &self.overlay[i];
+                    // A vector absent from the point leaves its quantized record alone, as in
+                    // Qdrant.
                     for (name, w) in dense.iter_mut() {
                         match point.vectors.get(name) {
-                            Some(VectorValue::Dense(v)) => w.put(internal, Some(v))?,
+                            Some(VectorValue::Dense(v)) => {
+                                w.put(internal, Some(v))?;
+                                if let Some(q) = quantized.get_mut(name) {
+                                    q.put(internal, v)?;
+                                }
+                            }
                             _ => w.put(internal, None)?,
                         }
                     }
                     for (name, w) in multi.iter_mut() {
                         match point.vectors.get(name) {
-                            Some(VectorValue::Multi(v)) => w.put(internal, Some(v))?,
+                            Some(VectorValue::Multi(v)) => {
+                                w.put(internal, Some(v))?;
+                                if let Some(q) = quantized.get_mut(name) {
+                                    q.put_multi(internal, v)?;
+                                }
+                            }
                             _ => w.put(internal, None)?,
                         }
                     }
@@ -516,6 +537,9 @@ impl EdgeShard {
             w.flush()?;
         }
         for w in multi.values_mut() {
+            w.flush()?;
+        }
+        for w in quantized.values_mut() {
             w.flush()?;
         }
         for (store, flags) in sparse.values_mut() {

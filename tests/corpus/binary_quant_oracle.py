@@ -14,6 +14,15 @@ Commands:
                                 Some points lack some vectors. Prints
                                 {"queries": {name: [vector, ...]}, "vectors": {name: case},
                                  "multi": [name, ...], "scalar": [name, ...]}
+  ops <n> <late>                the updates tests/binary_quant_oracle.rs applies (with our engine, and
+                                with `apply` to a copy) to a shard made by `make <dir> n late`:
+                                {"upserts": [{"id", "vector": {name: v}, "payload"}], "deletes":
+                                [id, ...]}: new ids, overwrites of ids in the appendable segment and
+                                of ids in the optimized one, some lacking some vectors, multivectors
+                                of 1-3 inner vectors (more or fewer than before), then deletions
+  create <shard_dir>            an empty shard with the config of `make`
+  apply <shard_dir> <ops.json> <upserts|deletes>
+                                applies that part of `ops` with qdrant-edge-py, flush, close
   query <shard_dir> <req.json>  req: [{"using", "vector", "limit", "params": {"hnsw_ef"?,
                                 "exact"?, "quantization"?: {"ignore"?, "rescore"?,
                                 "oversampling"?}}, "filter": null | {"g": value}}];
@@ -110,6 +119,12 @@ def point(g, i, late):
     return qe.Point(i, v, {"i": i, "g": grp, "late": late})
 
 
+def late_points(g, n, late_n):
+    late = [point(g, n + i, True) for i in range(late_n // 2)]
+    late += [point(g, g.rng.randrange(n), True) for _ in range(late_n // 2)]
+    return late
+
+
 def make(path, n, late_n=LATE):
     g = Gen(99)
     shard = qe.EdgeShard.create(path, config())
@@ -123,10 +138,9 @@ def make(path, n, late_n=LATE):
     shard.flush()
     # Later changes: new ids, overwritten ids, deletions (appendable segment).
     if late_n:
-        late = [point(g, n + i, True) for i in range(late_n // 2)]
-        late += [point(g, g.rng.randrange(n), True) for _ in range(late_n // 2)]
+        late = late_points(g, n, late_n)
         shard.update(qe.UpdateOperation.upsert_points(late))
-        shard.update(qe.UpdateOperation.delete_points([n + 3, n + 11, 5, 17, 2024]))
+        shard.update(qe.UpdateOperation.delete_points(LATE_DELETES(n)))
     shard.flush()
     shard.close()
     q = Gen(5)
@@ -137,6 +151,48 @@ def make(path, n, late_n=LATE):
         for name, (d, dist, dt, e, qe_) in VECTORS.items()
     }
     print(json.dumps({"queries": queries, "vectors": cases, "multi": list(MULTI), "scalar": list(SCALAR)}))
+
+
+LATE_DELETES = lambda n: [n + 3, n + 11, 5, 17, 2024]
+
+
+def ops(n, late_n):
+    """Updates on top of `make(.., n, late_n)` (module docs)."""
+    g = Gen(99)
+    base = [point(g, i, False) for i in range(n)]
+    late = late_points(g, n, late_n) if late_n else []
+    gone = {i for i in range(n) if i % 41 == 7} | set(LATE_DELETES(n))
+    appendable = sorted({p.id for p in late} - gone)
+    optimized = sorted({p.id for p in base} - gone - set(appendable))
+    r = random.Random(7)
+    o = Gen(7)
+    o.centers = g.centers
+    ids = [n + 1000 + i for i in range(120)]
+    ids += r.sample(appendable, min(80, len(appendable)))
+    ids += r.sample(optimized, 100)
+    r.shuffle(ids)
+    upserts = []
+    for k, i in enumerate(ids):
+        v = {}
+        for j, name in enumerate(VECTORS):
+            if (i + j + k) % 7 != 3:
+                v[name] = o.vec(name)
+        upserts.append({"id": i, "vector": v, "payload": {"i": i, "g": GROUPS[k % 4], "late": True, "ours": True}})
+    deletes = r.sample(appendable, 10) + r.sample(optimized, 10) + r.sample(ids, 10)
+    print(json.dumps({"upserts": upserts, "deletes": sorted(set(deletes))}))
+
+
+def apply(path, ops_file, part):
+    o = json.load(open(ops_file))
+    shard = qe.EdgeShard.load(path)
+    if part == "upserts":
+        pts = [qe.Point(p["id"], p["vector"], p["payload"]) for p in o["upserts"]]
+        shard.update(qe.UpdateOperation.upsert_points(pts))
+    else:
+        shard.update(qe.UpdateOperation.delete_points(o["deletes"]))
+    shard.flush()
+    shard.close()
+    print(json.dumps({"ok": True}))
 
 
 def params(p):
@@ -175,6 +231,13 @@ def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "make":
         make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
+    elif cmd == "ops":
+        ops(int(sys.argv[2]), int(sys.argv[3]))
+    elif cmd == "create":
+        qe.EdgeShard.create(path, config()).close()
+        print(json.dumps({"ok": True}))
+    elif cmd == "apply":
+        apply(path, sys.argv[3], sys.argv[4])
     elif cmd == "query":
         query(path, sys.argv[3])
     else:

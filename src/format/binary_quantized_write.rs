@@ -1,0 +1,369 @@
+//! Writing the mutable binary quantized storage of an appendable segment (§6.2, §6.7), as
+//! Qdrant's segment does on every vector write.
+//!
+//! Inside `vector_storage[-<name>]/`, when `quantized.config.json` names a binary quantization
+//! with `"storage_type": "Mutable"`: the records in the chunked directory `quantized_data/`
+//! (record size = the encoded bytes) and, for multivectors, the per-point `{start: u32, count:
+//! u32}` offsets in the chunked directory `quantized_offsets_data/` (8-byte elements). The
+//! encoding is [`super::binary_quantized`]'s with the storage's own `quantized.meta.json` (the
+//! `vector_stats` the segment was created with), applied to the stored (preprocessed) values;
+//! `uint8` values are not shifted.
+//!
+//! What Qdrant writes, and so what this writer writes:
+//! * a point written with the vector: its record at its internal id (appended, or overwritten
+//!   in place when the internal id is reused), `status.dat` = the largest record index + 1;
+//! * a point written without the vector, and a deleted point: nothing (old records stay);
+//! * a multivector of `n` inner vectors for internal id `i`: when `i` already has an offset
+//!   `(start, count)` with `n <= count`, the records go to `start..start + n` and the offset
+//!   becomes `(start, n)`; otherwise they are appended after the last inner record and the
+//!   offset is `(end, n)`. (Unlike the raw multivector storage, the reuse test is against the
+//!   previous *count*, not a capacity.) Offsets never written read as `(0, 0)`.
+//!
+//! A new appendable segment gets the empty storage ([`create_mutable_binary_storage`]), as
+//! Qdrant creates it with the segment: `quantized.config.json` (the vector's quantization config,
+//! `vector_parameters` with Cosine recorded as `Dot` and `invert` for Euclid / Manhattan,
+//! `"storage_type": "Mutable"`), `quantized.meta.json` (`encoding` unless one bit,
+//! `query_encoding` when scalar, and — when either needs them — the `vector_stats` of no vectors:
+//! `min` = `f32::MAX`, `max` = `−f32::MAX`, mean and stddev 0, so two-bit codes reduce to
+//! `(v > 0, 0)`) and the empty chunked directories.
+//!
+//! Scalar and product quantizations never have mutable storages (Qdrant refuses them), so an
+//! appendable segment only ever carries binary ones (TurboQuant is not read by this engine).
+
+use crate::error::{Error, FormatError, Result};
+use crate::format::binary_quantized::{is_mutable, record_size, record_size_multi, BinaryEncoder, Encoding};
+use crate::format::names;
+use crate::format::segment_meta::{
+    BinaryQuantizationEncoding, BinaryQuantizationQueryEncoding, QuantizationConfig, VectorDataConfig,
+};
+use crate::format::segment_write::ChunkedVectorsWriter;
+use crate::storage::{join, Storage};
+use crate::types::Distance;
+
+/// Bytes of one multivector offset.
+const OFFSET_SIZE: u64 = 8;
+
+/// Writer of one vector's mutable binary quantized storage.
+#[derive(Debug)]
+pub struct BinaryQuantizedWriter<'s> {
+    dir: String,
+    encoder: BinaryEncoder,
+    records: ChunkedVectorsWriter<'s>,
+    /// Multivectors: the per-point offsets.
+    offsets: Option<ChunkedVectorsWriter<'s>>,
+}
+
+impl<'s> BinaryQuantizedWriter<'s> {
+    /// Open the mutable binary quantized storage of vector `name` in `segment_dir`; `multi`:
+    /// the vector is a multivector. `None` when the vector has no such storage (no quantization,
+    /// another kind, an immutable one, or files the reader ignores too).
+    pub fn open(
+        storage: &'s dyn Storage,
+        segment_dir: &str,
+        name: &str,
+        multi: bool,
+    ) -> Result<Option<BinaryQuantizedWriter<'s>>> {
+        let dir = join(segment_dir, &names::vector_storage_dir(name));
+        let cfg_path = join(&dir, "quantized.config.json");
+        if !storage.is_file(&cfg_path)? {
+            return Ok(None);
+        }
+        let cfg: serde_json::Value = serde_json::from_slice(&storage.read_all(&cfg_path)?)
+            .map_err(|e| FormatError::corrupt(&cfg_path, format!("invalid JSON: {e}")))?;
+        if cfg.pointer("/quantization_config/binary").is_none() || !is_mutable(&cfg) {
+            return Ok(None);
+        }
+        let Some(encoder) = BinaryEncoder::open(storage, &dir, multi)? else { return Ok(None) };
+        let data_dir = join(&dir, "quantized_data");
+        let offsets_dir = join(&dir, "quantized_offsets_data");
+        // As the reader: without its directories the storage is not there.
+        if !storage.is_dir(&data_dir)? || (multi && !storage.is_dir(&offsets_dir)?) {
+            return Ok(None);
+        }
+        let record = encoder.record_size() as u64;
+        let records = ChunkedVectorsWriter::open(storage, &data_dir, 1, Some(record))?;
+        let offsets =
+            if multi { Some(ChunkedVectorsWriter::open(storage, &offsets_dir, OFFSET_SIZE, Some(1))?) } else { None };
+        Ok(Some(BinaryQuantizedWriter { dir, encoder, records, offsets }))
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// Number of records (multivectors: of inner records).
+    pub fn len(&self) -> u64 {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Number of points with an offset (multivectors only; 0 otherwise).
+    pub fn offsets_len(&self) -> u64 {
+        self.offsets.as_ref().map_or(0, |o| o.len())
+    }
+
+    fn encode(&self, v: &[f32]) -> Result<Vec<u8>> {
+        self.encoder.encode(v).ok_or_else(|| {
+            Error::invalid(format!("{}: vector of {} elements, expected {}", self.dir, v.len(), self.encoder.dim()))
+        })
+    }
+
+    /// Store the record of `internal`'s (dense) vector, given in its stored form.
+    pub fn put(&mut self, internal: u32, v: &[f32]) -> Result<()> {
+        if self.offsets.is_some() {
+            return Err(Error::Internal(format!("{}: a dense vector given to a multivector storage", self.dir)));
+        }
+        let rec = self.encode(v)?;
+        self.records.put(u64::from(internal), &rec)
+    }
+
+    /// The offset `(start, count)` of `internal`, `None` past the end.
+    fn offset(&self, internal: u32) -> Result<Option<(u32, u32)>> {
+        let Some(offsets) = &self.offsets else { return Ok(None) };
+        let Some(b) = offsets.get(u64::from(internal))? else { return Ok(None) };
+        match (b.get(..4), b.get(4..8)) {
+            (Some(s), Some(c)) => {
+                let word = |x: &[u8]| u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                Ok(Some((word(s), word(c))))
+            }
+            _ => Err(FormatError::corrupt(&self.dir, "short multivector offset").into()),
+        }
+    }
+
+    /// Store the records of `internal`'s multivector (inner vectors in their stored form) and
+    /// its offset, reusing its previous records when they were at least as many (module docs).
+    pub fn put_multi(&mut self, internal: u32, inner: &[Vec<f32>]) -> Result<()> {
+        if self.offsets.is_none() {
+            return Err(Error::Internal(format!("{}: a multivector given to a dense storage", self.dir)));
+        }
+        let count =
+            u32::try_from(inner.len()).map_err(|_| Error::invalid(format!("{}: too many inner vectors", self.dir)))?;
+        let start = match self.offset(internal)? {
+            Some((start, old)) if count <= old => start,
+            _ => u32::try_from(self.records.len())
+                .map_err(|_| Error::invalid(format!("{}: more than 2^32 inner records", self.dir)))?,
+        };
+        if start.checked_add(count).is_none() {
+            return Err(Error::invalid(format!("{}: more than 2^32 inner records", self.dir)));
+        }
+        let recs = inner.iter().map(|v| self.encode(v)).collect::<Result<Vec<_>>>()?;
+        for (j, rec) in recs.iter().enumerate() {
+            self.records.put(u64::from(start) + j as u64, rec)?;
+        }
+        let mut off = [0u8; OFFSET_SIZE as usize];
+        off[..4].copy_from_slice(&start.to_le_bytes());
+        off[4..].copy_from_slice(&count.to_le_bytes());
+        if let Some(offsets) = self.offsets.as_mut() {
+            offsets.put(u64::from(internal), &off)?;
+        }
+        Ok(())
+    }
+
+    /// Sync the records, then the offsets (each chunk before its `status.dat`).
+    pub fn flush(&mut self) -> Result<()> {
+        self.records.flush()?;
+        if let Some(o) = self.offsets.as_mut() {
+            o.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// One element's stats of a storage calibrated on no vectors, as Qdrant writes them.
+const EMPTY_STATS: &str = r#"{"min":3.4028235e+38,"max":-3.4028235e+38,"mean":0.0,"stddev":0.0}"#;
+
+/// Create the empty mutable binary quantized storage of vector `name` (config `cfg`) in the
+/// new appendable segment `segment_dir`, when its quantization is binary (module docs).
+pub fn create_mutable_binary_storage(
+    storage: &dyn Storage,
+    segment_dir: &str,
+    name: &str,
+    cfg: &VectorDataConfig,
+) -> Result<()> {
+    let Some(QuantizationConfig::Binary { binary }) = &cfg.quantization_config else { return Ok(()) };
+    let dir = join(segment_dir, &names::vector_storage_dir(name));
+    let dim = usize::try_from(cfg.size).map_err(|_| Error::invalid(format!("{dir}: vector size {}", cfg.size)))?;
+    let (distance_type, invert) = match cfg.distance {
+        Distance::Cosine | Distance::Dot => ("Dot", false),
+        Distance::Euclid => ("L2", true),
+        Distance::Manhattan => ("L1", true),
+    };
+    let params = format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert}}}"#);
+    let (encoding, enc_name) = match binary.encoding {
+        None | Some(BinaryQuantizationEncoding::OneBit) => (Encoding::OneBit, None),
+        Some(BinaryQuantizationEncoding::TwoBits) => (Encoding::TwoBits, Some("TwoBits")),
+        Some(BinaryQuantizationEncoding::OneAndHalfBits) => (Encoding::OneAndHalfBits, Some("OneAndHalfBits")),
+    };
+    let query_name = match binary.query_encoding {
+        Some(BinaryQuantizationQueryEncoding::Scalar4Bits) => Some("Scalar4bits"),
+        Some(BinaryQuantizationQueryEncoding::Scalar8Bits) => Some("Scalar8bits"),
+        _ => None,
+    };
+    let mut meta = format!(r#"{{"vector_parameters":{params}"#);
+    if let Some(e) = enc_name {
+        meta.push_str(&format!(r#","encoding":"{e}""#));
+    }
+    if let Some(q) = query_name {
+        meta.push_str(&format!(r#","query_encoding":"{q}""#));
+    }
+    if enc_name.is_some() || query_name.is_some() {
+        meta.push_str(r#","vector_stats":{"elements_stats":["#);
+        meta.push_str(&vec![EMPTY_STATS; dim].join(","));
+        meta.push_str("]}");
+    }
+    meta.push('}');
+    let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
+    let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params},"storage_type":"Mutable"}}"#);
+
+    let multi = cfg.multivector_config.is_some();
+    let record = if multi { record_size_multi(dim, encoding) } else { record_size(dim, encoding) };
+    ChunkedVectorsWriter::create(storage, &join(&dir, "quantized_data"), record as u64, 1)?;
+    if multi {
+        ChunkedVectorsWriter::create(storage, &join(&dir, "quantized_offsets_data"), 1, OFFSET_SIZE)?;
+    }
+    storage.write_atomic(&join(&dir, "quantized.meta.json"), meta.as_bytes())?;
+    // the config last: with it, the storage exists
+    storage.write_atomic(&join(&dir, "quantized.config.json"), config.as_bytes())?;
+    storage.sync_dir(&dir)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::binary_quantized::{open_multi, BinaryQuantized, BinaryQuery};
+    use crate::storage::{Memory, MemoryStorage};
+
+    fn seg(storage: &MemoryStorage, multi: bool, encoding: &str, dim: usize) {
+        let dir = "seg/vector_storage-v";
+        let cfg = format!(
+            r#"{{"quantization_config":{{"binary":{{"always_ram":true,"encoding":"{encoding}"}}}},"vector_parameters":{{"dim":{dim},"distance_type":"Dot","invert":false}},"storage_type":"Mutable"}}"#
+        );
+        storage.create_dir_all(dir).unwrap();
+        storage.write_atomic(&join(dir, "quantized.config.json"), cfg.as_bytes()).unwrap();
+        let enc = match encoding {
+            "two_bits" => "TwoBits",
+            "one_and_half_bits" => "OneAndHalfBits",
+            _ => "OneBit",
+        };
+        let stats = (0..dim)
+            .map(|_| r#"{"min":3.4028235e+38,"max":-3.4028235e+38,"mean":0.0,"stddev":0.0}"#)
+            .collect::<Vec<_>>()
+            .join(",");
+        let meta = format!(
+            r#"{{"vector_parameters":{{"dim":{dim},"distance_type":"Dot","invert":false}},"encoding":"{enc}","query_encoding":"SameAsStorage","vector_stats":{{"elements_stats":[{stats}]}}}}"#
+        );
+        storage.write_atomic(&join(dir, "quantized.meta.json"), meta.as_bytes()).unwrap();
+        let record = if multi {
+            crate::format::binary_quantized::record_size_multi(dim, crate::format::binary_quantized::Encoding::OneBit)
+        } else {
+            crate::format::binary_quantized::record_size(dim, crate::format::binary_quantized::Encoding::OneBit)
+        };
+        ChunkedVectorsWriter::create(storage, &join(dir, "quantized_data"), record as u64, 1).unwrap();
+        if multi {
+            ChunkedVectorsWriter::create(storage, &join(dir, "quantized_offsets_data"), 1, OFFSET_SIZE).unwrap();
+        }
+    }
+
+    fn cfg_json(storage: &MemoryStorage) -> serde_json::Value {
+        serde_json::from_slice(&storage.read_all("seg/vector_storage-v/quantized.config.json").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dense_records_land_at_internal_ids() {
+        let st = MemoryStorage::new();
+        seg(&st, false, "one_bit", 4);
+        let mut w = BinaryQuantizedWriter::open(&st, "seg", "v", false).unwrap().unwrap();
+        w.put(0, &[1.0, -1.0, 1.0, -1.0]).unwrap();
+        w.put(2, &[-1.0, -1.0, -1.0, 1.0]).unwrap();
+        assert_eq!(w.len(), 3);
+        assert!(w.put(3, &[1.0]).is_err(), "wrong length");
+        assert!(w.put_multi(3, &[vec![1.0; 4]]).is_err(), "a multivector to a dense storage");
+        w.flush().unwrap();
+        let q = BinaryQuantized::open(&st, "seg/vector_storage-v", &cfg_json(&st), Memory::Cold).unwrap().unwrap();
+        assert_eq!(q.len(), 3);
+        let query = BinaryQuery::Bits({
+            let mut b = vec![0u8; 16];
+            b[0] = 0b0101;
+            b
+        });
+        // record 0 = the query's bits: 4 agreeing bits → score 4
+        assert_eq!(q.score(&query, 0).unwrap(), Some(4.0));
+        // record 1 is a gap (zeros): 2 agree, 2 differ
+        assert_eq!(q.score(&query, 1).unwrap(), Some(0.0));
+        // record 2 = 0b1000: differs in 3 bits
+        assert_eq!(q.score(&query, 2).unwrap(), Some(-2.0));
+    }
+
+    #[test]
+    fn multivector_offsets_reuse_by_count() {
+        let st = MemoryStorage::new();
+        seg(&st, true, "one_bit", 4);
+        let mut w = BinaryQuantizedWriter::open(&st, "seg", "v", true).unwrap().unwrap();
+        let v = |bits: u8| (0..4).map(|k| if bits >> k & 1 == 1 { 1.0 } else { -1.0 }).collect::<Vec<f32>>();
+        w.put_multi(1, &[v(1), v(2)]).unwrap(); // (0, 2)
+        w.put_multi(0, &[v(3)]).unwrap(); // (2, 1)
+        w.put_multi(1, &[v(4)]).unwrap(); // fewer: (0, 1)
+        w.put_multi(1, &[v(5), v(6)]).unwrap(); // more than the count 1: appended (3, 2)
+        assert!(w.put(2, &v(1)).is_err(), "a dense vector to a multivector storage");
+        w.flush().unwrap();
+        assert_eq!((w.offsets_len(), w.len()), (2, 5));
+        assert_eq!(w.offset(0).unwrap(), Some((2, 1)));
+        assert_eq!(w.offset(1).unwrap(), Some((3, 2)));
+        let rec = |k: u64| w.records.get(k).unwrap().unwrap()[0];
+        assert_eq!([rec(0), rec(1), rec(2), rec(3), rec(4)], [4, 2, 3, 5, 6]);
+        let m = open_multi(&st, "seg/vector_storage-v", &cfg_json(&st), Memory::Cold).unwrap().unwrap();
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn new_segments_get_the_empty_storage() {
+        let st = MemoryStorage::new();
+        let cfg: VectorDataConfig = serde_json::from_str(
+            r#"{"size":3,"distance":"Euclid","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},
+                "quantization_config":{"binary":{"encoding":"two_bits"}},"multivector_config":{"comparator":"max_sim"}}"#,
+        )
+        .unwrap();
+        st.create_dir_all("seg/vector_storage-v").unwrap();
+        create_mutable_binary_storage(&st, "seg", "v", &cfg).unwrap();
+        let read =
+            |f: &str| String::from_utf8(st.read_all(&format!("seg/vector_storage-v/{f}")).unwrap().to_vec()).unwrap();
+        assert_eq!(
+            read("quantized.config.json"),
+            r#"{"quantization_config":{"binary":{"encoding":"two_bits"}},"vector_parameters":{"dim":3,"distance_type":"L2","invert":true},"storage_type":"Mutable"}"#
+        );
+        let stats = [EMPTY_STATS; 3].join(",");
+        assert_eq!(
+            read("quantized.meta.json"),
+            format!(
+                r#"{{"vector_parameters":{{"dim":3,"distance_type":"L2","invert":true}},"encoding":"TwoBits","vector_stats":{{"elements_stats":[{stats}]}}}}"#
+            )
+        );
+        let mut w = BinaryQuantizedWriter::open(&st, "seg", "v", true).unwrap().unwrap();
+        assert_eq!((w.len(), w.offsets_len()), (0, 0));
+        // no stats spread: two-bit codes are (v > 0, 0)
+        w.put_multi(0, &[vec![1.0, -1.0, 2.0]]).unwrap();
+        assert_eq!(w.records.get(0).unwrap().unwrap(), vec![0b101]);
+        // other quantizations: nothing
+        let mut scalar = cfg.clone();
+        scalar.quantization_config = serde_json::from_str(r#"{"scalar":{"type":"int8"}}"#).map(Some).unwrap();
+        create_mutable_binary_storage(&st, "seg2", "v", &scalar).unwrap();
+        assert!(!st.exists("seg2").unwrap());
+    }
+
+    #[test]
+    fn other_storages_are_not_written() {
+        let st = MemoryStorage::new();
+        assert!(BinaryQuantizedWriter::open(&st, "seg", "v", false).unwrap().is_none());
+        seg(&st, false, "one_bit", 4);
+        let immutable = r#"{"quantization_config":{"binary":{}},"vector_parameters":{"dim":4,"distance_type":"Dot","invert":false}}"#;
+        st.write_atomic("seg/vector_storage-v/quantized.config.json", immutable.as_bytes()).unwrap();
+        assert!(BinaryQuantizedWriter::open(&st, "seg", "v", false).unwrap().is_none());
+        let scalar = r#"{"quantization_config":{"scalar":{"type":"int8"}},"storage_type":"Mutable"}"#;
+        st.write_atomic("seg/vector_storage-v/quantized.config.json", scalar.as_bytes()).unwrap();
+        assert!(BinaryQuantizedWriter::open(&st, "seg", "v", false).unwrap().is_none());
+    }
+}
