@@ -116,6 +116,17 @@ def main():
         r = cmd("scroll", json.dumps({"limit": 1000, "with_vector": True}))
         check(r[0] == 0, f"{name}: scroll {r}")
         dumps.append(r[1])
+        # Without a WAL every update command flushes before it reports (its process ends).
+        shard = os.path.join(work, "nowal")
+        os.makedirs(shard)
+        r = cmd("create", json.dumps({"vectors": {"": {"size": 4, "distance": "Dot"}}, "wal_enabled": False}))
+        check(r[0] == 0 and not os.path.exists(os.path.join(shard, "wal")), f"{name}: create without a WAL {r}")
+        r = cmd("upsert", stdin="\n".join(points.split("\n")[:5]))
+        check(r[0] == 0 and json.loads(r[1]).get("status") == "completed", f"{name}: upsert without a WAL {r}")
+        r = cmd("delete", json.dumps({"points": [1]}))
+        check(r[0] == 0, f"{name}: delete without a WAL {r}")
+        r = cmd("count", "{}")
+        check(r[0] == 0 and json.loads(r[1]) == {"count": 4}, f"{name}: updates without a WAL persist {r}")
         shutil.rmtree(work, ignore_errors=True)
     check(len(dumps) == 2 and dumps[0] == dumps[1], "native and wasm write sessions give different shards")
 

@@ -133,17 +133,22 @@ fn run(args: &[String]) -> Result<Value, Error> {
             if !batch.is_empty() {
                 last = dispatch_update(&mut shard, "upsert", &json!({ "points": batch }))?;
             }
+            persist(&mut shard)?;
             Ok(last)
         }
         "delete_index" => {
             let field = arg.ok_or_else(|| Error::invalid_field("field_name", "delete_index needs the field name"))?;
             let mut shard = EdgeShard::load(storage, "")?;
-            dispatch_update(&mut shard, "delete_index", &json!(field))
+            let result = dispatch_update(&mut shard, "delete_index", &json!(field))?;
+            persist(&mut shard)?;
+            Ok(result)
         }
         c if UPDATE_COMMANDS.contains(&c) => {
             let body = read_body(arg, json!({}))?;
             let mut shard = EdgeShard::load(storage, "")?;
-            dispatch_update(&mut shard, c, &body)
+            let result = dispatch_update(&mut shard, c, &body)?;
+            persist(&mut shard)?;
+            Ok(result)
         }
         c if READ_COMMANDS.contains(&c) => {
             let body = read_body(arg, if c == "info" { Value::Null } else { json!({}) })?;
@@ -152,6 +157,15 @@ fn run(args: &[String]) -> Result<Value, Error> {
         }
         other => Err(Error::invalid_field("command", format!("unknown command `{other}`\n{USAGE}"))),
     }
+}
+
+/// Make the updates of this process durable before it reports them: the WAL already holds
+/// them when the shard has one; a shard created with `wal_enabled: false` is flushed.
+fn persist(shard: &mut EdgeShard) -> Result<(), Error> {
+    if !shard.has_wal()? {
+        shard.close()?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
