@@ -689,3 +689,49 @@ fn damaged_binary_quantized_files_never_panic() {
 fn ranked_agreement_rules() {
     common::ranked::self_test();
 }
+
+/// A TurboQuant storage in the appendable segment, which our writes cannot keep in step: the
+/// flush removes it (records first, config last) and qdrant-edge-py, loading the shard,
+/// rebuilds it from all the vectors and finds the points we wrote, quantized or rescored.
+/// Without the removal it fails ("quantized vectors 64..103 are not readable").
+#[test]
+fn our_writes_drop_a_turbo_storage_qdrant_then_rebuilds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shard");
+    run_py(&["make_turbo", dir.to_str().unwrap()]);
+    let st = FsStorage::new(&dir).unwrap();
+    let seg = st.list_dir("segments").unwrap().into_iter().find(|e| e.kind == EntryKind::Dir).unwrap().name;
+    let vdir = format!("segments/{seg}/vector_storage-t");
+    let records = |st: &FsStorage| {
+        let status = st.read_all(&format!("{vdir}/quantized_data/status.dat")).unwrap();
+        u64::from_le_bytes(status[..8].try_into().unwrap())
+    };
+    assert_eq!(records(&st), 100, "qdrant-edge-py keeps a record per point");
+
+    let new: Vec<(u64, Vec<f32>)> =
+        (100..103u64).map(|id| (id, (0..32).map(|i| ((id * 31 + i) as f32 * 0.37).sin()).collect())).collect();
+    let mut shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+    let points: Vec<Value> = new.iter().map(|(id, v)| json!({"id": id, "vector": {"t": v}})).collect();
+    for op in parse_update("upsert", &json!({ "points": points })).unwrap() {
+        shard.update(op).unwrap();
+    }
+    shard.close().unwrap();
+    for f in ["quantized.config.json", "quantized.meta.json", "quantized_data"] {
+        assert!(!st.exists(&format!("{vdir}/{f}")).unwrap(), "{f} left behind");
+    }
+
+    let mut reqs = Vec::new();
+    for (_, v) in &new {
+        for rescore in [false, true] {
+            reqs.push(json!({"using": "t", "vector": v, "limit": 3, "filter": null,
+                             "params": {"quantization": {"rescore": rescore}}}));
+        }
+    }
+    let req_file = tmp.path().join("reqs.json");
+    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
+    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+    for (k, a) in theirs.iter().enumerate() {
+        assert_eq!(a.first().map(|p| p.0), Some(new[k / 2].0), "request {k}: qdrant-edge-py answers {a:?}");
+    }
+    assert_eq!(records(&st), 103, "qdrant-edge-py rebuilt the storage from every vector");
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, VectorKind};
 use crate::error::{Error, Result};
-use crate::format::binary_quantized_write::BinaryQuantizedWriter;
+use crate::format::binary_quantized_write::{drop_unwritable_mutable_storage, BinaryQuantizedWriter};
 use crate::format::field_index_write::{
     build_field_index, config_set_field, drop_field_index, mutable_index_types, FieldIndexWriter,
 };
@@ -171,6 +171,15 @@ impl EdgeShard {
     pub(crate) fn fail(&mut self, e: Error) -> Error {
         self.failed = Some(e.to_string());
         e
+    }
+
+    /// Whether the shard logs updates in a WAL (`wal_enabled` not false). Without one an
+    /// acknowledged update is only durable once flushed, as in qdrant-edge.
+    pub fn has_wal(&self) -> Result<bool> {
+        if self.wal.is_some() {
+            return Ok(true);
+        }
+        Ok(self.storage.is_dir(&join(&self.root, names::WAL_DIR))?)
     }
 
     fn wal_writer(&mut self) -> Result<Option<&mut WalWriter>> {
@@ -405,8 +414,14 @@ impl EdgeShard {
         // storages): every vector written gets its record, as Qdrant writes it.
         let mut quantized: HashMap<String, BinaryQuantizedWriter> = HashMap::new();
         for (name, is_multi) in dense.keys().map(|n| (n, false)).chain(multi.keys().map(|n| (n, true))) {
-            if let Some(w) = BinaryQuantizedWriter::open(st, &tdir, name, is_multi)? {
-                quantized.insert(name.clone(), w);
+            match BinaryQuantizedWriter::open(st, &tdir, name, is_multi)? {
+                Some(w) => {
+                    quantized.insert(name.clone(), w);
+                }
+                // Before any vector is written: qdrant-edge rebuilds it from the vectors.
+                None => {
+                    drop_unwritable_mutable_storage(st, &tdir, name)?;
+                }
             }
         }
         // The target's payload indexes follow every point written to it.

@@ -21,6 +21,9 @@ Commands:
                                 of ids in the optimized one, some lacking some vectors, multivectors
                                 of 1-3 inner vectors (more or fewer than before), then deletions
   create <shard_dir>            an empty shard with the config of `make`
+  make_turbo <shard_dir>        a shard (WAL off) whose vector "t" (32, Cosine) has TurboQuant
+                                2-bit quantization, 100 random points in its appendable segment
+                                (a mutable `quantized_data/` that our writes cannot keep in step)
   apply <shard_dir> <ops.json> <upserts|deletes>
                                 applies that part of `ops` with qdrant-edge-py, flush, close
   query <shard_dir> <req.json>  req: [{"using", "vector", "limit", "params": {"hnsw_ef"?,
@@ -235,6 +238,24 @@ def main():
         ops(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "create":
         qe.EdgeShard.create(path, config()).close()
+        print(json.dumps({"ok": True}))
+    elif cmd == "make_turbo":
+        rng = random.Random(7)
+        cfg = qe.EdgeConfig(
+            vectors={
+                "t": qe.EdgeVectorParams(
+                    32, D.Cosine, quantization_config=qe.TurboQuantQuantizationConfig(bits=qe.TurboQuantBitSize.Bits2)
+                )
+            },
+            optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=100000),
+            wal_enabled=False,
+            max_search_threads=1,
+        )
+        shard = qe.EdgeShard.create(path, cfg)
+        pts = [qe.Point(i, {"t": [rng.gauss(0, 1) for _ in range(32)]}, {}) for i in range(100)]
+        shard.update(qe.UpdateOperation.upsert_points(pts))
+        shard.flush()
+        shard.close()
         print(json.dumps({"ok": True}))
     elif cmd == "apply":
         apply(path, sys.argv[3], sys.argv[4])
