@@ -20,6 +20,9 @@ Commands:
                                 [id, ...]}: new ids, overwrites of ids in the appendable segment and
                                 of ids in the optimized one, some lacking some vectors, multivectors
                                 of 1-3 inner vectors (more or fewer than before), then deletions
+  raw <shard_dir> <n>           as `make <shard_dir> <n> 0`, not optimized: the n points stay in
+                                the appendable segment (tests/optimize_quant_oracle.rs)
+  optimize <shard_dir>          load, optimize, flush, close
   create <shard_dir>            an empty shard with the config of `make`
   apply <shard_dir> <ops.json> <upserts|deletes>
                                 applies that part of `ops` with qdrant-edge-py, flush, close
@@ -125,7 +128,7 @@ def late_points(g, n, late_n):
     return late
 
 
-def make(path, n, late_n=LATE):
+def make(path, n, late_n=LATE, optimize=True):
     g = Gen(99)
     shard = qe.EdgeShard.create(path, config())
     shard.update(qe.UpdateOperation.create_field_index("g", qe.PayloadSchemaType.Keyword))
@@ -134,8 +137,9 @@ def make(path, n, late_n=LATE):
         shard.update(qe.UpdateOperation.upsert_points(pts[k : k + 500]))
     shard.update(qe.UpdateOperation.delete_points([i for i in range(n) if i % 41 == 7]))
     shard.flush()
-    shard.optimize()
-    shard.flush()
+    if optimize:
+        shard.optimize()
+        shard.flush()
     # Later changes: new ids, overwritten ids, deletions (appendable segment).
     if late_n:
         late = late_points(g, n, late_n)
@@ -231,6 +235,14 @@ def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "make":
         make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
+    elif cmd == "raw":
+        make(path, int(sys.argv[3]), 0, optimize=False)
+    elif cmd == "optimize":
+        shard = qe.EdgeShard.load(path)
+        shard.optimize()
+        shard.flush()
+        shard.close()
+        print(json.dumps({"ok": True}))
     elif cmd == "ops":
         ops(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "create":
