@@ -27,7 +27,11 @@
 //! (`id_tracker.mappings/.versions/.deleted`), immutable dense storage (`matrix.dat` +
 //! `deleted.dat`), multivectors in their chunked layout, sparse vectors in a Gridstore with
 //! Qdrant's immutable inverted index (a RAM one below the indexing threshold), payloads in a
-//! Gridstore, and the payload indexes in Qdrant's immutable formats. The new segment becomes visible only when its
+//! Gridstore, the payload indexes in Qdrant's immutable formats, and for every vector with a
+//! binary or scalar int8 `quantization_config` Qdrant's immutable quantized storage
+//! ([`crate::format::binary_quantized_write::write_immutable_binary_storage`],
+//! [`crate::format::scalar_quantized_write`]; product quantization is not written yet, so such
+//! vectors are searched unquantized in our segments). The new segment becomes visible only when its
 //! `version.info` is written; the old segments are then renamed to `<uuid>.deleted` and removed.
 //! A crash in between leaves either the old segments, or both (the merge by version then shows
 //! each point once), never a partial segment. A fresh appendable segment is created if none is
@@ -41,6 +45,7 @@ use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
 use crate::format::hnsw_write::{write_hnsw_index, HnswFileConfig};
 use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
+use crate::format::scalar_quantized_write::write_scalar_quantized_storage;
 use crate::format::segment_meta::{
     HnswConfig, Indexes, QuantizationConfig, SegmentConfig, SegmentState, SparseIndexType, VectorDataConfig,
     VectorStorageType,
@@ -219,7 +224,7 @@ impl EdgeShard {
                     deleted[..4].copy_from_slice(b"drop");
                     let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
                     let vcfg = config.vector_data.get(name);
-                    let mut quant = quantized_binary(vcfg).then(|| Vec::with_capacity(points.len()));
+                    let mut quant = quantized_written(vcfg).then(|| Vec::with_capacity(points.len()));
                     for (k, (id, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
                             Some(VectorValue::Dense(v)) if v.len() == *size => {
@@ -252,7 +257,7 @@ impl EdgeShard {
                     write_file(st, &join(&vdir, "matrix.dat"), &matrix)?;
                     write_file(st, &join(&vdir, "deleted.dat"), &deleted)?;
                     if let (Some(q), Some(c)) = (quant, vcfg) {
-                        write_immutable_binary_storage(st, &dir, name, c, &q)?;
+                        write_quantized(st, &dir, name, c, &q)?;
                     }
                     if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
                         // Available bytes: the rows of the points that have the vector.
@@ -273,7 +278,7 @@ impl EdgeShard {
                     let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
                     // Stored inner vectors, an absent point's one-vector placeholder included.
                     let mut inner = 0u64;
-                    let mut quant = quantized_binary(Some(&cfg)).then(|| Vec::with_capacity(points.len()));
+                    let mut quant = quantized_written(Some(&cfg)).then(|| Vec::with_capacity(points.len()));
                     for (k, (_, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
                             Some(VectorValue::Multi(m)) => {
@@ -304,7 +309,7 @@ impl EdgeShard {
                     }
                     w.flush()?;
                     if let Some(q) = quant {
-                        write_immutable_binary_storage(st, &dir, name, &cfg, &q)?;
+                        write_quantized(st, &dir, name, &cfg, &q)?;
                     }
                     if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
                         // Qdrant's multivector storage reports its stored bytes scaled by the
@@ -561,10 +566,19 @@ fn write_graph(
     write_hnsw_index(st, index_dir, &graph, &file_config)
 }
 
-/// Whether the vector's config asks for a binary quantization (written into optimized
-/// segments; scalar and product quantizations are not written yet).
-fn quantized_binary(cfg: Option<&VectorDataConfig>) -> bool {
-    matches!(cfg.and_then(|c| c.quantization_config.as_ref()), Some(QuantizationConfig::Binary { .. }))
+/// Whether the vector's config asks for a quantization our optimize writes (binary, scalar;
+/// product quantization is not written yet).
+fn quantized_written(cfg: Option<&VectorDataConfig>) -> bool {
+    matches!(
+        cfg.and_then(|c| c.quantization_config.as_ref()),
+        Some(QuantizationConfig::Binary { .. } | QuantizationConfig::Scalar { .. })
+    )
+}
+
+/// Write the quantized storage (binary or scalar) of vector `name` of the new segment.
+fn write_quantized(st: &dyn Storage, dir: &str, name: &str, cfg: &VectorDataConfig, q: &[QuantInput]) -> Result<()> {
+    write_immutable_binary_storage(st, dir, name, cfg, q)?;
+    write_scalar_quantized_storage(st, dir, name, cfg, q)
 }
 
 /// The values of a stored row, widened to `f32`.
