@@ -350,7 +350,14 @@ fn read_meta(storage: &dyn Storage, storage_dir: &str, multi: bool) -> Result<Op
     if !storage.is_file(&meta_path)? {
         return Ok(None);
     }
-    let meta: Meta = serde_json::from_slice(&storage.read_all(&meta_path)?)
+    parse_meta(&meta_path, &storage.read_all(&meta_path)?, multi).map(Some)
+}
+
+/// Parse and check the bytes of a `quantized.meta.json` (`meta_path` names it in errors): the
+/// meta and the record size (`multi`: of multivector inner vectors).
+fn parse_meta(meta_path: &str, bytes: &[u8], multi: bool) -> Result<(Meta, usize), Error> {
+    let meta_path = meta_path.to_string();
+    let meta: Meta = serde_json::from_slice(bytes)
         .map_err(|e| FormatError::corrupt(&meta_path, format!("not a binary quantization meta: {e}")))?;
     let dim = meta.vector_parameters.dim;
     if dim == 0 || dim > 65_536 {
@@ -374,7 +381,7 @@ fn read_meta(storage: &dyn Storage, storage_dir: &str, multi: bool) -> Result<Op
         _ => {}
     }
     let record = if multi { record_size_multi(dim, meta.encoding) } else { record_size(dim, meta.encoding) };
-    Ok(Some((meta, record)))
+    Ok((meta, record))
 }
 
 /// The encoder of a binary storage's records (its `quantized.meta.json`, the records not
@@ -389,6 +396,13 @@ impl BinaryEncoder {
         Ok(read_meta(storage, storage_dir, multi)?.map(|(meta, record)| {
             BinaryEncoder(BinaryQuantized { meta, record, records: Records::Flat(bytes::Bytes::new()) })
         }))
+    }
+
+    /// The encoder of a storage whose `quantized.meta.json` holds `bytes` (`meta_path` names it
+    /// in errors); `multi`: records of multivector inner vectors.
+    pub fn from_meta(meta_path: &str, bytes: &[u8], multi: bool) -> Result<BinaryEncoder, Error> {
+        let (meta, record) = parse_meta(meta_path, bytes, multi)?;
+        Ok(BinaryEncoder(BinaryQuantized { meta, record, records: Records::Flat(bytes::Bytes::new()) }))
     }
 
     /// Record size in bytes.

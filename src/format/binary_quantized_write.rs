@@ -268,6 +268,168 @@ pub fn drop_unwritable_mutable_storage(storage: &dyn Storage, segment_dir: &str,
     Ok(true)
 }
 
+/// One point's vector, in internal id order, for [`write_immutable_binary_storage`].
+#[derive(Debug, Clone)]
+pub struct QuantInput {
+    /// The point has the vector (else `inner` is the storage's placeholder, which is encoded
+    /// but left out of the calibration).
+    pub present: bool,
+    /// The stored values (rounded to the datatype, `uint8` unshifted): one vector for a dense
+    /// vector, the inner vectors of a multivector.
+    pub inner: Vec<Vec<f32>>,
+}
+
+/// Per-dimension statistics as Qdrant's quantization computes them: `min` / `max` over the
+/// values (as `f32`), `mean` and the sample standard deviation by Welford's streaming method in
+/// `f64`, each vector in storage order, rounded to `f32` at the end (`stddev` 0 below two
+/// vectors; no vectors: `min` = `f32::MAX`, `max` = `f32::MIN`).
+fn vector_stats<'a>(dim: usize, vectors: impl Iterator<Item = &'a [f32]>) -> Vec<[f32; 4]> {
+    let mut min = vec![f32::MAX; dim];
+    let mut max = vec![f32::MIN; dim];
+    let mut mean = vec![0f64; dim];
+    let mut m2 = vec![0f64; dim];
+    let mut count = 0u64;
+    for v in vectors {
+        count += 1;
+        let c = count as f64;
+        for (i, &x) in v.iter().enumerate().take(dim) {
+            if x < min[i] {
+                min[i] = x;
+            }
+            if x > max[i] {
+                max[i] = x;
+            }
+            let x = f64::from(x);
+            let delta = x - mean[i];
+            mean[i] += delta / c;
+            m2[i] += delta * (x - mean[i]);
+        }
+    }
+    (0..dim)
+        .map(|i| {
+            let stddev = if count > 1 { (m2[i] / (count - 1) as f64).sqrt() as f32 } else { 0.0 };
+            [min[i], max[i], mean[i] as f32, stddev]
+        })
+        .collect()
+}
+
+/// A float as Qdrant's JSON writes it.
+fn json_f32(x: f32) -> Result<String> {
+    serde_json::to_string(&x).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Write the immutable binary quantized storage of vector `name` (config `cfg`) into the new
+/// optimized segment `segment_dir`, as Qdrant's segment builder does, when the vector's
+/// quantization is binary (else nothing). `points`: every point of the segment in internal id
+/// order.
+///
+/// Files: `quantized.data` (the records back to back: one per point, or one per inner vector
+/// of a multivector, placeholders included), for multivectors `quantized.offsets.data` (per
+/// point `{start: u32, count: u32}`, the inner records in order), `quantized.meta.json` and
+/// `quantized.config.json` (no `storage_type`; `vector_parameters` carry `count`, the number
+/// of records). The values are encoded as Qdrant's quantization input: `uint8` shifted by −127.
+/// Two-bit encodings and scalar query encodings get `vector_stats` calibrated on the vectors of
+/// the points that have the vector ([`vector_stats`]).
+pub fn write_immutable_binary_storage(
+    storage: &dyn Storage,
+    segment_dir: &str,
+    name: &str,
+    cfg: &VectorDataConfig,
+    points: &[QuantInput],
+) -> Result<()> {
+    let Some(QuantizationConfig::Binary { binary }) = &cfg.quantization_config else { return Ok(()) };
+    let dir = join(segment_dir, &names::vector_storage_dir(name));
+    let dim = usize::try_from(cfg.size).map_err(|_| Error::invalid(format!("{dir}: vector size {}", cfg.size)))?;
+    let multi = cfg.multivector_config.is_some();
+    let shift = if cfg.datatype() == crate::types::Datatype::Uint8 { 127.0 } else { 0.0 };
+    let mut inputs: Vec<(bool, Vec<f32>)> = Vec::new();
+    for p in points {
+        if !multi && p.inner.len() != 1 {
+            return Err(Error::Internal(format!("{dir}: {} vectors for a dense point", p.inner.len())));
+        }
+        for v in &p.inner {
+            if v.len() != dim {
+                return Err(Error::invalid(format!("{dir}: vector of {} elements, expected {dim}", v.len())));
+            }
+            inputs.push((p.present, v.iter().map(|&x| x - shift).collect()));
+        }
+    }
+    let (distance_type, invert) = match cfg.distance {
+        Distance::Cosine | Distance::Dot => ("Dot", false),
+        Distance::Euclid => ("L2", true),
+        Distance::Manhattan => ("L1", true),
+    };
+    let params =
+        format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert},"count":{}}}"#, inputs.len());
+    let enc_name = match binary.encoding {
+        None | Some(BinaryQuantizationEncoding::OneBit) => None,
+        Some(BinaryQuantizationEncoding::TwoBits) => Some("TwoBits"),
+        Some(BinaryQuantizationEncoding::OneAndHalfBits) => Some("OneAndHalfBits"),
+    };
+    let query_name = match binary.query_encoding {
+        Some(BinaryQuantizationQueryEncoding::Scalar4Bits) => Some("Scalar4bits"),
+        Some(BinaryQuantizationQueryEncoding::Scalar8Bits) => Some("Scalar8bits"),
+        _ => None,
+    };
+    let mut meta = format!(r#"{{"vector_parameters":{params}"#);
+    if let Some(e) = enc_name {
+        meta.push_str(&format!(r#","encoding":"{e}""#));
+    }
+    if let Some(q) = query_name {
+        meta.push_str(&format!(r#","query_encoding":"{q}""#));
+    }
+    if enc_name.is_some() || query_name.is_some() {
+        let stats = vector_stats(dim, inputs.iter().filter(|(keep, _)| *keep).map(|(_, v)| v.as_slice()));
+        let mut elems = Vec::with_capacity(dim);
+        for [min, max, mean, stddev] in stats {
+            elems.push(format!(
+                r#"{{"min":{},"max":{},"mean":{},"stddev":{}}}"#,
+                json_f32(min)?,
+                json_f32(max)?,
+                json_f32(mean)?,
+                json_f32(stddev)?
+            ));
+        }
+        meta.push_str(r#","vector_stats":{"elements_stats":["#);
+        meta.push_str(&elems.join(","));
+        meta.push_str("]}");
+    }
+    meta.push('}');
+    let meta_path = join(&dir, "quantized.meta.json");
+    let encoder = BinaryEncoder::from_meta(&meta_path, meta.as_bytes(), multi)?;
+    let mut data = Vec::with_capacity(inputs.len() * encoder.record_size());
+    for (_, v) in &inputs {
+        let rec = encoder
+            .encode(v)
+            .ok_or_else(|| Error::Internal(format!("{dir}: vector of {} elements, expected {dim}", v.len())))?;
+        data.extend_from_slice(&rec);
+    }
+    let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
+    let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params}}}"#);
+
+    storage.create_dir_all(&dir)?;
+    crate::storage::write_file(storage, &join(&dir, "quantized.data"), &data)?;
+    if multi {
+        let mut offsets = Vec::with_capacity(points.len() * OFFSET_SIZE as usize);
+        let mut start = 0u32;
+        for p in points {
+            let count =
+                u32::try_from(p.inner.len()).map_err(|_| Error::invalid(format!("{dir}: too many inner vectors")))?;
+            offsets.extend_from_slice(&start.to_le_bytes());
+            offsets.extend_from_slice(&count.to_le_bytes());
+            start = start
+                .checked_add(count)
+                .ok_or_else(|| Error::invalid(format!("{dir}: more than 2^32 inner records")))?;
+        }
+        crate::storage::write_file(storage, &join(&dir, "quantized.offsets.data"), &offsets)?;
+    }
+    crate::storage::write_file(storage, &meta_path, meta.as_bytes())?;
+    // the config last: with it, the storage exists
+    crate::storage::write_file(storage, &join(&dir, "quantized.config.json"), config.as_bytes())?;
+    storage.sync_dir(&dir)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +550,52 @@ mod tests {
         let mut scalar = cfg.clone();
         scalar.quantization_config = serde_json::from_str(r#"{"scalar":{"type":"int8"}}"#).map(Some).unwrap();
         create_mutable_binary_storage(&st, "seg2", "v", &scalar).unwrap();
+        assert!(!st.exists("seg2").unwrap());
+    }
+
+    #[test]
+    fn optimized_segments_get_the_immutable_storage() {
+        let st = MemoryStorage::new();
+        let cfg: VectorDataConfig = serde_json::from_str(
+            r#"{"size":2,"distance":"Dot","storage_type":"InRamChunkedMmap","index":{"type":"plain","options":{}},
+                "quantization_config":{"binary":{"encoding":"two_bits"}},"multivector_config":{"comparator":"max_sim"},
+                "datatype":"uint8"}"#,
+        )
+        .unwrap();
+        let p = |present, inner: Vec<Vec<f32>>| QuantInput { present, inner };
+        let points = [
+            p(true, vec![vec![127.0, 130.0], vec![129.0, 124.0]]),
+            p(false, vec![vec![0.0, 0.0]]),
+            p(true, vec![vec![131.0, 127.0]]),
+        ];
+        write_immutable_binary_storage(&st, "seg", "v", &cfg, &points).unwrap();
+        let read = |f: &str| st.read_all(&format!("seg/vector_storage-v/{f}")).unwrap().to_vec();
+        // uint8 values shifted by -127; the placeholder is left out of the stats:
+        // dim 0: 0, 2, 4 → mean 2, sample stddev 2; dim 1: 3, -3, 0 → mean 0, stddev 3
+        let meta = String::from_utf8(read("quantized.meta.json")).unwrap();
+        assert_eq!(
+            meta,
+            r#"{"vector_parameters":{"dim":2,"distance_type":"Dot","invert":false,"count":4},"encoding":"TwoBits","vector_stats":{"elements_stats":[{"min":0.0,"max":4.0,"mean":2.0,"stddev":2.0},{"min":-3.0,"max":3.0,"mean":0.0,"stddev":3.0}]}}"#
+        );
+        assert_eq!(
+            String::from_utf8(read("quantized.config.json")).unwrap(),
+            r#"{"quantization_config":{"binary":{"encoding":"two_bits"}},"vector_parameters":{"dim":2,"distance_type":"Dot","invert":false,"count":4}}"#
+        );
+        // offsets (start, count): (0, 2), (2, 1), (3, 1)
+        let offsets = read("quantized.offsets.data");
+        let words: Vec<u32> = offsets.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(words, [0, 2, 2, 1, 3, 1]);
+        // one byte per inner record; z = (v - mean) / stddev against ±2/3:
+        // (0, 3): dim 0 z=-1 → 00, dim 1 z=1 → 11 → bits 1 and 3
+        // (2, -3): z=0 → 10, z=-1 → 00 → bit 0
+        // placeholder (-127, -127): 00, 00; (4, 0): z=1 → 11, z=0 → 10 → bits 0, 1, 2
+        assert_eq!(read("quantized.data"), [0b1010, 0b0001, 0, 0b0111]);
+        let m = open_multi(&st, "seg/vector_storage-v", &cfg_json(&st), Memory::Cold).unwrap().unwrap();
+        assert_eq!(m.len(), 3);
+        // not binary: nothing
+        let mut scalar = cfg.clone();
+        scalar.quantization_config = serde_json::from_str(r#"{"scalar":{"type":"int8"}}"#).map(Some).unwrap();
+        write_immutable_binary_storage(&st, "seg2", "v", &scalar, &points).unwrap();
         assert!(!st.exists("seg2").unwrap());
     }
 

@@ -26,6 +26,7 @@ pub mod multivector;
 pub mod payload_index;
 pub mod product_quantized;
 pub mod quantized;
+pub mod scalar_quantized_write;
 pub mod segment_meta;
 pub mod segment_write;
 pub mod sparse;

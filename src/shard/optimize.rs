@@ -27,7 +27,11 @@
 //! (`id_tracker.mappings/.versions/.deleted`), immutable dense storage (`matrix.dat` +
 //! `deleted.dat`), multivectors in their chunked layout, sparse vectors in a Gridstore with
 //! Qdrant's immutable inverted index (a RAM one below the indexing threshold), payloads in a
-//! Gridstore, and the payload indexes in Qdrant's immutable formats. The new segment becomes visible only when its
+//! Gridstore, the payload indexes in Qdrant's immutable formats, and for every vector with a
+//! binary or scalar int8 `quantization_config` Qdrant's immutable quantized storage
+//! ([`crate::format::binary_quantized_write::write_immutable_binary_storage`],
+//! [`crate::format::scalar_quantized_write`]; product quantization is not written yet, so such
+//! vectors are searched unquantized in our segments). The new segment becomes visible only when its
 //! `version.info` is written; the old segments are then renamed to `<uuid>.deleted` and removed.
 //! A crash in between leaves either the old segments, or both (the merge by version then shows
 //! each point once), never a partial segment. A fresh appendable segment is created if none is
@@ -35,13 +39,16 @@
 
 use super::{EdgeShard, VectorKind};
 use crate::error::{Error, Result};
+use crate::format::binary_quantized_write::{write_immutable_binary_storage, QuantInput};
 use crate::format::field_index_write::config_set_field;
 use crate::format::gridstore_write::{GridstoreConfig, GridstoreWriter};
 use crate::format::hnsw_write::{write_hnsw_index, HnswFileConfig};
 use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
+use crate::format::scalar_quantized_write::write_scalar_quantized_storage;
 use crate::format::segment_meta::{
-    HnswConfig, Indexes, SegmentConfig, SegmentState, SparseIndexType, VectorStorageType,
+    HnswConfig, Indexes, QuantizationConfig, SegmentConfig, SegmentState, SparseIndexType, VectorDataConfig,
+    VectorStorageType,
 };
 use crate::format::segment_write::{
     create_appendable_segment, write_payload_index_config, write_segment_state, write_version_info, MultiVectorWriter,
@@ -53,7 +60,7 @@ use crate::index::payload_blocks::PayloadBlocks;
 use crate::index::GraphVectors;
 use crate::segment::Segment;
 use crate::storage::{join, Memory, Storage};
-use crate::types::{PointId, VectorValue};
+use crate::types::{Datatype, PointId, VectorValue};
 
 const DEFAULT_INDEXING_THRESHOLD_KB: u64 = 10_000;
 const DEFAULT_DELETED_THRESHOLD: f64 = 0.2;
@@ -216,12 +223,17 @@ impl EdgeShard {
                     let mut deleted = vec![0u8; deleted_dat_len(n)];
                     deleted[..4].copy_from_slice(b"drop");
                     let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
+                    let vcfg = config.vector_data.get(name);
+                    let mut quant = quantized_written(vcfg).then(|| Vec::with_capacity(points.len()));
                     for (k, (id, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
                             Some(VectorValue::Dense(v)) if v.len() == *size => {
                                 let row = crate::spaces::encode_row(*datatype, &v);
                                 if let Some(g) = graph.as_mut() {
                                     g.push([row.as_slice()]);
+                                }
+                                if let Some(q) = quant.as_mut() {
+                                    q.push(QuantInput { present: true, inner: vec![stored_values(*datatype, &row)] });
                                 }
                                 matrix.extend_from_slice(&row)
                             }
@@ -230,7 +242,11 @@ impl EdgeShard {
                             }
                             None => {
                                 // Absent: Qdrant writes a placeholder row and flags it deleted.
-                                matrix.extend_from_slice(&crate::spaces::encode_row(*datatype, &vec![1.0; *size]));
+                                let row = crate::spaces::encode_row(*datatype, &vec![1.0; *size]);
+                                if let Some(q) = quant.as_mut() {
+                                    q.push(QuantInput { present: false, inner: vec![stored_values(*datatype, &row)] });
+                                }
+                                matrix.extend_from_slice(&row);
                                 deleted[8 + k / 8] |= 1 << (k % 8);
                                 if let Some(g) = graph.as_mut() {
                                     g.push([]);
@@ -240,6 +256,9 @@ impl EdgeShard {
                     }
                     write_file(st, &join(&vdir, "matrix.dat"), &matrix)?;
                     write_file(st, &join(&vdir, "deleted.dat"), &deleted)?;
+                    if let (Some(q), Some(c)) = (quant, vcfg) {
+                        write_quantized(st, &dir, name, c, &q)?;
+                    }
                     if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
                         // Available bytes: the rows of the points that have the vector.
                         let present = (0..n).filter(|&i| g.has(i)).count() as u64;
@@ -259,13 +278,18 @@ impl EdgeShard {
                     let mut graph = hnsw_config(name).map(|_| GraphVectors::new(*distance, *datatype, *size));
                     // Stored inner vectors, an absent point's one-vector placeholder included.
                     let mut inner = 0u64;
+                    let mut quant = quantized_written(Some(&cfg)).then(|| Vec::with_capacity(points.len()));
                     for (k, (_, si, internal, _)) in points.iter().enumerate() {
                         match self.segments[*si].vector(name, *internal)? {
                             Some(VectorValue::Multi(m)) => {
+                                let rows: Vec<Vec<u8>> =
+                                    m.iter().map(|v| crate::spaces::encode_row(*datatype, v)).collect();
                                 if let Some(g) = graph.as_mut() {
-                                    let rows: Vec<Vec<u8>> =
-                                        m.iter().map(|v| crate::spaces::encode_row(*datatype, v)).collect();
                                     g.push(rows.iter().map(Vec::as_slice));
+                                }
+                                if let Some(q) = quant.as_mut() {
+                                    let inner = rows.iter().map(|r| stored_values(*datatype, r)).collect();
+                                    q.push(QuantInput { present: true, inner });
                                 }
                                 inner += m.len() as u64;
                                 w.put(k as u32, Some(&m))?
@@ -274,12 +298,19 @@ impl EdgeShard {
                                 if let Some(g) = graph.as_mut() {
                                     g.push([]);
                                 }
+                                // Qdrant's placeholder: one all-zero inner vector.
+                                if let Some(q) = quant.as_mut() {
+                                    q.push(QuantInput { present: false, inner: vec![vec![0.0; *size]] });
+                                }
                                 inner += 1;
                                 w.put(k as u32, None)?
                             }
                         }
                     }
                     w.flush()?;
+                    if let Some(q) = quant {
+                        write_quantized(st, &dir, name, &cfg, &q)?;
+                    }
                     if let (Some(g), Some(h)) = (graph, hnsw_config(name)) {
                         // Qdrant's multivector storage reports its stored bytes scaled by the
                         // share of points that have the vector.
@@ -533,6 +564,30 @@ fn write_graph(
         indexed_vector_count: Some(indexed.iter().filter(|&&x| x).count() as u64),
     };
     write_hnsw_index(st, index_dir, &graph, &file_config)
+}
+
+/// Whether the vector's config asks for a quantization our optimize writes (binary, scalar;
+/// product quantization is not written yet).
+fn quantized_written(cfg: Option<&VectorDataConfig>) -> bool {
+    matches!(
+        cfg.and_then(|c| c.quantization_config.as_ref()),
+        Some(QuantizationConfig::Binary { .. } | QuantizationConfig::Scalar { .. })
+    )
+}
+
+/// Write the quantized storage (binary or scalar) of vector `name` of the new segment.
+fn write_quantized(st: &dyn Storage, dir: &str, name: &str, cfg: &VectorDataConfig, q: &[QuantInput]) -> Result<()> {
+    write_immutable_binary_storage(st, dir, name, cfg, q)?;
+    write_scalar_quantized_storage(st, dir, name, cfg, q)
+}
+
+/// The values of a stored row, widened to `f32`.
+fn stored_values(datatype: Datatype, row: &[u8]) -> Vec<f32> {
+    match datatype {
+        Datatype::Float16 => row.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Datatype::Uint8 => row.iter().map(|&b| f32::from(b)).collect(),
+        _ => row.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+    }
 }
 
 /// `deleted.dat` length: 8-byte header then the bit vector rounded up to whole u64 words.

@@ -20,6 +20,11 @@ Commands:
                                 [id, ...]}: new ids, overwrites of ids in the appendable segment and
                                 of ids in the optimized one, some lacking some vectors, multivectors
                                 of 1-3 inner vectors (more or fewer than before), then deletions
+  raw <shard_dir> <n>           as `make <shard_dir> <n> 0`, not optimized: the n points stay in
+                                the appendable segment; four more scalar int8 vectors (float32
+                                Euclid without quantile, float16 Dot quantile 0.95, Manhattan
+                                quantile 0.9, Cosine multivectors) (tests/optimize_quant_oracle.rs)
+  optimize <shard_dir>          load, optimize, flush, close
   create <shard_dir>            an empty shard with the config of `make`
   make_turbo <shard_dir>        a shard (WAL off) whose vector "t" (32, Cosine) has TurboQuant
                                 2-bit quantization, 100 random points in its appendable segment
@@ -67,6 +72,22 @@ VECTORS.update(MULTI)
 # a scalar int8 control on uint8 Cosine (Qdrant normalises such queries before scalar encoding)
 SCALAR = {"su8c": (16, D.Cosine, T.Uint8, None, None)}
 VECTORS.update(SCALAR)
+# scalar int8 options: name: (quantile, always_ram)
+SCALAR_OPTIONS = {"su8c": (0.99, True)}
+
+
+def add_raw_scalar_cases():
+    """More scalar int8 cases for `raw` (tests/optimize_quant_oracle.rs)."""
+    extra = {
+        "sf32e": (24, D.Euclid, T.Float32, None, None),
+        "sf16d": (20, D.Dot, T.Float16, None, None),
+        "sl1": (12, D.Manhattan, T.Float32, None, None),
+        "smc": (16, D.Cosine, T.Float32, None, None),
+    }
+    SCALAR.update(extra)
+    VECTORS.update(extra)
+    MULTI["smc"] = extra["smc"]
+    SCALAR_OPTIONS.update({"sf32e": (None, False), "sf16d": (0.95, None), "sl1": (0.9, True), "smc": (0.99, False)})
 CLUSTERS = 16
 LATE = 240
 GROUPS = ["a", "b", "c", "d"]
@@ -76,7 +97,8 @@ def config():
     vectors = {}
     for name, (dim, dist, dt, enc, qenc) in VECTORS.items():
         if name in SCALAR:
-            bq = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+            q, ram = SCALAR_OPTIONS[name]
+            bq = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=q, always_ram=ram)
         else:
             bq = qe.BinaryQuantizationConfig(always_ram=True, encoding=enc, query_encoding=qenc)
         mv = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if name in MULTI else None
@@ -128,7 +150,7 @@ def late_points(g, n, late_n):
     return late
 
 
-def make(path, n, late_n=LATE):
+def make(path, n, late_n=LATE, optimize=True):
     g = Gen(99)
     shard = qe.EdgeShard.create(path, config())
     shard.update(qe.UpdateOperation.create_field_index("g", qe.PayloadSchemaType.Keyword))
@@ -137,8 +159,9 @@ def make(path, n, late_n=LATE):
         shard.update(qe.UpdateOperation.upsert_points(pts[k : k + 500]))
     shard.update(qe.UpdateOperation.delete_points([i for i in range(n) if i % 41 == 7]))
     shard.flush()
-    shard.optimize()
-    shard.flush()
+    if optimize:
+        shard.optimize()
+        shard.flush()
     # Later changes: new ids, overwritten ids, deletions (appendable segment).
     if late_n:
         late = late_points(g, n, late_n)
@@ -234,6 +257,15 @@ def main():
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "make":
         make(path, int(sys.argv[3]), *(int(a) for a in sys.argv[4:5]))
+    elif cmd == "raw":
+        add_raw_scalar_cases()
+        make(path, int(sys.argv[3]), 0, optimize=False)
+    elif cmd == "optimize":
+        shard = qe.EdgeShard.load(path)
+        shard.optimize()
+        shard.flush()
+        shard.close()
+        print(json.dumps({"ok": True}))
     elif cmd == "ops":
         ops(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "create":
