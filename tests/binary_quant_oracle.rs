@@ -59,6 +59,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::oracle_query as our_answer;
 use common::ranked::{agreement, Agreement, Run, Ties};
 use qdrant_edge_wasm::api::{dispatch, updates::parse_update};
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
@@ -111,21 +112,6 @@ fn segments(st: &FsStorage) -> (String, String) {
     }
     assert_eq!((opt.len(), app.len()), (1, 1), "one optimized and one appendable segment: {opt:?} {app:?}");
     (opt.pop().unwrap(), app.pop().unwrap())
-}
-
-fn our_answer(shard: &EdgeShard, r: &Value) -> Answer {
-    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
-        "params": r["params"]});
-    if let Some(g) = r["filter"].get("g") {
-        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
-    }
-    let res = dispatch(shard, "query", &body).unwrap();
-    res["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
-        .collect()
 }
 
 fn param_sets() -> Vec<(Value, Value)> {

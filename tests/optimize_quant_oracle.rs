@@ -41,8 +41,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::oracle_query as our_answer;
 use common::ranked::{agreement, Agreement, Run, Ties};
-use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
@@ -117,21 +117,6 @@ fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> A
         ties = ties.cut_last_run();
     }
     agreement(a, b, ties)
-}
-
-fn our_answer(shard: &EdgeShard, r: &Value) -> Answer {
-    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
-        "params": r["params"]});
-    if let Some(g) = r["filter"].get("g") {
-        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
-    }
-    let res = dispatch(shard, "query", &body).unwrap();
-    res["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
-        .collect()
 }
 
 fn param_sets() -> Vec<(Value, Value)> {

@@ -34,7 +34,8 @@ use crate::error::{Error, FormatError, Result};
 use crate::format::binary_quantized::{is_mutable, record_size, record_size_multi, BinaryEncoder, Encoding};
 use crate::format::names;
 use crate::format::segment_meta::{
-    BinaryQuantizationEncoding, BinaryQuantizationQueryEncoding, QuantizationConfig, VectorDataConfig,
+    BinaryQuantizationConfig, BinaryQuantizationEncoding, BinaryQuantizationQueryEncoding, QuantizationConfig,
+    VectorDataConfig,
 };
 use crate::format::segment_write::ChunkedVectorsWriter;
 use crate::storage::{join, Storage};
@@ -175,27 +176,27 @@ impl<'s> BinaryQuantizedWriter<'s> {
 /// One element's stats of a storage calibrated on no vectors, as Qdrant writes them.
 const EMPTY_STATS: &str = r#"{"min":3.4028235e+38,"max":-3.4028235e+38,"mean":0.0,"stddev":0.0}"#;
 
-/// Create the empty mutable binary quantized storage of vector `name` (config `cfg`) in the
-/// new appendable segment `segment_dir`, when its quantization is binary (module docs).
-pub fn create_mutable_binary_storage(
-    storage: &dyn Storage,
-    segment_dir: &str,
-    name: &str,
-    cfg: &VectorDataConfig,
-) -> Result<()> {
-    let Some(QuantizationConfig::Binary { binary }) = &cfg.quantization_config else { return Ok(()) };
-    let dir = join(segment_dir, &names::vector_storage_dir(name));
-    let dim = usize::try_from(cfg.size).map_err(|_| Error::invalid(format!("{dir}: vector size {}", cfg.size)))?;
-    let (distance_type, invert) = match cfg.distance {
+/// Qdrant's `vector_parameters` distance for a quantized storage, and whether it is inverted.
+fn distance_params(distance: Distance) -> (&'static str, bool) {
+    match distance {
         Distance::Cosine | Distance::Dot => ("Dot", false),
         Distance::Euclid => ("L2", true),
         Distance::Manhattan => ("L1", true),
-    };
-    let params = format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert}}}"#);
-    let (encoding, enc_name) = match binary.encoding {
-        None | Some(BinaryQuantizationEncoding::OneBit) => (Encoding::OneBit, None),
-        Some(BinaryQuantizationEncoding::TwoBits) => (Encoding::TwoBits, Some("TwoBits")),
-        Some(BinaryQuantizationEncoding::OneAndHalfBits) => (Encoding::OneAndHalfBits, Some("OneAndHalfBits")),
+    }
+}
+
+/// A binary storage's `quantized.meta.json`: the vector parameters, the encodings Qdrant names
+/// (one bit and the default query encoding stay unnamed), and, when either is named, the
+/// per-element stats `elements` gives (JSON objects).
+fn binary_meta(
+    params: &str,
+    binary: &BinaryQuantizationConfig,
+    elements: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<String> {
+    let enc_name = match binary.encoding {
+        None | Some(BinaryQuantizationEncoding::OneBit) => None,
+        Some(BinaryQuantizationEncoding::TwoBits) => Some("TwoBits"),
+        Some(BinaryQuantizationEncoding::OneAndHalfBits) => Some("OneAndHalfBits"),
     };
     let query_name = match binary.query_encoding {
         Some(BinaryQuantizationQueryEncoding::Scalar4Bits) => Some("Scalar4bits"),
@@ -211,10 +212,32 @@ pub fn create_mutable_binary_storage(
     }
     if enc_name.is_some() || query_name.is_some() {
         meta.push_str(r#","vector_stats":{"elements_stats":["#);
-        meta.push_str(&vec![EMPTY_STATS; dim].join(","));
+        meta.push_str(&elements()?.join(","));
         meta.push_str("]}");
     }
     meta.push('}');
+    Ok(meta)
+}
+
+/// Create the empty mutable binary quantized storage of vector `name` (config `cfg`) in the
+/// new appendable segment `segment_dir`, when its quantization is binary (module docs).
+pub fn create_mutable_binary_storage(
+    storage: &dyn Storage,
+    segment_dir: &str,
+    name: &str,
+    cfg: &VectorDataConfig,
+) -> Result<()> {
+    let Some(QuantizationConfig::Binary { binary }) = &cfg.quantization_config else { return Ok(()) };
+    let dir = join(segment_dir, &names::vector_storage_dir(name));
+    let dim = usize::try_from(cfg.size).map_err(|_| Error::invalid(format!("{dir}: vector size {}", cfg.size)))?;
+    let (distance_type, invert) = distance_params(cfg.distance);
+    let params = format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert}}}"#);
+    let encoding = match binary.encoding {
+        None | Some(BinaryQuantizationEncoding::OneBit) => Encoding::OneBit,
+        Some(BinaryQuantizationEncoding::TwoBits) => Encoding::TwoBits,
+        Some(BinaryQuantizationEncoding::OneAndHalfBits) => Encoding::OneAndHalfBits,
+    };
+    let meta = binary_meta(&params, binary, || Ok(vec![EMPTY_STATS.to_string(); dim]))?;
     let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
     let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params},"storage_type":"Mutable"}}"#);
 
@@ -354,47 +377,24 @@ pub fn write_immutable_binary_storage(
             inputs.push((p.present, v.iter().map(|&x| x - shift).collect()));
         }
     }
-    let (distance_type, invert) = match cfg.distance {
-        Distance::Cosine | Distance::Dot => ("Dot", false),
-        Distance::Euclid => ("L2", true),
-        Distance::Manhattan => ("L1", true),
-    };
+    let (distance_type, invert) = distance_params(cfg.distance);
     let params =
         format!(r#"{{"dim":{dim},"distance_type":"{distance_type}","invert":{invert},"count":{}}}"#, inputs.len());
-    let enc_name = match binary.encoding {
-        None | Some(BinaryQuantizationEncoding::OneBit) => None,
-        Some(BinaryQuantizationEncoding::TwoBits) => Some("TwoBits"),
-        Some(BinaryQuantizationEncoding::OneAndHalfBits) => Some("OneAndHalfBits"),
-    };
-    let query_name = match binary.query_encoding {
-        Some(BinaryQuantizationQueryEncoding::Scalar4Bits) => Some("Scalar4bits"),
-        Some(BinaryQuantizationQueryEncoding::Scalar8Bits) => Some("Scalar8bits"),
-        _ => None,
-    };
-    let mut meta = format!(r#"{{"vector_parameters":{params}"#);
-    if let Some(e) = enc_name {
-        meta.push_str(&format!(r#","encoding":"{e}""#));
-    }
-    if let Some(q) = query_name {
-        meta.push_str(&format!(r#","query_encoding":"{q}""#));
-    }
-    if enc_name.is_some() || query_name.is_some() {
+    let meta = binary_meta(&params, binary, || {
         let stats = vector_stats(dim, inputs.iter().filter(|(keep, _)| *keep).map(|(_, v)| v.as_slice()));
-        let mut elems = Vec::with_capacity(dim);
-        for [min, max, mean, stddev] in stats {
-            elems.push(format!(
-                r#"{{"min":{},"max":{},"mean":{},"stddev":{}}}"#,
-                json_f32(min)?,
-                json_f32(max)?,
-                json_f32(mean)?,
-                json_f32(stddev)?
-            ));
-        }
-        meta.push_str(r#","vector_stats":{"elements_stats":["#);
-        meta.push_str(&elems.join(","));
-        meta.push_str("]}");
-    }
-    meta.push('}');
+        stats
+            .into_iter()
+            .map(|[min, max, mean, stddev]| {
+                Ok(format!(
+                    r#"{{"min":{},"max":{},"mean":{},"stddev":{}}}"#,
+                    json_f32(min)?,
+                    json_f32(max)?,
+                    json_f32(mean)?,
+                    json_f32(stddev)?
+                ))
+            })
+            .collect()
+    })?;
     let meta_path = join(&dir, "quantized.meta.json");
     let encoder = BinaryEncoder::from_meta(&meta_path, meta.as_bytes(), multi)?;
     let mut data = Vec::with_capacity(inputs.len() * encoder.record_size());
@@ -407,26 +407,40 @@ pub fn write_immutable_binary_storage(
     let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
     let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params}}}"#);
 
-    storage.create_dir_all(&dir)?;
-    crate::storage::write_file(storage, &join(&dir, "quantized.data"), &data)?;
-    if multi {
-        let mut offsets = Vec::with_capacity(points.len() * OFFSET_SIZE as usize);
+    let inner_counts = multi.then(|| points.iter().map(|p| p.inner.len()));
+    write_immutable_files(storage, &dir, &data, inner_counts, &meta, &config)
+}
+
+/// The files of an immutable quantized storage in `dir` (binary and scalar alike):
+/// `quantized.data`, `quantized.offsets.data` for multivectors (per point: the first inner
+/// record and the count, two `u32`), the meta, and the config last (with it, the storage
+/// exists).
+pub(crate) fn write_immutable_files(
+    storage: &dyn Storage,
+    dir: &str,
+    data: &[u8],
+    inner_counts: Option<impl Iterator<Item = usize>>,
+    meta: &str,
+    config: &str,
+) -> Result<()> {
+    storage.create_dir_all(dir)?;
+    crate::storage::write_file(storage, &join(dir, "quantized.data"), data)?;
+    if let Some(counts) = inner_counts {
+        let mut offsets = Vec::new();
         let mut start = 0u32;
-        for p in points {
-            let count =
-                u32::try_from(p.inner.len()).map_err(|_| Error::invalid(format!("{dir}: too many inner vectors")))?;
+        for count in counts {
+            let count = u32::try_from(count).map_err(|_| Error::invalid(format!("{dir}: too many inner vectors")))?;
             offsets.extend_from_slice(&start.to_le_bytes());
             offsets.extend_from_slice(&count.to_le_bytes());
             start = start
                 .checked_add(count)
                 .ok_or_else(|| Error::invalid(format!("{dir}: more than 2^32 inner records")))?;
         }
-        crate::storage::write_file(storage, &join(&dir, "quantized.offsets.data"), &offsets)?;
+        crate::storage::write_file(storage, &join(dir, "quantized.offsets.data"), &offsets)?;
     }
-    crate::storage::write_file(storage, &meta_path, meta.as_bytes())?;
-    // the config last: with it, the storage exists
-    crate::storage::write_file(storage, &join(&dir, "quantized.config.json"), config.as_bytes())?;
-    storage.sync_dir(&dir)?;
+    crate::storage::write_file(storage, &join(dir, "quantized.meta.json"), meta.as_bytes())?;
+    crate::storage::write_file(storage, &join(dir, "quantized.config.json"), config.as_bytes())?;
+    storage.sync_dir(dir)?;
     Ok(())
 }
 

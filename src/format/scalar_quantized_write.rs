@@ -22,7 +22,7 @@
 //! `uint8` widened and, for Cosine, normalised).
 
 use crate::error::{Error, Result};
-use crate::format::binary_quantized_write::QuantInput;
+use crate::format::binary_quantized_write::{write_immutable_files, QuantInput};
 use crate::format::names;
 use crate::format::segment_meta::{QuantizationConfig, VectorDataConfig};
 use crate::storage::{join, Storage};
@@ -152,27 +152,8 @@ pub fn write_scalar_quantized_storage(
     let qcfg = serde_json::to_string(&cfg.quantization_config).map_err(|e| Error::Internal(e.to_string()))?;
     let config = format!(r#"{{"quantization_config":{qcfg},"vector_parameters":{params}}}"#);
 
-    storage.create_dir_all(&dir)?;
-    crate::storage::write_file(storage, &join(&dir, "quantized.data"), &data)?;
-    if multi {
-        let mut offsets = Vec::with_capacity(points.len() * 8);
-        let mut start = 0u32;
-        for p in points {
-            let count =
-                u32::try_from(p.inner.len()).map_err(|_| Error::invalid(format!("{dir}: too many inner vectors")))?;
-            offsets.extend_from_slice(&start.to_le_bytes());
-            offsets.extend_from_slice(&count.to_le_bytes());
-            start = start
-                .checked_add(count)
-                .ok_or_else(|| Error::invalid(format!("{dir}: more than 2^32 inner records")))?;
-        }
-        crate::storage::write_file(storage, &join(&dir, "quantized.offsets.data"), &offsets)?;
-    }
-    crate::storage::write_file(storage, &join(&dir, "quantized.meta.json"), meta.as_bytes())?;
-    // the config last: with it, the storage exists
-    crate::storage::write_file(storage, &join(&dir, "quantized.config.json"), config.as_bytes())?;
-    storage.sync_dir(&dir)?;
-    Ok(())
+    let inner_counts = multi.then(|| points.iter().map(|p| p.inner.len()));
+    write_immutable_files(storage, &dir, &data, inner_counts, &meta, &config)
 }
 
 #[cfg(test)]

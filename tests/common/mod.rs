@@ -11,7 +11,10 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use qdrant_edge_wasm::api::dispatch;
+use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{OpenMode, Storage};
+use serde_json::{json, Value};
 
 /// Block granularity of the sparse copies.
 pub const BLOCK: usize = 4096;
@@ -168,4 +171,22 @@ pub fn run_oracle_script(script: &str, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+/// Our engine's answer to a quantization oracle's request (`tests/corpus/binary_quant_oracle.py
+/// query`: `{"using", "vector", "limit", "params", "filter": null | {"g": value}}`), as
+/// `(id, score)` pairs.
+pub fn oracle_query(shard: &EdgeShard, r: &Value) -> Vec<(u64, f64)> {
+    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
+        "params": r["params"]});
+    if let Some(g) = r["filter"].get("g") {
+        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
+    }
+    let res = dispatch(shard, "query", &body).unwrap();
+    res["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
+        .collect()
 }
