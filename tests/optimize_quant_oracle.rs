@@ -42,6 +42,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::oracle_query as our_answer;
+use common::parse_oracle_answers as parse_answers;
 use common::ranked::{agreement, Agreement, Run, Ties};
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
 use qdrant_edge_wasm::shard::EdgeShard;
@@ -55,14 +56,6 @@ type Answer = Vec<(u64, f64)>;
 
 fn run_py(args: &[&str]) -> Value {
     common::run_oracle_script("binary_quant_oracle.py", args)
-}
-
-fn parse_answers(v: &Value) -> Vec<Answer> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
-        .collect()
 }
 
 /// The optimized segment directory of a shard.

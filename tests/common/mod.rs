@@ -190,3 +190,12 @@ pub fn oracle_query(shard: &EdgeShard, r: &Value) -> Vec<(u64, f64)> {
         .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
         .collect()
 }
+
+/// An oracle script's answers, `[[[id, score], ...], ...]`.
+pub fn parse_oracle_answers(v: &Value) -> Vec<Vec<(u64, f64)>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
+        .collect()
+}
