@@ -149,7 +149,23 @@ impl Cursor<'_> {
 }
 
 /// Read `width` (≤ 64) bits at bit position `pos` of an LSB-first bit stream.
+#[inline(always)]
 fn read_bits(b: &[u8], pos: u64, width: u32) -> Option<u64> {
+    // Fast path (every link width): one little-endian word at the field's first byte holds it.
+    // In range: pos < 8·(first+1) and width ≤ 56, so the field ends within the eight bytes.
+    let first = pos / 8;
+    if width <= 56 && first.saturating_add(8) <= b.len() as u64 {
+        let f = first as usize;
+        let word = u64::from_le_bytes(b[f..f + 8].try_into().expect("eight bytes"));
+        return Some((word >> (pos % 8)) & ((1u64 << width) - 1));
+    }
+    read_bits_slow(b, pos, width)
+}
+
+/// [`read_bits`] near the end of the stream or for fields wider than 56 bits.
+#[cold]
+#[inline(never)]
+fn read_bits_slow(b: &[u8], pos: u64, width: u32) -> Option<u64> {
     if width == 0 {
         return Some(0);
     }
@@ -605,6 +621,26 @@ mod tests {
         assert_eq!(read_bits(&b, 4, 6), Some(0b11_1010));
         assert_eq!(read_bits(&b, 10, 7), None);
         assert_eq!(read_bits(&[0xff; 9], 3, 64), Some(u64::MAX));
+        // positions far past the end (beyond u32 on wasm32) are out of range, not wrapped
+        assert_eq!(read_bits(&[0xff; 16], 1 << 35, 8), None);
+        assert_eq!(read_bits(&[0xff; 16], u64::MAX - 3, 5), None);
+    }
+
+    /// The word fast path and the byte loop (fields near the end) agree with a bit-by-bit read.
+    #[test]
+    fn bits_fast_path_equals_bitwise_read() {
+        let b: Vec<u8> = (0..40u32).map(|i| (i.wrapping_mul(0x9e37_79b1) >> 11) as u8).collect();
+        let bit = |i: u64| (b[(i / 8) as usize] >> (i % 8)) & 1;
+        let mut checked = 0;
+        for width in 1..=64u32 {
+            for pos in 0..(b.len() as u64 * 8) {
+                let want = (pos + u64::from(width) <= b.len() as u64 * 8)
+                    .then(|| (0..u64::from(width)).fold(0u64, |acc, j| acc | u64::from(bit(pos + j)) << j));
+                assert_eq!(read_bits(&b, pos, width), want, "width {width} pos {pos}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 64 * 320);
     }
 
     #[test]

@@ -314,6 +314,12 @@ impl Walk<'_> {
             }
             Ok(())
         };
+        // Ask for every row first, so that their cache misses overlap (`simd::prefetch`).
+        for &p in pass {
+            if let Some(r) = d.ram_row(p) {
+                spaces::prefetch_row(r);
+            }
+        }
         let mut i = 0;
         while i + 1 < pass.len() {
             let (a, b) = (pass[i], pass[i + 1]);

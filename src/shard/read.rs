@@ -132,6 +132,9 @@ impl PointContext for Ctx<'_> {
     }
 }
 
+/// Points a plain scan scores per batch (even: the batch is scored in pairs).
+const SCAN_BATCH: usize = 16;
+
 /// Qdrant's plain-search top-k collector over shard points: remembers only the points it
 /// takes (a scan of 100k points keeps a few dozen).
 struct Collector {
@@ -330,13 +333,35 @@ impl EdgeShard {
     ) -> Result<Vec<Found>> {
         let mut best = Collector::new(want);
         let c = self.segment_candidates(seg, filter)?;
-        let mut pending: Option<(PointId, PointRef)> = None;
+        // Points are scored in batches: every row of a batch is requested first, so that the
+        // cache misses of scattered rows (a filtered scan) overlap.
+        let mut batch: Vec<(PointId, PointRef)> = Vec::with_capacity(SCAN_BATCH);
         for internal in c.bits.iter() {
-            let Some((id, r)) = self.segment_point(seg, internal, filter, c.check)? else { continue };
-            let Some((pid, pr)) = pending.take() else {
-                pending = Some((id, r));
-                continue;
-            };
+            let Some(point) = self.segment_point(seg, internal, filter, c.check)? else { continue };
+            batch.push(point);
+            if batch.len() == SCAN_BATCH {
+                self.score_batch(scorer, &batch, &mut best)?;
+                batch.clear();
+            }
+        }
+        self.score_batch(scorer, &batch, &mut best)?;
+        if with_overlay {
+            self.visit_overlay(filter, |id, r| best.score(self, scorer, id, r))?;
+        }
+        Ok(best.into_found())
+    }
+
+    /// Offer a batch of [`plain_scan`](Self::plain_scan)'s points to `best` in order, their rows
+    /// requested first, scored two at a time where the scorer can.
+    fn score_batch(&self, scorer: &Scorer<'_>, batch: &[(PointId, PointRef)], best: &mut Collector) -> Result<()> {
+        if batch.len() > 2 {
+            for (_, r) in batch {
+                scorer.prefetch(r.loc);
+            }
+        }
+        let mut pairs = batch.chunks_exact(2);
+        for pair in &mut pairs {
+            let [(pid, pr), (id, r)] = [pair[0], pair[1]];
             match scorer.score_pair(pr.loc, r.loc)? {
                 Some((a, b)) => {
                     if let Some(a) = a {
@@ -352,13 +377,10 @@ impl EdgeShard {
                 }
             }
         }
-        if let Some((id, r)) = pending {
+        if let [(id, r)] = *pairs.remainder() {
             best.score(self, scorer, id, r)?;
         }
-        if with_overlay {
-            self.visit_overlay(filter, |id, r| best.score(self, scorer, id, r))?;
-        }
-        Ok(best.into_found())
+        Ok(())
     }
 
     /// [`plain_scan`](Self::plain_scan) of the overlay alone (a shard without an appendable
@@ -777,6 +799,17 @@ impl<'a> Scorer<'a> {
             }
             _ => return Err(bad(&format!("query vector kind does not match vector `{name}`"))),
         })
+    }
+
+    /// Request the start of a segment point's dense row held in RAM ([`spaces::prefetch_row`]);
+    /// nothing for other points and scorers.
+    #[inline]
+    pub(crate) fn prefetch(&self, loc: Loc) {
+        if let (Scorer::Dense { stores, .. }, Loc::Segment { seg, internal }) = (self, loc) {
+            if let Some(row) = stores.get(seg as usize).copied().flatten().and_then(|d| d.ram_row(internal)) {
+                spaces::prefetch_row(row);
+            }
+        }
     }
 
     /// The internal scores of two segment points whose dense rows are held in RAM, in one

@@ -172,7 +172,7 @@ pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result
             "vector dimension mismatch: query {} vs stored row {} ({} bytes)",
             query.dim(),
             row.dim(),
-            row_bytes(row)
+            row_bytes(row).len()
         )));
     }
     Ok(match (query, row) {
@@ -205,9 +205,15 @@ pub fn score_rows2(distance: Distance, query: &QueryVector, a: RowRef, b: RowRef
     Ok((score_row(distance, query, a)?, score_row(distance, query, b)?))
 }
 
-fn row_bytes(r: RowRef) -> usize {
+/// Request a row's bytes ahead of scoring it ([`simd::prefetch`]).
+#[inline]
+pub fn prefetch_row(r: RowRef) {
+    simd::prefetch(row_bytes(r));
+}
+
+fn row_bytes(r: RowRef<'_>) -> &[u8] {
     match r {
-        RowRef::F32(b) | RowRef::F16(b) | RowRef::U8(b) => b.len(),
+        RowRef::F32(b) | RowRef::F16(b) | RowRef::U8(b) => b,
     }
 }
 
