@@ -132,7 +132,7 @@ impl PointContext for Ctx<'_> {
     }
 }
 
-/// Points a plain scan scores per batch (even: the batch is scored in pairs).
+/// Points a filtered plain scan scores per batch (even: the batch is scored in pairs).
 const SCAN_BATCH: usize = 16;
 
 /// Qdrant's plain-search top-k collector over shard points: remembers only the points it
@@ -333,13 +333,15 @@ impl EdgeShard {
     ) -> Result<Vec<Found>> {
         let mut best = Collector::new(want);
         let c = self.segment_candidates(seg, filter)?;
-        // Points are scored in batches: every row of a batch is requested first, so that the
-        // cache misses of scattered rows (a filtered scan) overlap.
-        let mut batch: Vec<(PointId, PointRef)> = Vec::with_capacity(SCAN_BATCH);
+        // A filtered scan scores its points in batches whose rows are requested first, so that
+        // the cache misses of scattered rows overlap; an unfiltered one streams its rows in
+        // pairs (batches measured 10-20 % slower there).
+        let size = if filter.is_some() { SCAN_BATCH } else { 2 };
+        let mut batch: Vec<(PointId, PointRef)> = Vec::with_capacity(size);
         for internal in c.bits.iter() {
             let Some(point) = self.segment_point(seg, internal, filter, c.check)? else { continue };
             batch.push(point);
-            if batch.len() == SCAN_BATCH {
+            if batch.len() == size {
                 self.score_batch(scorer, &batch, &mut best)?;
                 batch.clear();
             }
@@ -355,8 +357,18 @@ impl EdgeShard {
     /// requested first, scored two at a time where the scorer can.
     fn score_batch(&self, scorer: &Scorer<'_>, batch: &[(PointId, PointRef)], best: &mut Collector) -> Result<()> {
         if batch.len() > 2 {
+            // Only rows that do not follow the previous one: a run of neighbouring rows is one
+            // stream the hardware prefetcher follows, and hints ahead of it measured 1.7x
+            // slower on a scan of every point.
+            let mut prev: Option<Loc> = None;
             for (_, r) in batch {
-                scorer.prefetch(r.loc);
+                let follows = matches!((prev, r.loc),
+                    (Some(Loc::Segment { seg: s0, internal: i0 }), Loc::Segment { seg, internal })
+                        if s0 == seg && i0.wrapping_add(1) == internal);
+                if !follows {
+                    scorer.prefetch(r.loc);
+                }
+                prev = Some(r.loc);
             }
         }
         let mut pairs = batch.chunks_exact(2);
