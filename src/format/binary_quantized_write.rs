@@ -254,43 +254,6 @@ pub fn create_mutable_binary_storage(
     Ok(())
 }
 
-/// Remove the mutable quantized storage of vector `name` in the appendable segment
-/// `segment_dir` when this crate cannot keep it in step with the vectors it writes there
-/// (TurboQuant, or a binary storage [`BinaryQuantizedWriter::open`] declines): left alone it
-/// would go stale, and qdrant-edge-py 0.9.0 then fails its searches ("quantized vectors a..b are
-/// not readable"). qdrant-edge rebuilds a missing mutable storage from the segment's vectors
-/// when it loads the segment (observed: TurboQuant, 103 records for 103 points), and our reader
-/// never uses one it cannot read. The records go first and the config last: a crash in between
-/// leaves a config without its files, which qdrant-edge refuses to load (and the next flush
-/// finishes the removal), never a storage it would append to out of step. Returns whether
-/// anything was removed.
-pub fn drop_unwritable_mutable_storage(storage: &dyn Storage, segment_dir: &str, name: &str) -> Result<bool> {
-    let dir = join(segment_dir, &names::vector_storage_dir(name));
-    let cfg_path = join(&dir, "quantized.config.json");
-    if !storage.is_file(&cfg_path)? {
-        return Ok(false);
-    }
-    let cfg: serde_json::Value = serde_json::from_slice(&storage.read_all(&cfg_path)?)
-        .map_err(|e| FormatError::corrupt(&cfg_path, format!("invalid JSON: {e}")))?;
-    if !is_mutable(&cfg) {
-        return Ok(false);
-    }
-    for sub in ["quantized_data", "quantized_offsets_data"] {
-        let path = join(&dir, sub);
-        if storage.is_dir(&path)? {
-            storage.remove_dir_all(&path)?;
-        }
-    }
-    let meta = join(&dir, "quantized.meta.json");
-    if storage.is_file(&meta)? {
-        storage.remove_file(&meta)?;
-    }
-    storage.sync_dir(&dir)?;
-    storage.remove_file(&cfg_path)?;
-    storage.sync_dir(&dir)?;
-    Ok(true)
-}
-
 /// One point's vector, in internal id order, for [`write_immutable_binary_storage`].
 #[derive(Debug, Clone)]
 pub struct QuantInput {

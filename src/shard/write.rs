@@ -16,13 +16,14 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, VectorKind};
 use crate::error::{Error, Result};
-use crate::format::binary_quantized_write::{drop_unwritable_mutable_storage, BinaryQuantizedWriter};
+use crate::format::binary_quantized_write::BinaryQuantizedWriter;
 use crate::format::field_index_write::{
     build_field_index, config_set_field, drop_field_index, mutable_index_types, FieldIndexWriter,
 };
 use crate::format::gridstore_write::GridstoreWriter;
 use crate::format::immutable_index::build_optimized_field_index;
 use crate::format::names;
+use crate::format::quantized::drop_unwritable_mutable_storage;
 use crate::format::segment_meta::{
     EdgeConfig, Indexes, PayloadStorageType, SegmentConfig, SparseIndexConfig, SparseIndexType, SparseVectorDataConfig,
     SparseVectorStorageType, VectorDataConfig, VectorStorageType,
