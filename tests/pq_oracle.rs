@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use common::parse_oracle_answers as parse_answers;
 use common::ranked::{agreement, Agreement, Run, Ties};
+use common::{oracle_body, oracle_query};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
 use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
@@ -85,25 +86,6 @@ fn segments(st: &FsStorage) -> (String, String) {
     }
     assert_eq!((opt.len(), app.len()), (1, 1), "one optimized and one appendable segment: {opt:?} {app:?}");
     (opt.pop().unwrap(), app.pop().unwrap())
-}
-
-fn request_body(r: &Value) -> Value {
-    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
-        "params": r["params"]});
-    if let Some(g) = r["filter"].get("g") {
-        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
-    }
-    body
-}
-
-fn our_answer(shard: &EdgeShard, r: &Value) -> Answer {
-    let res = dispatch(shard, "query", &request_body(r)).unwrap();
-    res["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
-        .collect()
 }
 
 fn param_sets() -> Vec<(Value, Value)> {
@@ -188,7 +170,7 @@ fn run_oracle(late: usize, inline: bool) {
     let (mut control_total, mut control_same) = (0, 0);
     for (r, a) in reqs.iter().zip(&theirs) {
         assert!(!a.is_empty(), "Qdrant found nothing for {r}");
-        let b = our_answer(&shard, r);
+        let b = oracle_query(&shard, r);
         let is_product = product.contains(&r["using"]);
         // Scalar scores: Qdrant's SIMD kernels may round the last bit differently, so nearly
         // equal scores are ties whose order and choice (at the limit) are not compared.
@@ -218,7 +200,7 @@ fn run_oracle(late: usize, inline: bool) {
         control_total += 1;
         let mut c = r.clone();
         c["params"] = json!({"quantization": {"ignore": true}});
-        if same(a, &our_answer(&shard, &c), near_ties) {
+        if same(a, &oracle_query(&shard, &c), near_ties) {
             control_same += 1;
         }
     }
@@ -327,7 +309,7 @@ fn damaged_pq_files_never_panic() {
                 };
                 for (params, filter) in param_sets() {
                     let r = json!({"using": using, "vector": vector, "limit": 10, "params": params, "filter": filter});
-                    let body = request_body(&r);
+                    let body = oracle_body(&r);
                     let res =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&shard, "query", &body)))
                             .unwrap_or_else(|_| panic!("a query on `{using}` panicked with a damaged {t}"));

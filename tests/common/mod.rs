@@ -177,18 +177,23 @@ pub fn run_oracle_script(script: &str, args: &[&str]) -> serde_json::Value {
 /// query`: `{"using", "vector", "limit", "params", "filter": null | {"g": value}}`), as
 /// `(id, score)` pairs.
 pub fn oracle_query(shard: &EdgeShard, r: &Value) -> Vec<(u64, f64)> {
-    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
-        "params": r["params"]});
-    if let Some(g) = r["filter"].get("g") {
-        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
-    }
-    let res = dispatch(shard, "query", &body).unwrap();
+    let res = dispatch(shard, "query", &oracle_body(r)).unwrap();
     res["points"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| (p["id"].as_u64().unwrap(), p["score"].as_f64().unwrap()))
         .collect()
+}
+
+/// The REST query body of a quantization oracle's request (see [`oracle_query`]).
+pub fn oracle_body(r: &Value) -> Value {
+    let mut body = json!({"query": r["vector"], "using": r["using"], "limit": r["limit"], "with_payload": false,
+        "params": r["params"]});
+    if let Some(g) = r["filter"].get("g") {
+        body["filter"] = json!({"must": [{"key": "g", "match": {"value": g}}]});
+    }
+    body
 }
 
 /// An oracle script's answers, `[[[id, score], ...], ...]`.
