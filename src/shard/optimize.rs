@@ -541,7 +541,7 @@ fn write_graph(
         seed: graph_seed(name),
     };
     let indexed: Vec<bool> = (0..vectors.len() as u32).map(|i| vectors.has(i)).collect();
-    let mut graph = build_hnsw(&indexed, params, &|a, b| vectors.score(a, b));
+    let mut graph = build_hnsw(&indexed, params, vectors);
     let payload_m = h.payload_m.unwrap_or(h.m) as usize;
     add_payload_links(
         &mut graph,
@@ -550,7 +550,7 @@ fn write_graph(
         payload_m,
         h.ef_construct as usize,
         full_scan_threshold as usize,
-        &|a, b| vectors.score(a, b),
+        vectors,
     );
     let file_config = HnswFileConfig {
         m: h.m,

@@ -164,9 +164,43 @@ impl QueryVector {
     }
 }
 
+/// A borrowed prepared query ([`QueryVector`] without owning its values), for callers that keep
+/// many queries in one buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QueryRef<'a> {
+    F32(&'a [f32]),
+    /// f16 values widened to f32.
+    F16(&'a [f32]),
+    U8(&'a [u8]),
+}
+
+impl QueryRef<'_> {
+    pub fn dim(&self) -> usize {
+        match self {
+            QueryRef::F32(v) | QueryRef::F16(v) => v.len(),
+            QueryRef::U8(v) => v.len(),
+        }
+    }
+}
+
+impl QueryVector {
+    pub fn view(&self) -> QueryRef<'_> {
+        match self {
+            QueryVector::F32(v) => QueryRef::F32(v),
+            QueryVector::F16(v) => QueryRef::F16(v),
+            QueryVector::U8(v) => QueryRef::U8(v),
+        }
+    }
+}
+
 /// Internal score of a prepared query against a stored row. Errors if the datatypes or
 /// dimensions differ (a corrupt or mismatched row).
 pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result<f32, Error> {
+    score_query(distance, query.view(), row)
+}
+
+/// [`score_row`] with a borrowed query.
+pub fn score_query(distance: Distance, query: QueryRef, row: RowRef) -> Result<f32, Error> {
     if query.dim() != row.dim() || row_len_is_ragged(row) {
         return Err(Error::Internal(format!(
             "vector dimension mismatch: query {} vs stored row {} ({} bytes)",
@@ -176,9 +210,9 @@ pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result
         )));
     }
     Ok(match (query, row) {
-        (QueryVector::F32(q), RowRef::F32(b)) => f32_kernel(distance, q, b),
-        (QueryVector::F16(q), RowRef::F16(b)) => f16_kernel(distance, q, b),
-        (QueryVector::U8(q), RowRef::U8(b)) => byte_kernel(distance, q, b),
+        (QueryRef::F32(q), RowRef::F32(b)) => f32_kernel(distance, q, b),
+        (QueryRef::F16(q), RowRef::F16(b)) => f16_kernel(distance, q, b),
+        (QueryRef::U8(q), RowRef::U8(b)) => byte_kernel(distance, q, b),
         _ => return Err(Error::Internal("query and stored row datatypes differ".into())),
     })
 }
@@ -186,7 +220,12 @@ pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result
 /// [`score_row`] against two rows; f32 rows are scored in one interleaved pass
 /// ([`simd::f32_sum2`]) with the same results as two calls.
 pub fn score_rows2(distance: Distance, query: &QueryVector, a: RowRef, b: RowRef) -> Result<(f32, f32), Error> {
-    if let (QueryVector::F32(q), RowRef::F32(ra), RowRef::F32(rb)) = (query, a, b) {
+    score_query2(distance, query.view(), a, b)
+}
+
+/// [`score_rows2`] with a borrowed query.
+pub fn score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRef) -> Result<(f32, f32), Error> {
+    if let (QueryRef::F32(q), RowRef::F32(ra), RowRef::F32(rb)) = (query, a, b) {
         if ra.len() == 4 * q.len() && rb.len() == 4 * q.len() {
             let (x, y) = match distance {
                 Distance::Cosine | Distance::Dot => simd::f32_sum2(F32Op::Dot, q, ra, rb),
@@ -202,7 +241,7 @@ pub fn score_rows2(distance: Distance, query: &QueryVector, a: RowRef, b: RowRef
             return Ok((x, y));
         }
     }
-    Ok((score_row(distance, query, a)?, score_row(distance, query, b)?))
+    Ok((score_query(distance, query, a)?, score_query(distance, query, b)?))
 }
 
 /// Request a row's bytes ahead of scoring it ([`simd::prefetch`]).
