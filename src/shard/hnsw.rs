@@ -269,27 +269,31 @@ impl Walk<'_> {
     }
 
     /// Qdrant's `score_points`: keep the points passing the checks, at most `limit` (0: all),
-    /// in the order its batch filter leaves them ([`BatchOrder`]), scored.
-    fn score_points(&self, ids: &[u32], limit: usize, out: &mut Vec<Sp>) -> Result<()> {
-        let mut pass = Vec::with_capacity(ids.len());
+    /// in the order its batch filter leaves them ([`BatchOrder`]), scored. `ids` is filtered in
+    /// place (a step allocates nothing) and holds the points scored afterwards.
+    fn score_points(&self, ids: &mut Vec<u32>, limit: usize, out: &mut Vec<Sp>) -> Result<()> {
         match &self.order {
             Some(order) => {
-                pass.extend(ids.iter().copied().filter(|&p| self.exists(p)));
-                let n = order.apply(self.shard, &mut pass)?;
-                pass.truncate(if limit != 0 { n.min(limit) } else { n });
+                ids.retain(|&p| self.exists(p));
+                let n = order.apply(self.shard, ids)?;
+                ids.truncate(if limit != 0 { n.min(limit) } else { n });
             }
             None => {
-                for &p in ids {
-                    if limit != 0 && pass.len() >= limit {
+                let mut kept = 0;
+                for i in 0..ids.len() {
+                    if limit != 0 && kept >= limit {
                         break;
                     }
+                    let p = ids[i];
                     if self.check(p)? {
-                        pass.push(p);
+                        ids[kept] = p;
+                        kept += 1;
                     }
                 }
+                ids.truncate(kept);
             }
         }
-        self.score_listed(&pass, out)
+        self.score_listed(ids, out)
     }
 
     /// Score `pass` in order (points known to pass the checks).
@@ -548,7 +552,7 @@ impl Walk<'_> {
             graph.links(c.idx, 0, &mut links);
             fresh.clear();
             fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
-            walk.score_points(&fresh, m0, &mut scored)?;
+            walk.score_points(&mut fresh, m0, &mut scored)?;
             for &sp in &scored {
                 offer(sp, &mut nearest, &mut candidates);
                 visited[sp.idx as usize] = true;
@@ -656,7 +660,7 @@ impl Walk<'_> {
             graph.links(c.idx, 0, &mut links);
             fresh.clear();
             fresh.extend(links.iter().copied().filter(|&l| !visited[l as usize]));
-            self.score_points(&fresh, m0, &mut scored)?;
+            self.score_points(&mut fresh, m0, &mut scored)?;
             for &sp in &scored {
                 offer(sp, &mut nearest, &mut candidates);
                 visited[sp.idx as usize] = true;
