@@ -10,7 +10,7 @@
 pub mod hnsw_build;
 pub mod payload_blocks;
 
-use crate::spaces::{score_query, score_query2, QueryRef, RowRef};
+use crate::spaces::{f32_values_as_row, score_query, score_query2, QueryRef, RowRef};
 use crate::types::{Datatype, Distance};
 
 use hnsw_build::BuildScorer;
@@ -46,7 +46,7 @@ impl GraphVectors {
     pub fn new(distance: Distance, datatype: Datatype, dim: usize) -> Self {
         let rows = match datatype {
             Datatype::Uint8 => Rows::U8(Vec::new()),
-            Datatype::Float32 if cfg!(target_endian = "little") => Rows::F32(Vec::new()),
+            Datatype::Float32 if f32_values_as_row(&[]).is_some() => Rows::F32(Vec::new()),
             _ => Rows::Widened { bytes: Vec::new(), values: Vec::new() },
         };
         GraphVectors { distance, datatype, dim, rows, count: 0, ranges: Vec::new() }
@@ -96,7 +96,8 @@ impl GraphVectors {
     fn row(&self, k: u32) -> RowRef<'_> {
         let k = k as usize;
         match &self.rows {
-            Rows::F32(v) => RowRef::F32(bytemuck::cast_slice(&v[k * self.dim..(k + 1) * self.dim])),
+            Rows::F32(v) => f32_values_as_row(&v[k * self.dim..(k + 1) * self.dim])
+                .expect("Rows::F32 is only chosen where values are rows"),
             Rows::Widened { bytes, .. } => {
                 let n = self.row_len();
                 RowRef::new(self.datatype, &bytes[k * n..(k + 1) * n])
@@ -118,6 +119,12 @@ impl GraphVectors {
         }
     }
 
+    /// The row of point `i` when it has exactly one (a dense vector).
+    fn single_row(&self, i: u32) -> Option<u32> {
+        let (start, end) = self.ranges[i as usize];
+        (end - start == 1).then_some(start)
+    }
+
     fn score_rows(&self, q: u32, r: u32) -> f32 {
         score_query(self.distance, self.query(q), self.row(r)).unwrap_or(f32::NEG_INFINITY)
     }
@@ -125,11 +132,10 @@ impl GraphVectors {
     /// Internal similarity of point `b` to point `a` (`a` as the query); MaxSim for
     /// multivectors.
     pub fn score(&self, a: u32, b: u32) -> f32 {
-        let (a0, a1) = self.ranges[a as usize];
-        let (b0, b1) = self.ranges[b as usize];
-        if a1 - a0 == 1 && b1 - b0 == 1 {
-            return self.score_rows(a0, b0);
+        if let (Some(ra), Some(rb)) = (self.single_row(a), self.single_row(b)) {
+            return self.score_rows(ra, rb);
         }
+        let ((a0, a1), (b0, b1)) = (self.ranges[a as usize], self.ranges[b as usize]);
         let mut total = 0.0f32;
         for q in a0..a1 {
             let mut best = f32::NEG_INFINITY;
@@ -163,11 +169,8 @@ impl BuildScorer for GraphVectors {
     }
     /// Single-row points are scored in one interleaved pass ([`score_query2`], the same bits).
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
-        let (a0, a1) = self.ranges[a as usize];
-        let (b0, b1) = self.ranges[b as usize];
-        let (c0, c1) = self.ranges[c as usize];
-        if a1 - a0 == 1 && b1 - b0 == 1 && c1 - c0 == 1 {
-            if let Ok(pair) = score_query2(self.distance, self.query(a0), self.row(b0), self.row(c0)) {
+        if let (Some(ra), Some(rb), Some(rc)) = (self.single_row(a), self.single_row(b), self.single_row(c)) {
+            if let Ok(pair) = score_query2(self.distance, self.query(ra), self.row(rb), self.row(rc)) {
                 return pair;
             }
         }

@@ -12,7 +12,7 @@
 //!
 //! Stored rows are read from their raw little-endian bytes ([`RowRef`]): `f32` 4 bytes per
 //! element, `f16` 2 bytes, `u8` 1 byte. f32 and f16 kernels widen each element to f32 (exactly)
-//! and sum in eight f32 accumulators reduced in a fixed order ([`simd`]: the same bits on every
+//! and sum in sixteen f32 accumulators reduced in a fixed order ([`simd`]: the same bits on every
 //! target); u8 kernels accumulate exactly in `i32` (wrapping, as Qdrant's release build) and
 //! convert the sum to f32 once.
 //!
@@ -147,11 +147,7 @@ impl QueryVector {
     }
 
     pub fn dim(&self) -> usize {
-        match self {
-            QueryVector::F32(v) => v.len(),
-            QueryVector::F16(v) => v.len(),
-            QueryVector::U8(v) => v.len(),
-        }
+        self.view().dim()
     }
 
     /// The converted query widened back to f32 (what the kernels actually see).
@@ -242,6 +238,21 @@ pub fn score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRef) -
         }
     }
     Ok((score_query(distance, query, a)?, score_query(distance, query, b)?))
+}
+
+/// f32 values held in memory viewed as their stored row, where that needs no copy: on a
+/// little-endian target their bytes are the row's little-endian bytes; `None` elsewhere.
+#[inline]
+pub fn f32_values_as_row(v: &[f32]) -> Option<RowRef<'_>> {
+    #[cfg(target_endian = "little")]
+    {
+        Some(RowRef::F32(bytemuck::cast_slice(v)))
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let _ = v;
+        None
+    }
 }
 
 /// Request a row's bytes ahead of scoring it ([`simd::prefetch`]).
