@@ -2,7 +2,7 @@
 """HNSW graph build: our `optimize` against qdrant-edge-py's on the same shard, then the recall of
 both graphs searched by qdrant-edge-py. Writes the subsection "Graph build" of BENCHMARKS.md.
 
-    .venv/bin/python benches/run_hnsw_build.py [--data minilm|synthetic] [--points N] [--wasm]
+    .venv/bin/python benches/run_hnsw_build.py [--data minilm|synthetic] [--points N] [--wasm] [--relabel K]
 
 1. qdrant-edge-py creates one shard (m=16, ef_construct=100, full_scan_threshold=10000 KB,
    one segment, indexing threshold 1000 KB) and upserts the points without optimizing; it is
@@ -14,6 +14,14 @@ both graphs searched by qdrant-edge-py. Writes the subsection "Graph build" of B
    gives its peak RSS; qdrant-edge-py's own `optimize()` call is timed inside the process too.
 3. qdrant-edge-py loads every optimized copy and answers the held-out queries at ef 64, 128, 256;
    recall@10 is against numpy's exact top-10 of the same data.
+4. With `--relabel K` (K > 1), the recall of one build of either engine is not taken as the
+   answer: steps 1-3 run again (native engines only) on K-1 more base shards holding the same
+   vectors under seeded random permutations of the point ids, so that each engine builds K
+   different graphs. (Ours is deterministic for one set of points: the optimized segment holds
+   them in id order whatever the order they were upserted in, and its graph links them in that
+   order; qdrant-edge-py's parallel build differs from run to run even on one base.) The table
+   gains the recall of every build, both engines' means and the mean of the paired difference
+   (ours minus qdrant-edge-py on the same base) with its standard error.
 
 Data: the cached real set of benches/embed_corpus.py (`--data minilm`, default) or the synthetic
 clustered set of run_hnsw.py.
@@ -45,15 +53,17 @@ def load_data(kind, n, minilm_dir):
     return dataset(n, 384, 1), dataset(500, 384, 2)
 
 
-def make_base(path, data):
+def make_base(path, data, ids=None):
     cfg = q.EdgeConfig(
         vectors={"": q.EdgeVectorParams(size=data.shape[1], distance=q.Distance.Cosine)},
         hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000),
         optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1000),
     )
     s = q.EdgeShard.create(path, cfg)
+    """`ids[i]` is the id of `data[i]` (default: i); the points are upserted in the order of `data`."""
     for start in range(0, len(data), 1000):
-        pts = [q.Point(id=i, vector=data[i].tolist(), payload={}) for i in range(start, min(len(data), start + 1000))]
+        pts = [q.Point(id=i if ids is None else int(ids[i]), vector=data[i].tolist(), payload={})
+               for i in range(start, min(len(data), start + 1000))]
         s.update(q.UpdateOperation.upsert_points(pts))
     s.flush()
     s.close()
@@ -95,6 +105,9 @@ def main():
     ap.add_argument("--points", type=int, default=100000)
     ap.add_argument("--minilm-dir", default=None)
     ap.add_argument("--wasm", action="store_true", help="also build with wasi-demo.wasm under wasmtime")
+    ap.add_argument("--relabel", type=int, default=1,
+                    help="build with both native engines on this many labellings of the points (the first: id i is "
+                         "vector i; the others: seeded random permutations of the ids)")
     a = ap.parse_args()
     data, queries = load_data(a.data, a.points, a.minilm_dir)
     n = len(data)
@@ -145,6 +158,31 @@ def main():
         rows.append((label, wall, rss, inner, recs, info.indexed_vectors_count if hasattr(info, "indexed_vectors_count")
                      else None))
 
+    labellings = []  # per labelling: (edge recalls, ours recalls, edge wall s, ours wall s)
+    if a.relabel > 1:
+        by_kind = {kind: (recs, wall) for (label, wall, rss, inner, recs, indexed), (_, kind, *_) in zip(rows, results)}
+        labellings.append((by_kind["edge"][0], by_kind["ours"][0], by_kind["edge"][1], by_kind["ours"][1]))
+        for r in range(1, a.relabel):
+            perm = np.random.default_rng(1000 + r).permutation(n)
+            gt_r = [perm[g].tolist() for g in gt]
+            base_r = os.path.join(work, f"base-relabel{r}")
+            shutil.rmtree(base_r, ignore_errors=True)
+            make_base(base_r, data, perm)
+            got = {}
+            for kind in ("edge", "ours"):
+                path = os.path.join(work, f"{kind}-relabel{r}")
+                shutil.rmtree(path, ignore_errors=True)
+                shutil.copytree(base_r, path)
+                if kind == "edge":
+                    wall, _, _ = timed([sys.executable, "-c", EDGE_OPTIMIZE, path])
+                else:
+                    wall, _, _ = timed([os.path.join(ROOT, "target", "release", "wasi-demo"), path, "optimize"])
+                got[kind] = ([recall(path, qn, gt_r, ef)[0] for ef in (64, 128, 256)], wall)
+                shutil.rmtree(path)
+            shutil.rmtree(base_r)
+            labellings.append((got["edge"][0], got["ours"][0], got["edge"][1], got["ours"][1]))
+            print(f"relabelling {r}: edge {got['edge'][0]} ours {got['ours'][0]}", flush=True)
+
     load = os.getloadavg()[0]
     what = ("all-MiniLM-L6-v2 embeddings of Debian description sentences (benches/embed_corpus.py)"
             if a.data == "minilm" else "synthetic clustered data (run_hnsw.py)")
@@ -156,7 +194,8 @@ def main():
         "peak RSS are of the whole process (load, optimize, close; `/usr/bin/time -v`); qdrant-edge-py may use "
         "both cores, ours builds on one thread. Recall@10: qdrant-edge-py searches each engine's graph with the "
         f"{len(qn)} held-out queries, against numpy's exact top-10. Load average {load:.2f} after the run. "
-        "Command: `.venv/bin/python benches/run_hnsw_build.py" + (" --wasm" if a.wasm else "") + "`.",
+        "Command: `.venv/bin/python benches/run_hnsw_build.py" + ("" if a.data == "minilm" else f" --data {a.data}")
+        + (" --wasm" if a.wasm else "") + (f" --relabel {a.relabel}" if a.relabel > 1 else "") + "`.",
         "",
         "| engine | wall s | optimize() s | peak RSS MiB | indexed vectors | recall@10 ef 64 | ef 128 | ef 256 |",
         "|---|---|---|---|---|---|---|---|",
@@ -164,6 +203,33 @@ def main():
     for label, wall, rss, inner, recs, indexed in rows:
         lines.append(f"| {label} | {wall:.1f} | {'' if inner is None else f'{inner:.1f}'} | {rss:.0f} | "
                      f"{'' if indexed is None else indexed} | {recs[0]:.4f} | {recs[1]:.4f} | {recs[2]:.4f} |")
+    if labellings:
+        k = len(labellings)
+        lines += [
+            "",
+            f"Recall@10 over {k} labellings of the points (`--relabel {k}`): the same vectors with point id i for "
+            "vector i (the build above) and under seeded random permutations of the ids, each base optimized once "
+            "by each native engine and searched by qdrant-edge-py. Ours links the points of the new segment in id "
+            "order, so a relabelling gives it a different graph; qdrant-edge-py's parallel build differs even "
+            "between runs on one base. Difference: ours minus qdrant-edge-py on the same base; mean ± standard "
+            "error over the labellings.",
+            "",
+            "| point ids | edge-py ef 64 | ours ef 64 | edge-py ef 128 | ours ef 128 | edge-py ef 256 | ours ef 256 "
+            "| edge-py wall s | ours wall s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r, (e, o, ew, ow) in enumerate(labellings):
+            name = "id i for vector i" if r == 0 else f"permuted (seed {1000 + r})"
+            cells = " | ".join(f"{e[j]:.4f} | {o[j]:.4f}" for j in range(3))
+            lines.append(f"| {name} | {cells} | {ew:.1f} | {ow:.1f} |")
+        e = np.array([x[0] for x in labellings])
+        o = np.array([x[1] for x in labellings])
+        cells = " | ".join(f"{e[:, j].mean():.4f} | {o[:, j].mean():.4f}" for j in range(3))
+        lines.append(f"| mean | {cells} | {np.mean([x[2] for x in labellings]):.1f} | {np.mean([x[3] for x in labellings]):.1f} |")
+        d = o - e
+        se = d.std(axis=0, ddof=1) / np.sqrt(k)
+        cells = " | ".join(f" | {d[:, j].mean():+.4f} ± {se[j]:.4f}" for j in range(3))
+        lines.append(f"| ours − edge-py | {cells} | | |")
     section = "\n".join(lines) + "\n"
     print(section)
     bm = os.path.join(ROOT, "BENCHMARKS.md")

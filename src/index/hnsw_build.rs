@@ -47,8 +47,8 @@ pub struct HnswBuildParams {
 pub trait BuildScorer {
     /// Internal similarity of point `b` to point `a` (bigger is better).
     fn score(&self, a: u32, b: u32) -> f32;
-    /// Start loading point `b`'s vector (a hint: no effect on results).
-    fn prefetch(&self, _b: u32) {}
+    /// Start loading the vectors of `points`, all at once (a hint: no effect on results).
+    fn prefetch(&self, _points: &[u32]) {}
     /// The similarities of `b` and `c` to `a`, equal to two [`score`](Self::score) calls (a
     /// scorer may compute them in one pass).
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
@@ -211,9 +211,7 @@ impl<S: BuildScorer + ?Sized> Builder<'_, S> {
             let mut changed = false;
             self.buf.clear();
             self.buf.extend(self.links[cur.idx as usize][level].iter().copied().filter(|&l| self.ready[l as usize]));
-            for &l in &self.buf {
-                self.score.prefetch(l);
-            }
+            self.score.prefetch(&self.buf);
             for i in 0..self.buf.len() {
                 let l = self.buf[i];
                 let s = self.score.score(q, l);
@@ -247,9 +245,7 @@ impl<S: BuildScorer + ?Sized> Builder<'_, S> {
                     self.buf.push(l);
                 }
             }
-            for &l in &self.buf {
-                self.score.prefetch(l);
-            }
+            self.score.prefetch(&self.buf);
             let offer = |sp: Scored,
                          nearest: &mut BinaryHeap<std::cmp::Reverse<Scored>>,
                          candidates: &mut BinaryHeap<Scored>| {
@@ -300,9 +296,7 @@ impl<S: BuildScorer + ?Sized> Builder<'_, S> {
         let processed = self.processed[t][l] as usize;
         self.cands.clear();
         self.known.clear();
-        for &x in &self.links[t][l] {
-            score.prefetch(x);
-        }
+        score.prefetch(&self.links[t][l]);
         for (i, &x) in self.links[t][l].iter().enumerate() {
             self.cands.push(Scored { score: score.score(target, x), idx: x });
             self.known.push(i < processed);
@@ -410,8 +404,15 @@ impl<S: BuildScorer + ?Sized> BuildScorer for Subset<'_, S> {
     fn score(&self, a: u32, b: u32) -> f32 {
         self.inner.score(self.points[a as usize], self.points[b as usize])
     }
-    fn prefetch(&self, b: u32) {
-        self.inner.prefetch(self.points[b as usize]);
+    fn prefetch(&self, points: &[u32]) {
+        // Mapped through a small buffer on the stack: a step asks for at most a few dozen.
+        let mut buf = [0u32; 64];
+        for chunk in points.chunks(buf.len()) {
+            for (slot, &b) in buf.iter_mut().zip(chunk) {
+                *slot = self.points[b as usize];
+            }
+            self.inner.prefetch(&buf[..chunk.len()]);
+        }
     }
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
         let p = |i: u32| self.points[i as usize];

@@ -150,13 +150,12 @@ impl GraphVectors {
         total
     }
 
-    /// Ask for the first row of point `b` ahead of scoring it.
-    pub fn prefetch(&self, b: u32) {
-        if let Some(&(b0, b1)) = self.ranges.get(b as usize) {
-            if b1 > b0 {
-                crate::spaces::prefetch_row(self.row(b0));
-            }
-        }
+    /// Ask for the first row of each of `points` ahead of scoring them.
+    pub fn prefetch(&self, points: &[u32]) {
+        crate::spaces::prefetch_rows(points.iter().filter_map(|&b| {
+            let &(b0, b1) = self.ranges.get(b as usize)?;
+            (b1 > b0).then(|| self.row(b0))
+        }));
     }
 }
 
@@ -164,8 +163,8 @@ impl BuildScorer for GraphVectors {
     fn score(&self, a: u32, b: u32) -> f32 {
         GraphVectors::score(self, a, b)
     }
-    fn prefetch(&self, b: u32) {
-        GraphVectors::prefetch(self, b)
+    fn prefetch(&self, points: &[u32]) {
+        GraphVectors::prefetch(self, points)
     }
     /// Single-row points are scored in one interleaved pass ([`score_query2`], the same bits).
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
@@ -226,7 +225,7 @@ mod tests {
                         RowRef::U8(b) => QueryVector::U8(b.to_vec()),
                     };
                     for b in 0..6u32 {
-                        g.prefetch(b);
+                        g.prefetch(&[b]);
                         let want = score_row(distance, &q, RowRef::new(datatype, &data[b as usize])).unwrap();
                         let got = g.score(a, b);
                         assert_eq!(got.to_bits(), want.to_bits(), "{datatype:?} {distance:?} {a} {b}");
@@ -235,8 +234,7 @@ mod tests {
                         assert_eq!((x.to_bits(), y.to_bits()), (got.to_bits(), g.score(a, c).to_bits()));
                     }
                 }
-                g.prefetch(6);
-                g.prefetch(99);
+                g.prefetch(&[6, 99, 0, 5]);
             }
         }
     }

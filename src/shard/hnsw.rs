@@ -318,12 +318,8 @@ impl Walk<'_> {
             }
             Ok(())
         };
-        // Ask for every row first, so that their cache misses overlap (`simd::prefetch`).
-        for &p in pass {
-            if let Some(r) = d.ram_row(p) {
-                spaces::prefetch_row(r);
-            }
-        }
+        // Ask for every row first, so that their cache misses overlap.
+        spaces::prefetch_rows(pass.iter().filter_map(|&p| d.ram_row(p)));
         let mut i = 0;
         while i + 1 < pass.len() {
             let (a, b) = (pass[i], pass[i + 1]);

@@ -361,15 +361,13 @@ impl EdgeShard {
             // stream the hardware prefetcher follows, and hints ahead of it measured 1.7x
             // slower on a scan of every point.
             let mut prev: Option<Loc> = None;
-            for (_, r) in batch {
+            scorer.prefetch(batch.iter().filter_map(|&(_, r)| {
                 let follows = matches!((prev, r.loc),
                     (Some(Loc::Segment { seg: s0, internal: i0 }), Loc::Segment { seg, internal })
                         if s0 == seg && i0.wrapping_add(1) == internal);
-                if !follows {
-                    scorer.prefetch(r.loc);
-                }
                 prev = Some(r.loc);
-            }
+                (!follows).then_some(r.loc)
+            }));
         }
         let mut pairs = batch.chunks_exact(2);
         for pair in &mut pairs {
@@ -813,14 +811,15 @@ impl<'a> Scorer<'a> {
         })
     }
 
-    /// Request the start of a segment point's dense row held in RAM ([`spaces::prefetch_row`]);
-    /// nothing for other points and scorers.
+    /// Request the starts of segment points' dense rows held in RAM, all at once
+    /// ([`spaces::prefetch_rows`]); nothing for other points and scorers.
     #[inline]
-    pub(crate) fn prefetch(&self, loc: Loc) {
-        if let (Scorer::Dense { stores, .. }, Loc::Segment { seg, internal }) = (self, loc) {
-            if let Some(row) = stores.get(seg as usize).copied().flatten().and_then(|d| d.ram_row(internal)) {
-                spaces::prefetch_row(row);
-            }
+    pub(crate) fn prefetch(&self, locs: impl IntoIterator<Item = Loc>) {
+        if let Scorer::Dense { stores, .. } = self {
+            spaces::prefetch_rows(locs.into_iter().filter_map(|loc| match loc {
+                Loc::Segment { seg, internal } => stores.get(seg as usize).copied().flatten()?.ram_row(internal),
+                _ => None,
+            }));
         }
     }
 

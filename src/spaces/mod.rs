@@ -255,10 +255,10 @@ pub fn f32_values_as_row(v: &[f32]) -> Option<RowRef<'_>> {
     }
 }
 
-/// Request a row's bytes ahead of scoring it ([`simd::prefetch`]).
+/// Request the bytes of several rows ahead of scoring them ([`simd::prefetch_all`]).
 #[inline]
-pub fn prefetch_row(r: RowRef) {
-    simd::prefetch(row_bytes(r));
+pub fn prefetch_rows<'a>(rows: impl IntoIterator<Item = RowRef<'a>>) {
+    simd::prefetch_all(rows.into_iter().map(row_bytes));
 }
 
 fn row_bytes(r: RowRef<'_>) -> &[u8] {
