@@ -150,10 +150,10 @@ pub fn f32_sum2(op: F32Op, q: &[f32], a: &[u8], b: &[u8]) -> (f32, f32) {
 /// lines; requesting the start of every row of the step before scoring any lets their misses
 /// overlap, and the hardware's stream prefetcher brings the rest of each row once its scan
 /// starts. x86-64 issues a prefetch hint per row; wasm has no prefetch instruction, so one
-/// byte of each row is read (independent reads, kept in flight together by the out-of-order
-/// core) and the bytes are consumed once for the whole batch: consuming each one
-/// ([`core::hint::black_box`]) tells the compiler that any memory may have changed, so every
-/// field the loop needs was loaded again per row. Other targets do nothing. Measured on
+/// byte of each row is read, the reads gathered into tight groups ([`first_bytes_in_groups`])
+/// and each group's bytes consumed once ([`core::hint::black_box`] tells the compiler that any
+/// memory may have changed, so consuming every byte on its own made the loop reload every
+/// field it used per row). Other targets do nothing. Measured on
 /// 100 000 random 384-dimension rows, 16 per step: 320-340 ns per row without, 245-275 with
 /// (native and wasm alike), and hinting every line of the rows was slower (290-320).
 #[inline]
@@ -167,37 +167,48 @@ pub fn prefetch_all<'a>(rows: impl IntoIterator<Item = &'a [u8]>) {
         }
     }
     #[cfg(target_arch = "wasm32")]
-    {
-        // The first bytes are gathered first and read in a loop of their own: finding a row
-        // takes dozens of instructions, and a read that misses holds up every instruction after
-        // it until it completes, so reads spaced that far apart would stall one after another
-        // instead of overlapping.
-        const GROUP: usize = 32;
-        let mut rows = rows.into_iter();
-        loop {
-            let mut first: [&u8; GROUP] = [&0; GROUP];
-            let mut n = 0;
-            for b in rows.by_ref() {
-                if let Some(x) = b.first() {
-                    first[n] = x;
-                    n += 1;
-                    if n == GROUP {
-                        break;
-                    }
-                }
-            }
-            let mut seen = 0u8;
-            for x in &first[..n] {
-                seen ^= **x;
-            }
-            core::hint::black_box(seen);
-            if n < GROUP {
-                break;
-            }
+    first_bytes_in_groups(rows, |group| {
+        let mut seen = 0u8;
+        for x in group {
+            seen ^= **x;
         }
-    }
+        core::hint::black_box(seen);
+    });
     #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
     let _ = rows;
+}
+
+/// How many first bytes [`prefetch_all`] gathers before reading them (wasm).
+const PREFETCH_GROUP: usize = 32;
+
+/// Hand `read` the first bytes of the non-empty `rows`, in order, [`PREFETCH_GROUP`] at a time
+/// (the last group shorter; none for no rows). [`prefetch_all`] in wasm reads each group in a
+/// loop of its own: finding a row takes dozens of instructions, and a read that misses holds up
+/// every instruction after it until it completes, so reads spaced that far apart would stall
+/// one after another instead of overlapping (under wasmtime this halved the walk's own time
+/// outside the kernel on the real set's ef 128 queries, BENCHMARKS.md).
+#[cfg_attr(not(any(target_arch = "wasm32", test)), allow(dead_code))]
+fn first_bytes_in_groups<'a>(rows: impl IntoIterator<Item = &'a [u8]>, mut read: impl FnMut(&[&'a u8])) {
+    let mut rows = rows.into_iter();
+    loop {
+        let mut first: [&u8; PREFETCH_GROUP] = [&0; PREFETCH_GROUP];
+        let mut n = 0;
+        for b in rows.by_ref() {
+            if let Some(x) = b.first() {
+                first[n] = x;
+                n += 1;
+                if n == PREFETCH_GROUP {
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            read(&first[..n]);
+        }
+        if n < PREFETCH_GROUP {
+            return;
+        }
+    }
 }
 
 /// Σ op(q[i], v[i]) over two u8 vectors of equal length, in `i32` with wrapping.
@@ -769,14 +780,25 @@ mod tests {
         assert!(n > 1500, "{n} checks");
     }
 
-    /// Row requests come in groups (wasm gathers 32 at a time): every count around the group
-    /// size, with empty rows among them, is taken without reading out of any row.
+    /// wasm reads the rows' first bytes in groups: every count around the group size, with
+    /// empty rows among them, gives exactly the non-empty rows' first bytes, in order, in full
+    /// groups but the last.
     #[test]
-    fn prefetch_takes_any_number_of_rows() {
+    fn row_requests_take_every_first_byte_in_groups() {
         let data: Vec<u8> = (0..=255).collect();
         for n in [0usize, 1, 31, 32, 33, 63, 64, 65, 200] {
             let rows: Vec<&[u8]> = (0..n).map(|i| if i % 7 == 3 { &data[..0] } else { &data[i % 256..] }).collect();
-            super::prefetch_all(rows.iter().copied());
+            let want: Vec<*const u8> = rows.iter().filter_map(|r| r.first()).map(|x| x as *const u8).collect();
+            let mut got: Vec<*const u8> = Vec::new();
+            let mut sizes = Vec::new();
+            super::first_bytes_in_groups(rows.iter().copied(), |g| {
+                sizes.push(g.len());
+                got.extend(g.iter().map(|&x| x as *const u8));
+            });
+            assert_eq!(got, want, "{n} rows");
+            let full = want.len() / super::PREFETCH_GROUP;
+            assert!(sizes[..full].iter().all(|&s| s == super::PREFETCH_GROUP), "{n}: {sizes:?}");
+            assert_eq!(sizes.len(), want.len().div_ceil(super::PREFETCH_GROUP), "{n}: {sizes:?}");
             super::prefetch_all(rows.into_iter().rev());
         }
     }
