@@ -88,6 +88,17 @@ s.close()
 """
 
 
+def optimize_cmd(kind, path):
+    """The process that optimizes the shard at `path` with engine `kind` (edge, ours or wasm)."""
+    if kind == "edge":
+        return [sys.executable, "-c", EDGE_OPTIMIZE, path]
+    if kind == "ours":
+        return [os.path.join(ROOT, "target", "release", "wasi-demo"), path, "optimize"]
+    wasm = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "wasi-demo.wasm")
+    return [sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{path}::/s", wasm, "/s",
+            "optimize"]
+
+
 def recall(path, queries, gt, ef):
     s = q.EdgeShard.load(path)
     info = s.info()
@@ -128,17 +139,8 @@ def main():
         path = os.path.join(work, kind)
         shutil.rmtree(path, ignore_errors=True)
         shutil.copytree(base, path)
-        if kind == "edge":
-            wall, rss, out = timed([sys.executable, "-c", EDGE_OPTIMIZE, path])
-            inner = float(out.strip().splitlines()[-1])
-        elif kind == "ours":
-            wall, rss, out = timed([os.path.join(ROOT, "target", "release", "wasi-demo"), path, "optimize"])
-            inner = None
-        else:
-            wasm = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "wasi-demo.wasm")
-            wall, rss, out = timed([sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir",
-                                    f"{path}::/s", wasm, "/s", "optimize"])
-            inner = None
+        wall, rss, out = timed(optimize_cmd(kind, path))
+        inner = float(out.strip().splitlines()[-1]) if kind == "edge" else None
         results.append((label, kind, path, wall, rss, inner))
         print(label, f"{wall:.1f} s", f"{rss:.0f} MiB", flush=True)
 
@@ -160,7 +162,8 @@ def main():
 
     labellings = []  # per labelling: (edge recalls, ours recalls, edge wall s, ours wall s)
     if a.relabel > 1:
-        by_kind = {kind: (recs, wall) for (label, wall, rss, inner, recs, indexed), (_, kind, *_) in zip(rows, results)}
+        # the first labelling is the build above
+        by_kind = {res[1]: (row[4], row[1]) for res, row in zip(results, rows)}
         labellings.append((by_kind["edge"][0], by_kind["ours"][0], by_kind["edge"][1], by_kind["ours"][1]))
         for r in range(1, a.relabel):
             perm = np.random.default_rng(1000 + r).permutation(n)
@@ -173,10 +176,7 @@ def main():
                 path = os.path.join(work, f"{kind}-relabel{r}")
                 shutil.rmtree(path, ignore_errors=True)
                 shutil.copytree(base_r, path)
-                if kind == "edge":
-                    wall, _, _ = timed([sys.executable, "-c", EDGE_OPTIMIZE, path])
-                else:
-                    wall, _, _ = timed([os.path.join(ROOT, "target", "release", "wasi-demo"), path, "optimize"])
+                wall, _, _ = timed(optimize_cmd(kind, path))
                 got[kind] = ([recall(path, qn, gt_r, ef)[0] for ef in (64, 128, 256)], wall)
                 shutil.rmtree(path)
             shutil.rmtree(base_r)
