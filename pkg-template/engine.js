@@ -5,6 +5,38 @@
 import { describeError, QdrantEdgeError } from './errors.js';
 import { createSender } from './outbox.js';
 
+// The number arrays of a body (vectors) cross into wasm as Float64Arrays, which the engine
+// reads as arrays of the same numbers (src/web/mod.rs, js_to_json): one copy instead of several
+// calls into JS per number. Returns `v` itself when it has no such array, else a copy of the
+// containers on the way to them; the caller's body is never changed.
+const PACKED_MIN = 8;
+function allNumbers(a) {
+  for (let i = 0; i < a.length; i++) if (typeof a[i] !== 'number') return false; // holes too
+  return true;
+}
+export function packVectors(v) {
+  if (Array.isArray(v)) {
+    if (v.length >= PACKED_MIN && allNumbers(v)) return Float64Array.from(v);
+    let out = null;
+    for (let i = 0; i < v.length; i++) {
+      const p = packVectors(v[i]);
+      if (p !== v[i]) (out ??= v.slice())[i] = p;
+    }
+    return out ?? v;
+  }
+  if (v !== null && typeof v === 'object') {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return v;
+    let out = null;
+    for (const [k, x] of Object.entries(v)) {
+      const p = packVectors(x);
+      if (p !== x) (out ??= Object.fromEntries(Object.entries(v)))[k] = p;
+    }
+    return out ?? v;
+  }
+  return v;
+}
+
 /**
  * @param {typeof import('./qdrant_edge_wasm.js')} wasm the initialized wasm-bindgen glue
  * @returns {{ handle(op: string, args: any): Promise<{ok: true, value: any} | {ok: false, error: {name: string, code: string, message: string}}> }}
@@ -60,11 +92,11 @@ export function createEngine(wasm) {
       return { ...need().outboxStatus(), ...sender.status() };
     },
     read({ command, body }) {
-      return need().read(command, body ?? null);
+      return need().read(command, packVectors(body ?? null));
     },
     async update({ command, body }) {
       try {
-        return await need().update(command, body ?? null);
+        return await need().update(command, packVectors(body ?? null));
       } finally {
         sender.poke(); // also after a refusal: a batch refused half way records its prefix
       }

@@ -181,3 +181,86 @@ fn simd128_kernels_equal_the_scalar_references() {
     let n = qdrant_edge_wasm::spaces::simd::check_against_scalar().unwrap();
     assert!(n > 1500, "{n} checks");
 }
+
+#[wasm_bindgen(inline_js = r#"
+export function bodySamples() {
+  const big = 2n ** 70n;
+  const withProto = JSON.parse('{"__proto__": 1, "b": [1, 2]}');
+  const holey = [1, 2, 3]; delete holey[1];
+  return [
+    null, undefined, true, false, 0, -0, 7, -7, 0.1, 1e21, 2 ** 53 - 1, 2 ** 53, -(2 ** 53), NaN, Infinity, -Infinity,
+    'text', '', 'ünï€😀', 5n, -5n, 2n ** 63n, 2n ** 64n - 1n,
+    [], [1, 'a', null, undefined, true, [2, [3]]], holey,
+    Array.from({ length: 384 }, (_, i) => Math.sin(i) / 3), Array.from({ length: 20 }, (_, i) => i - 10),
+    { query: Array.from({ length: 16 }, (_, i) => i / 7), limit: 10, params: { hnsw_ef: 128, exact: false },
+      filter: { must: [{ key: 'k', match: { any: ['x', 'y'] } }] }, nothing: undefined, zero: null },
+    withProto, Object.assign(Object.create(null), { a: 1 }),
+    new Map([['a', 1], ['b', [true, { c: 'd' }]]]), new Map([[1, 'non-string key']]),
+    new Number(5), new String('ab'), new Date(0),
+    new Uint8Array([1, 2]), new ArrayBuffer(4), new Set([1]), new Int32Array([1, 2]),
+    () => 1, Symbol('s'), big, -big,
+    { nested: [{ deep: [new Set([1])] }] },
+  ];
+}
+export function typedSamples() {
+  const xs = [0, -0, 1, -1, 0.1, 1 / 3, 2 ** 53 - 1, 2 ** 53, 1e-40, 3.4e38, NaN, Infinity, -Infinity, 123456789];
+  return [new Float64Array(xs), new Float32Array(xs), new Float64Array(0)];
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = bodySamples)]
+    fn body_samples() -> js_sys::Array;
+    #[wasm_bindgen(js_name = typedSamples)]
+    fn typed_samples() -> js_sys::Array;
+}
+
+/// The engine's own conversion of request bodies gives exactly the JSON serde-wasm-bindgen
+/// gives, and refuses exactly what it refuses; typed float arrays read as the arrays of their
+/// numbers (which serde-wasm-bindgen refuses).
+#[wasm_bindgen_test]
+fn request_bodies_convert_as_serde_wasm_bindgen_converts_them() {
+    use qdrant_edge_wasm::web::js_to_json;
+    let samples = body_samples();
+    assert!(samples.length() > 40);
+    let (mut ok, mut refused) = (0, 0);
+    for (i, v) in samples.iter().enumerate() {
+        let reference = serde_wasm_bindgen::from_value::<Value>(v.clone());
+        let ours = js_to_json(&v);
+        match (&reference, &ours) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "sample {i}");
+                // same JSON text too: integer and float representations included
+                assert_eq!(a.to_string(), b.to_string(), "sample {i}");
+                ok += 1;
+            }
+            (Err(_), Err(_)) => refused += 1,
+            _ => panic!("sample {i}: serde-wasm-bindgen {reference:?}, ours {ours:?}"),
+        }
+    }
+    assert!(ok >= 25 && refused >= 8, "{ok} converted, {refused} refused");
+    for (i, v) in typed_samples().iter().enumerate() {
+        let plain = js_sys::Array::from(&v);
+        let reference = serde_wasm_bindgen::from_value::<Value>(plain.into()).unwrap();
+        assert_eq!(js_to_json(&v).unwrap().to_string(), reference.to_string(), "typed sample {i}");
+        assert!(serde_wasm_bindgen::from_value::<Value>(v).is_err() || i == 2);
+    }
+}
+
+/// Results cross back with vectors as plain JS arrays of the same numbers (the packed path),
+/// and with integers beyond 2^53 as BigInts (the element-wise path).
+#[wasm_bindgen_test]
+fn result_vectors_convert_to_plain_arrays() {
+    use qdrant_edge_wasm::web::json_to_js;
+    let v = json!([0.5, -0.25, 1, -3, 1e300, 0.1, 7.25, 9007199254740991u64, -9007199254740991i64]);
+    let js_v = json_to_js(&v);
+    assert!(js_sys::Array::is_array(&js_v));
+    assert_eq!(rust(js_v.clone()), v);
+    let a: js_sys::Array = js_v.unchecked_into();
+    assert_eq!(a.length(), 9);
+    let neg_zero: js_sys::Array = json_to_js(&json!([0.5, -0.0, 1, 2, 3, 4, 5, 6])).unchecked_into();
+    assert!(neg_zero.get(1).as_f64().unwrap().is_sign_negative());
+    let wide = json!([1, 2, 3, 4, 5, 6, 7, 8, 18446744073709551615u64]);
+    let a: js_sys::Array = json_to_js(&wide).unchecked_into();
+    assert!(a.get(8).is_bigint());
+    assert_eq!(a.get(0).as_f64(), Some(1.0));
+}
