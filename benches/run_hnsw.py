@@ -11,6 +11,10 @@ The shard is built once by qdrant-edge-py (m=16, ef_construct=100, one optimized
 the graph, an integer payload index on `cat` = id % 10 for the 10 %-selectivity filter) and
 cached under target/bench/. Ground truth: exact search (`params.exact`). For every ef in 64, 128,
 256, with and without the filter: p50/p99 latency, QPS (one query at a time) and recall@10.
+Every engine asks every body once per round, the engines taking turns, for `--rounds` rounds
+(default 3); the table holds the medians over the rounds and each ratio to qdrant-edge-py is the
+median of the rounds' ratios (with their range), so that the machine's load drifting during the
+run does not land on one engine alone.
 
 Data (`--data`):
 * `synthetic` (default): a clustered set (1000 Gaussian centres, unit-normalised); the filter is
@@ -148,6 +152,8 @@ def main():
     ap.add_argument("--ours-bin", help="an already built exact_search bench binary (release) instead of cargo bench")
     ap.add_argument("--build-threads", type=int, default=0, help="qdrant-edge-py max_indexing_threads (0: auto)")
     ap.add_argument("--no-wasm", action="store_true", help="skip the wasmtime run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="how many times every engine asks every body, the engines taking turns (default 3)")
     ap.add_argument("--chromium", choices=["auto", "on", "off"], default="auto",
                     help="the headless Chromium worker rows (auto: when chromium is found)")
     ap.add_argument("--chromium-storage", default="memory", choices=["memory", "opfs", "idb"],
@@ -212,62 +218,91 @@ def main():
     qpath = os.path.join(work, "queries.json")
     json.dump(bodies, open(qpath, "w"))
 
-    # qdrant-edge-py
-    s = q.EdgeShard.load(shard_dir)
-    py = {"latencies_ms": [], "ids": []}
-    for _, ef, f in configs:
-        params = q.SearchParams(exact=True) if ef is None else q.SearchParams(hnsw_ef=ef)
-        for v in queries:
-            r = q.QueryRequest(query=q.Query.Nearest(v.tolist()), limit=10, params=params,
-                               filter=py_flt if f else None)
-            t = time.perf_counter()
-            res = s.query(r)
-            py["latencies_ms"].append((time.perf_counter() - t) * 1e3)
-            py["ids"].append([p.id for p in res])
-    s.close()
+    def run_edge_py():
+        s = q.EdgeShard.load(shard_dir)
+        py = {"latencies_ms": [], "ids": []}
+        for _, ef, f in configs:
+            params = q.SearchParams(exact=True) if ef is None else q.SearchParams(hnsw_ef=ef)
+            for v in queries:
+                r = q.QueryRequest(query=q.Query.Nearest(v.tolist()), limit=10, params=params,
+                                   filter=py_flt if f else None)
+                t = time.perf_counter()
+                res = s.query(r)
+                py["latencies_ms"].append((time.perf_counter() - t) * 1e3)
+                py["ids"].append([p.id for p in res])
+        s.close()
+        return py
 
-    # ours, native and wasm32-wasip1 under wasmtime (the same bench binary)
+    # ours, native and wasm32-wasip1 under wasmtime (the same bench binary), built once
     native = os.path.join(work, "ours-native.json")
-    load0 = os.getloadavg()
-    t_run = time.perf_counter()
     if a.ours_bin:
-        subprocess.run([a.ours_bin, shard_dir, qpath, native], cwd=ROOT, check=True)
+        native_cmd = [a.ours_bin, shard_dir, qpath, native]
     else:
-        subprocess.run(["cargo", "bench", "--bench", "exact_search", "--", shard_dir, qpath, native], cwd=ROOT, check=True)
-    ours_s = time.perf_counter() - t_run
-    engines = [("qdrant-edge-py 0.9.0 native", py), ("qdrant-edge-wasm native", json.load(open(native)))]
+        native_cmd = ["cargo", "bench", "--bench", "exact_search", "--", shard_dir, qpath, native]
+    wasm_cmd = None
     if not a.no_wasm:
         subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
                        cwd=ROOT, check=True)
         deps = os.path.join(TARGET, "wasm32-wasip1", "release", "deps")
         wasm = max((os.path.join(deps, f) for f in os.listdir(deps)
                     if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
-        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
-                        "/w/shard", "/w/queries.json", "/w/ours-wasm.json"], cwd=ROOT, check=True)
-        engines.append(("qdrant-edge-wasm wasm32-wasip1 (wasmtime)", json.load(open(os.path.join(work, "ours-wasm.json")))))
+        wasm_cmd = [sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
+                    "/w/shard", "/w/queries.json", "/w/ours-wasm.json"]
 
     nq = a.queries
-    load1 = os.getloadavg()
-    chrome = None
+    archive = None
     if chromium:
         ops = 1 + math.ceil(a.points / 1000)  # create_field_index + the upsert batches of build()
         t_arch = time.perf_counter()
         archive = snapshot_archive(shard_dir, work, ops)
         arch_s = time.perf_counter() - t_arch
-        t_chr = time.perf_counter()
-        chrome = run_chromium(a, work, nq)
-        chrome["wall_s"] = time.perf_counter() - t_chr
+
+    # The engines take turns, round after round, so that a change in the machine's load over
+    # the run weighs on all of them alike; each row reports the median over the rounds.
+    names = ["qdrant-edge-py 0.9.0 native", "qdrant-edge-wasm native"]
+    if wasm_cmd:
+        names.append("qdrant-edge-wasm wasm32-wasip1 (wasmtime)")
+    if chromium:
+        names.append(f"qdrant-edge-wasm in headless Chromium worker (storage \"{a.chromium_storage}\")")
+    rounds = {n: [] for n in names}
+    load0 = os.getloadavg()
+    t_run = time.perf_counter()
+    chrome_wall = []
+    for rnd in range(a.rounds):
+        print(f"round {rnd + 1} of {a.rounds}", file=sys.stderr)
+        rounds[names[0]].append(run_edge_py())
+        subprocess.run(native_cmd, cwd=ROOT, check=True)
+        rounds[names[1]].append(json.load(open(native)))
+        if wasm_cmd:
+            subprocess.run(wasm_cmd, cwd=ROOT, check=True)
+            rounds[names[2]].append(json.load(open(os.path.join(work, "ours-wasm.json"))))
+        if chromium:
+            t_chr = time.perf_counter()
+            chrome = run_chromium(a, work, nq)
+            chrome_wall.append(time.perf_counter() - t_chr)
+            if len(chrome["ids"]) != len(bodies):
+                sys.exit(f"chromium: {len(chrome['ids'])} answers for {len(bodies)} queries")
+            rounds[names[-1]].append(chrome)
+    run_s = time.perf_counter() - t_run
+    load1 = os.getloadavg()
+    py = rounds[names[0]][0]
+    ours_native = rounds[names[1]][0]
+    chrome = None
+    if chromium:
+        chrome = rounds[names[-1]][0]
         chrome["archive_bytes"] = os.path.getsize(archive)
         chrome["archive_s"] = arch_s
-        if len(chrome["ids"]) != len(py["ids"]):
-            sys.exit(f"chromium: {len(chrome['ids'])} answers for {len(py['ids'])} queries")
-        engines.append((f"qdrant-edge-wasm in headless Chromium worker (storage \"{a.chromium_storage}\")", chrome))
+    # queries whose answer differed between rounds, per engine (expected: none)
+    unstable = {n: sum(1 for i in range(len(bodies))
+                       if any([str(x) for x in r["ids"][i]] != [str(x) for x in rounds[n][0]["ids"][i]]
+                              for r in rounds[n][1:]))
+                for n in names}
     uptime1 = os.getloadavg()
     if a.data == "minilm":
         c = meta["counts"]
         cmd = "`.venv/bin/python benches/run_hnsw.py --data minilm" + (" --no-wasm" if a.no_wasm else "") + \
             (f" --build-threads {a.build_threads}" if a.build_threads else "") + \
-            (" --chromium off" if not chromium else "") + "`"
+            (" --chromium off" if not chromium else "") + (f" --rounds {a.rounds}" if a.rounds != 3 else "") + "`"
         if a.ours_bin:
             cmd += " (with `--ours-bin` pointing at an already built release `exact_search` binary)"
         lines = [
@@ -285,8 +320,8 @@ def main():
             f"{nq} held-out queries, limit 10, one at a time; filter `section == \"{fsec}\"` (the Debian Section of the "
             f"text's package, keyword index): {share * 100:.2f} % of the points ({sum(s == fsec for s in sections)}), "
             "the section closest to 10 %. Recall@10 against each engine's own exact answer. Machine: 2 cores shared "
-            f"with other sessions' builds, load average {load0[0]:.2f} before our engine's run and {load1[0]:.2f} after it "
-            f"({ours_s / 60:.1f} min). Commands: `bash benches/setup-bench.sh`, "
+            f"with other sessions' builds, load average {load0[0]:.2f} before the rounds and {load1[0]:.2f} after them "
+            f"({run_s / 60:.1f} min). Commands: `bash benches/setup-bench.sh`, "
             "`OMP_NUM_THREADS=1 nice -n 19 .venv-bench/bin/python benches/embed_corpus.py`, " +
             ("`bash scripts/build-npm.sh`, " if chromium else "") + "then " + cmd + ".",
             "",
@@ -301,43 +336,55 @@ def main():
             "Recall@10 against each engine's own exact answer. Command: " +
             ("`bash scripts/build-npm.sh`, then " if chromium else "") + "`.venv/bin/python benches/run_hnsw.py" +
             (f" --points {a.points}" if a.points != 100000 else "") + (f" --queries {nq}" if nq != 500 else "") +
-            (" --no-wasm" if a.no_wasm else "") + (" --chromium off" if not chromium else "") + "`.",
+            (" --no-wasm" if a.no_wasm else "") + (" --chromium off" if not chromium else "") +
+            (f" --rounds {a.rounds}" if a.rounds != 3 else "") + "`.",
             "",
         ]
+    med = lambda xs: float(np.median(xs))
     lines += [
         "| search | engine | p50 ms | p99 ms | QPS | recall@10 | ratio p50 to edge-py |",
         "|---|---|---|---|---|---|---|",
     ]
     for ci, (label, ef, f) in enumerate(configs):
         exact_idx = 0 if f is None else 4
-        base_p50 = pct(py["latencies_ms"][ci * nq:(ci + 1) * nq], 50)
-        for name, r in engines:
-            lat = r["latencies_ms"][ci * nq:(ci + 1) * nq]
-            ids = r["ids"][ci * nq:(ci + 1) * nq]
-            gt = r["ids"][exact_idx * nq:(exact_idx + 1) * nq]
+        part = slice(ci * nq, (ci + 1) * nq)
+        base = [pct(r["latencies_ms"][part], 50) for r in rounds[names[0]]]
+        for name in names:
+            lat = [r["latencies_ms"][part] for r in rounds[name]]
+            ids = rounds[name][0]["ids"][part]
+            gt = rounds[name][0]["ids"][exact_idx * nq:(exact_idx + 1) * nq]
             rec = np.mean([len(set(map(str, x)) & set(map(str, g))) / max(1, len(g)) for x, g in zip(ids, gt)])
-            lines.append(f"| {label} | {name} | {pct(lat, 50):.2f} | {pct(lat, 99):.2f} | "
-                         f"{1000 / np.mean(lat):.0f} | {rec:.4f} | {pct(lat, 50) / base_p50:.2f} |")
-    same = sum(1 for x, y in zip(py["ids"], engines[1][1]["ids"]) if [str(i) for i in x] == [str(i) for i in y])
+            ratios = [pct(x, 50) / b for x, b in zip(lat, base)]
+            spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 and name != names[0] else ""
+            lines.append(f"| {label} | {name} | {med([pct(x, 50) for x in lat]):.2f} | {med([pct(x, 99) for x in lat]):.2f} | "
+                         f"{med([1000 / np.mean(x) for x in lat]):.0f} | {rec:.4f} | {med(ratios):.2f}{spread} |")
+    lines += ["", f"Each cell is the median over {a.rounds} rounds; in every round each engine in turn asks all "
+              f"{len(bodies)} bodies (the engines alternate so that a change of the machine's load weighs on all "
+              "of them alike; qdrant-edge-py's own p50 has moved by up to 1.7x between separate runs). The ratio is "
+              "the median of the rounds' ratios to qdrant-edge-py's p50 in the same round, with their range. "
+              "Recall is from the first round; " + (
+                  "every engine gave the same answers in every round." if not any(unstable.values()) else
+                  "answers that differed between rounds: " + ", ".join(f"{n} {k}" for n, k in unstable.items()) + ".")]
+    same = sum(1 for x, y in zip(py["ids"], ours_native["ids"]) if [str(i) for i in x] == [str(i) for i in y])
     lines += ["", f"Identical id lists, qdrant-edge-py vs ours native: {same} of {len(py['ids'])} queries.", ""]
     fmt_load = lambda l: ", ".join(f"{x:.2f}" for x in l)
     if chrome:
         ef128 = slice(2 * nq, 3 * nq)
-        same_c = sum(1 for x, y in zip(engines[1][1]["ids"], chrome["ids"]) if [str(i) for i in x] == [str(i) for i in y])
+        same_c = sum(1 for x, y in zip(ours_native["ids"], chrome["ids"]) if [str(i) for i in x] == [str(i) for i in y])
         lines += [
             f"Chromium rows: the packed npm package (wasm-bindgen `--target web`, release build after `wasm-opt -Oz`, "
             f"one thread) in headless Chromium {chrome['browser_version']} (Debian's `chromium`, launched by playwright-core "
             f"with `{' '.join(chrome['args'])}`). The qdrant-edge-py shard above was written once as a full snapshot "
             f"archive ({chrome['archive_bytes'] / 2**20:.0f} MiB), served by a local HTTP server, and "
             f"`EdgeShard.restoreSnapshot` streamed it from `fetch()` into storage \"{chrome['storage']}\" in the shard's "
-            f"dedicated Worker ({chrome['restore_ms'] / 1e3:.1f} s). The worker then asks the same bodies one at a time "
+            f"dedicated Worker ({chrome['restore_ms'] / 1e3:.1f} s in the first round; every round restores anew). The worker then asks the same bodies one at a time "
             "through the package's engine queue; each latency is `performance.now()` inside the worker around the engine "
             "call (cross-origin isolated page, 5 us ticks), so no postMessage is in it. As the page sees it "
-            f"(`EdgeShard.query`, structured clone both ways), the ef 128 bodies take p50 {pct(chrome['rtt_query_ms'], 50):.2f} ms "
+            f"(`EdgeShard.query`, structured clone both ways; first round), the ef 128 bodies take p50 {pct(chrome['rtt_query_ms'], 50):.2f} ms "
             f"against {pct(chrome['latencies_ms'][ef128], 50):.2f} ms inside the worker, and a trivial call (`retrieve` of "
             f"one id) p50 {pct(chrome['rtt_trivial_ms'], 50):.3f} ms. Identical id lists, ours in Chromium vs ours native: "
-            f"{same_c} of {len(chrome['ids'])} queries. Load average {chrome['loadavg_before'][0]:.2f} before the Chromium "
-            f"run and {chrome['loadavg_after'][0]:.2f} after it ({chrome['wall_s'] / 60:.1f} min with the restore); "
+            f"{same_c} of {len(chrome['ids'])} queries. A Chromium run took {med(chrome_wall) / 60:.1f} min with the "
+            "restore (median over the rounds); "
             f"`uptime` load averages (1, 5, 15 min) {fmt_load(uptime0)} at the start of the script and "
             f"{fmt_load(uptime1)} at the end." + (f" **Warning: {stale_pkg}.**" if stale_pkg else ""),
             "",
