@@ -60,8 +60,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::oracle_query as our_answer;
-use common::parse_oracle_answers as parse_answers;
-use common::ranked::{agreement, Agreement, Run, Ties};
+use common::ranked::{quantized_agreement, Agreement};
 use qdrant_edge_wasm::api::{dispatch, updates::parse_update};
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
 use qdrant_edge_wasm::format::segment_meta::EdgeConfig;
@@ -76,35 +75,6 @@ type Answer = Vec<(u64, f64)>;
 
 fn run_py(args: &[&str]) -> Value {
     common::run_oracle_script("binary_quant_oracle.py", args)
-}
-
-/// Qdrant's answer `a` against ours: the same score at every position, every run of exactly
-/// equal scores (nearly equal for `near_ties`) holding the same ids, the last run included
-/// unless `boundary_relaxed`.
-fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> Agreement {
-    let mut ties = Ties::strict(1e-5).runs(if near_ties { Run::Close } else { Run::Equal });
-    if boundary_relaxed {
-        ties = ties.cut_last_run();
-    }
-    agreement(a, b, ties)
-}
-
-/// Segment directories: (optimized, appendable).
-fn segments(st: &FsStorage) -> (String, String) {
-    let (mut opt, mut app) = (Vec::new(), Vec::new());
-    for e in st.list_dir("segments").unwrap() {
-        if e.kind != EntryKind::Dir {
-            continue;
-        }
-        let dir = format!("segments/{}", e.name);
-        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
-            opt.push(dir);
-        } else {
-            app.push(dir);
-        }
-    }
-    assert_eq!((opt.len(), app.len()), (1, 1), "one optimized and one appendable segment: {opt:?} {app:?}");
-    (opt.pop().unwrap(), app.pop().unwrap())
 }
 
 fn param_sets() -> Vec<(Value, Value)> {
@@ -141,7 +111,7 @@ fn run_oracle(late: usize) {
 
     // The storage forms: immutable in the optimized segment, mutable in the appendable one.
     let st = FsStorage::new(&dir).unwrap();
-    let (opt, app) = segments(&st);
+    let (opt, app) = common::optimized_and_appendable(&st);
     for name in &names {
         let cfg = st.read_all(&format!("{opt}/vector_storage-{name}/quantized.config.json")).unwrap();
         let cfg: Value = serde_json::from_slice(&cfg).unwrap();
@@ -164,8 +134,8 @@ fn run_oracle(late: usize) {
         }
     }
 
-    let reqs = requests(&made, &names);
-    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let reqs = common::oracle_requests(&made, &names, &param_sets());
+    let theirs = common::oracle_answers("binary_quant_oracle.py", tmp.path(), &dir, &reqs);
     let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
     let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &shard, true);
     assert!(
@@ -176,26 +146,6 @@ fn run_oracle(late: usize) {
         mismatches.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
     );
     assert!(exact * 2 > reqs.len(), "only {exact} answers equal id for id");
-}
-
-/// Every query of `made` for `names` with every parameter set.
-fn requests(made: &Value, names: &[String]) -> Vec<Value> {
-    let mut reqs = Vec::new();
-    for name in names {
-        for v in made["queries"][name].as_array().unwrap() {
-            for (params, filter) in param_sets() {
-                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
-            }
-        }
-    }
-    reqs
-}
-
-/// qdrant-edge-py's answers to `reqs` on a fresh load of `dir`.
-fn qdrant_answers(tmp: &Path, dir: &Path, reqs: &[Value]) -> Vec<Answer> {
-    let req_file = tmp.join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(reqs).unwrap()).unwrap();
-    parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]))
 }
 
 /// Our answers against Qdrant's (module docs): the mismatches and the number of answers equal
@@ -220,7 +170,7 @@ fn compare_all(
         // equal scores are ties whose order and choice (at the limit) are not compared.
         let scalar = made["scalar"].as_array().unwrap().contains(&r["using"]);
         let relaxed = scalar;
-        match compare(a, &b, relaxed, scalar) {
+        match quantized_agreement(a, &b, relaxed, scalar) {
             Agreement::Exactly => exact += 1,
             Agreement::UpToTieOrder if scalar => tie_orders += 1,
             Agreement::UpToBoundaryChoice if scalar => boundary += 1,
@@ -232,7 +182,7 @@ fn compare_all(
             unrescored += 1;
             let mut c = r.clone();
             c["params"]["quantization"] = json!({"ignore": true});
-            if compare(a, &our_answer(shard, &c), relaxed, scalar) != Agreement::No {
+            if quantized_agreement(a, &our_answer(shard, &c), relaxed, scalar) != Agreement::No {
                 control_same += 1;
             }
         }
@@ -312,7 +262,7 @@ struct Stored {
 
 fn quantized_by_id(dir: &Path, name: &str, multi: bool) -> Stored {
     let st = FsStorage::new(dir).unwrap();
-    let (_, app) = segments(&st);
+    let (_, app) = common::optimized_and_appendable(&st);
     Stored::read(dir, &app, name, multi)
 }
 
@@ -451,11 +401,11 @@ fn our_writes_keep_the_mutable_binary_storage() {
     }
 
     // Searches: our engine before closing, after a reload, qdrant-edge-py on our files.
-    let reqs = requests(&made, &names);
+    let reqs = common::oracle_requests(&made, &names, &param_sets());
     let before_close: Vec<Answer> = reqs.iter().map(|r| our_answer(&shard, r)).collect();
     shard.close().unwrap();
     drop(shard);
-    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let theirs = common::oracle_answers("binary_quant_oracle.py", tmp.path(), &dir, &reqs);
     let reloaded = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
     let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &reloaded, false);
     let stale = reqs.iter().zip(&before_close).filter(|(r, a)| our_answer(&reloaded, r) != **a).count();
@@ -545,8 +495,11 @@ fn segments_we_create_carry_the_mutable_binary_storage() {
     shard.close().unwrap();
     drop(shard);
     // (no point has the group "rare" here)
-    let reqs: Vec<Value> = requests(&made, &names).into_iter().filter(|r| r["filter"]["g"] != json!("rare")).collect();
-    let theirs = qdrant_answers(tmp.path(), &dir, &reqs);
+    let reqs: Vec<Value> = common::oracle_requests(&made, &names, &param_sets())
+        .into_iter()
+        .filter(|r| r["filter"]["g"] != json!("rare"))
+        .collect();
+    let theirs = common::oracle_answers("binary_quant_oracle.py", tmp.path(), &dir, &reqs);
     let reloaded = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
     let (mismatches, exact) = compare_all(&made, &reqs, &theirs, &reloaded, false);
     if !mismatches.is_empty() {
@@ -579,7 +532,7 @@ fn damaged_binary_quantized_files_never_panic() {
     let dir = tmp.path().join("shard");
     let made = run_py(&["make", dir.to_str().unwrap(), "600"]);
     let st = FsStorage::new(&dir).unwrap();
-    let (opt, app) = segments(&st);
+    let (opt, app) = common::optimized_and_appendable(&st);
     let names = ["b2c8", "h15e4", "u1d", "l1m4", "m2d8", "mu15"];
     let mut targets = Vec::new();
     for name in names {
@@ -706,9 +659,7 @@ fn our_writes_drop_a_turbo_storage_qdrant_then_rebuilds() {
                              "params": {"quantization": {"rescore": rescore}}}));
         }
     }
-    let req_file = tmp.path().join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
-    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+    let theirs = common::oracle_answers("binary_quant_oracle.py", tmp.path(), &dir, &reqs);
     for (k, a) in theirs.iter().enumerate() {
         assert_eq!(a.first().map(|p| p.0), Some(new[k / 2].0), "request {k}: qdrant-edge-py answers {a:?}");
     }

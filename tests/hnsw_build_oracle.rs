@@ -38,7 +38,7 @@ use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::format::hnsw::HnswGraph;
 use qdrant_edge_wasm::format::hnsw_write::{serialize_graph_bin, serialize_links_compressed_in_order, BuiltGraph};
 use qdrant_edge_wasm::shard::EdgeShard;
-use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
+use qdrant_edge_wasm::storage::{FsStorage, Storage};
 use serde_json::{json, Value};
 
 const N: usize = 4000;
@@ -62,19 +62,6 @@ const NAMES: [&str; 4] = ["c", "e", "u", "m"];
 
 fn run_py(args: &[&str]) -> Value {
     common::run_oracle_script("hnsw_build_oracle.py", args)
-}
-
-/// The optimized (non-appendable) segment directory of a shard.
-fn optimized_segment(st: &FsStorage) -> String {
-    let mut found = Vec::new();
-    for e in st.list_dir("segments").unwrap() {
-        let dir = format!("segments/{}", e.name);
-        if e.kind == EntryKind::Dir && st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
-            found.push(dir);
-        }
-    }
-    assert_eq!(found.len(), 1, "one optimized segment: {found:?}");
-    found.pop().unwrap()
 }
 
 fn read_json(st: &FsStorage, path: &str) -> Value {
@@ -190,7 +177,7 @@ fn optimize_builds_graphs_qdrant_walks() {
 
     // 1. Configs and counts.
     let th = FsStorage::new(&theirs).unwrap();
-    let (seg, their_seg) = (optimized_segment(&st), optimized_segment(&th));
+    let (seg, their_seg) = (common::optimized_segment(&st), common::optimized_segment(&th));
     let cfg = read_json(&st, &format!("{seg}/segment.json"));
     let their_cfg = read_json(&th, &format!("{their_seg}/segment.json"));
     assert_eq!(cfg["config"]["vector_data"], their_cfg["config"]["vector_data"]);

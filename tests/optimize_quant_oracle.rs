@@ -42,40 +42,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::oracle_query as our_answer;
-use common::parse_oracle_answers as parse_answers;
-use common::ranked::{agreement, Agreement, Run, Ties};
+use common::ranked::{quantized_agreement, Agreement};
 use qdrant_edge_wasm::format::id_tracker::IdTracker;
 use qdrant_edge_wasm::shard::EdgeShard;
-use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
+use qdrant_edge_wasm::storage::{FsStorage, Storage};
 use qdrant_edge_wasm::types::PointId;
 use serde_json::{json, Value};
 
 const N: usize = 1600;
 
-type Answer = Vec<(u64, f64)>;
-
 fn run_py(args: &[&str]) -> Value {
     common::run_oracle_script("binary_quant_oracle.py", args)
-}
-
-/// The optimized segment directory of a shard.
-fn optimized_segment(st: &FsStorage) -> String {
-    let mut found = Vec::new();
-    for e in st.list_dir("segments").unwrap() {
-        let dir = format!("segments/{}", e.name);
-        if e.kind == EntryKind::Dir && st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
-            found.push(dir);
-        }
-    }
-    assert_eq!(found.len(), 1, "one optimized segment: {found:?}");
-    found.pop().unwrap()
 }
 
 /// Per live point id of the optimized segment of `dir`: its record of `name` (multivectors: the
 /// offset's count then the inner records); plus the file sizes (data, offsets).
 fn records_by_id(dir: &Path, name: &str, multi: bool) -> (BTreeMap<u64, Vec<u8>>, (usize, usize)) {
     let st = FsStorage::new(dir).unwrap();
-    let seg = optimized_segment(&st);
+    let seg = common::optimized_segment(&st);
     let tracker = IdTracker::open(&st, &seg, false).unwrap();
     let vdir = dir.join(&seg).join(format!("vector_storage-{name}"));
     let data = std::fs::read(vdir.join("quantized.data")).unwrap();
@@ -101,15 +85,6 @@ fn records_by_id(dir: &Path, name: &str, multi: bool) -> (BTreeMap<u64, Vec<u8>>
         out.insert(id, bytes);
     }
     (out, (data.len(), offsets.map_or(0, |o| o.len())))
-}
-
-/// Qdrant's answer `a` against ours (as `binary_quant_oracle.rs`).
-fn compare(a: &Answer, b: &Answer, boundary_relaxed: bool, near_ties: bool) -> Agreement {
-    let mut ties = Ties::strict(1e-5).runs(if near_ties { Run::Close } else { Run::Equal });
-    if boundary_relaxed {
-        ties = ties.cut_last_run();
-    }
-    agreement(a, b, ties)
 }
 
 fn param_sets() -> Vec<(Value, Value)> {
@@ -151,7 +126,7 @@ fn optimize_writes_qdrants_quantized_storages() {
 
     // 1. Files.
     let (st, th) = (FsStorage::new(&ours).unwrap(), FsStorage::new(&theirs).unwrap());
-    let (seg, their_seg) = (optimized_segment(&st), optimized_segment(&th));
+    let (seg, their_seg) = (common::optimized_segment(&st), common::optimized_segment(&th));
     let mut problems = Vec::new();
     for name in &names {
         for f in ["quantized.config.json", "quantized.meta.json"] {
@@ -193,17 +168,8 @@ fn optimize_writes_qdrants_quantized_storages() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // 2. qdrant-edge-py searches our files as our engine does.
-    let mut reqs = Vec::new();
-    for name in &names {
-        for v in made["queries"][name.as_str()].as_array().unwrap() {
-            for (params, filter) in param_sets() {
-                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
-            }
-        }
-    }
-    let req_file = tmp.path().join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
-    let theirs_answers = parse_answers(&run_py(&["query", ours.to_str().unwrap(), req_file.to_str().unwrap()]));
+    let reqs = common::oracle_requests(&made, &names, &param_sets());
+    let theirs_answers = common::oracle_answers("binary_quant_oracle.py", tmp.path(), &ours, &reqs);
     let shard = EdgeShard::load(Arc::new(FsStorage::new(&ours).unwrap()), "").unwrap();
     let (mut exact, mut mismatches, mut filtered_tie_orders) = (0, Vec::new(), 0);
     let (mut filtered_differ, mut filtered_total) = (Vec::new(), 0);
@@ -214,7 +180,7 @@ fn optimize_writes_qdrants_quantized_storages() {
         let is_scalar = scalar.contains(&r["using"]);
         let filtered = !r["filter"].is_null();
         filtered_total += usize::from(filtered);
-        match compare(a, &b, is_scalar, is_scalar) {
+        match quantized_agreement(a, &b, is_scalar, is_scalar) {
             Agreement::Exactly => exact += 1,
             Agreement::UpToTieOrder | Agreement::UpToBoundaryChoice if is_scalar => {}
             // Known, not about the quantized files (module docs): the order of equal scores in
@@ -230,7 +196,7 @@ fn optimize_writes_qdrants_quantized_storages() {
             unrescored += 1;
             let mut c = r.clone();
             c["params"]["quantization"] = json!({"ignore": true});
-            if compare(a, &our_answer(&shard, &c), false, false) != Agreement::No {
+            if quantized_agreement(a, &our_answer(&shard, &c), false, false) != Agreement::No {
                 control_same += 1;
             }
         }

@@ -42,12 +42,11 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::parse_oracle_answers as parse_answers;
 use common::ranked::{agreement, Agreement, Run, Ties};
 use common::{oracle_body, oracle_query};
 use qdrant_edge_wasm::api::dispatch;
 use qdrant_edge_wasm::shard::EdgeShard;
-use qdrant_edge_wasm::storage::{EntryKind, FsStorage, Storage};
+use qdrant_edge_wasm::storage::{FsStorage, Storage};
 use serde_json::{json, Value};
 
 const N: usize = 2000;
@@ -68,24 +67,6 @@ fn same(a: &Answer, b: &Answer, near_ties: bool) -> bool {
     } else {
         agreement(a, b, ties) == Agreement::Exactly
     }
-}
-
-/// Segment directories: (optimized, appendable).
-fn segments(st: &FsStorage) -> (String, String) {
-    let (mut opt, mut app) = (Vec::new(), Vec::new());
-    for e in st.list_dir("segments").unwrap() {
-        if e.kind != EntryKind::Dir {
-            continue;
-        }
-        let dir = format!("segments/{}", e.name);
-        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
-            opt.push(dir);
-        } else {
-            app.push(dir);
-        }
-    }
-    assert_eq!((opt.len(), app.len()), (1, 1), "one optimized and one appendable segment: {opt:?} {app:?}");
-    (opt.pop().unwrap(), app.pop().unwrap())
 }
 
 fn param_sets() -> Vec<(Value, Value)> {
@@ -137,7 +118,7 @@ fn run_oracle(late: usize, inline: bool) {
 
     // The quantizations live in the optimized segment only.
     let st = FsStorage::new(&dir).unwrap();
-    let (opt, app) = segments(&st);
+    let (opt, app) = common::optimized_and_appendable(&st);
     for name in &names {
         let cfg = st.read_all(&format!("{opt}/vector_storage-{name}/quantized.config.json")).unwrap();
         let cfg: Value = serde_json::from_slice(&cfg).unwrap();
@@ -152,17 +133,8 @@ fn run_oracle(late: usize, inline: bool) {
         assert_eq!(inline_graph, inline && !multi.contains(&json!(name)), "{name}: links_comp_vec.bin");
     }
 
-    let mut reqs = Vec::new();
-    for name in &names {
-        for v in made["queries"][name].as_array().unwrap() {
-            for (params, filter) in param_sets() {
-                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
-            }
-        }
-    }
-    let req_file = tmp.path().join("reqs.json");
-    std::fs::write(&req_file, serde_json::to_vec(&reqs).unwrap()).unwrap();
-    let theirs = parse_answers(&run_py(&["query", dir.to_str().unwrap(), req_file.to_str().unwrap()]));
+    let reqs = common::oracle_requests(&made, &names, &param_sets());
+    let theirs = common::oracle_answers("pq_oracle.py", tmp.path(), &dir, &reqs);
 
     let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
     let mut mismatches = Vec::new();
@@ -259,7 +231,7 @@ fn damaged_pq_files_never_panic() {
     let dir = tmp.path().join("shard");
     let made = run_py(&["make", dir.to_str().unwrap(), "600", "0"]);
     let st = FsStorage::new(&dir).unwrap();
-    let (opt, _) = segments(&st);
+    let (opt, _) = common::optimized_and_appendable(&st);
     let names = ["pc16", "pm32", "ph64", "mpe", "msu", "msd"];
     let mut targets = Vec::new();
     for name in names {

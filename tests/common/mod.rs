@@ -204,3 +204,62 @@ pub fn parse_oracle_answers(v: &Value) -> Vec<Vec<(u64, f64)>> {
         .map(|a| a.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
         .collect()
 }
+
+/// A quantization oracle's requests (see [`oracle_query`]): every query of `made["queries"]`
+/// for each of `names`, with every `(params, filter)` of `param_sets`, limit 10.
+pub fn oracle_requests(made: &Value, names: &[String], param_sets: &[(Value, Value)]) -> Vec<Value> {
+    let mut reqs = Vec::new();
+    for name in names {
+        for v in made["queries"][name.as_str()].as_array().unwrap() {
+            for (params, filter) in param_sets {
+                reqs.push(json!({"using": name, "vector": v, "limit": 10, "params": params, "filter": filter}));
+            }
+        }
+    }
+    reqs
+}
+
+/// An oracle script's answers (`<script> query <shard> <requests.json>`) to `reqs` on a fresh
+/// load of `shard`; the requests file is written into `tmp`.
+pub fn oracle_answers(script: &str, tmp: &Path, shard: &Path, reqs: &[Value]) -> Vec<Vec<(u64, f64)>> {
+    let req_file = tmp.join("reqs.json");
+    fs::write(&req_file, serde_json::to_vec(reqs).unwrap()).unwrap();
+    parse_oracle_answers(&run_oracle_script(script, &["query", shard.to_str().unwrap(), req_file.to_str().unwrap()]))
+}
+
+/// A shard's segment directories (`segments/<uuid>`), split into the optimized ones (with an
+/// `id_tracker.mappings`, Qdrant's immutable id tracker) and the appendable ones.
+pub fn segment_dirs(st: &dyn Storage) -> (Vec<String>, Vec<String>) {
+    let (mut optimized, mut appendable) = (Vec::new(), Vec::new());
+    for e in st.list_dir("segments").unwrap() {
+        if e.kind != qdrant_edge_wasm::storage::EntryKind::Dir {
+            continue;
+        }
+        let dir = format!("segments/{}", e.name);
+        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
+            optimized.push(dir);
+        } else {
+            appendable.push(dir);
+        }
+    }
+    (optimized, appendable)
+}
+
+/// The shard's only optimized segment directory (fails the test unless there is exactly one).
+pub fn optimized_segment(st: &dyn Storage) -> String {
+    let (mut optimized, _) = segment_dirs(st);
+    assert_eq!(optimized.len(), 1, "one optimized segment: {optimized:?}");
+    optimized.pop().unwrap()
+}
+
+/// The shard's (optimized, appendable) segment directories (fails the test unless there is
+/// exactly one of each).
+pub fn optimized_and_appendable(st: &dyn Storage) -> (String, String) {
+    let (mut optimized, mut appendable) = segment_dirs(st);
+    assert_eq!(
+        (optimized.len(), appendable.len()),
+        (1, 1),
+        "one optimized and one appendable segment: {optimized:?} {appendable:?}"
+    );
+    (optimized.pop().unwrap(), appendable.pop().unwrap())
+}

@@ -145,3 +145,14 @@ pub fn self_test() {
         assert_eq!(agreement(&i, &i[..2], STRICT), Agreement::No);
     }
 }
+
+/// A quantization oracle's comparison of Qdrant's answer `a` with ours `b`: the same score at
+/// every position, every run of exactly equal scores (nearly equal, within 1e-5, for
+/// `near_ties`) holding the same ids, the last run included unless `boundary_relaxed`.
+pub fn quantized_agreement(a: &[(u64, f64)], b: &[(u64, f64)], boundary_relaxed: bool, near_ties: bool) -> Agreement {
+    let mut ties = Ties::strict(1e-5).runs(if near_ties { Run::Close } else { Run::Equal });
+    if boundary_relaxed {
+        ties = ties.cut_last_run();
+    }
+    agreement(a, b, ties)
+}
