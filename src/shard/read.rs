@@ -386,7 +386,11 @@ impl EdgeShard {
         }
         let at = |internal: u32| Loc::Segment { seg, internal };
         let single = |internal: u32, best: &mut Collector| -> Result<()> {
-            if let Some(score) = scorer.score(self, at(internal))? {
+            let score = match scorer.score_in_ram(seg, internal) {
+                Some(s) => s,
+                None => scorer.score(self, at(internal))?,
+            };
+            if let Some(score) = score {
                 best.offer_segment_point(self, seg, internal, score)?;
             }
             Ok(())
@@ -864,15 +868,35 @@ impl<'a> Scorer<'a> {
         if !(da.holds_rows_in_ram() && db.holds_rows_in_ram()) {
             return Ok(None);
         }
+        let q = q.view();
         Ok(Some(match (da.ram_row(ia), db.ram_row(ib)) {
             (Some(ra), Some(rb)) => {
-                let (x, y) = spaces::score_rows2(*distance, q, ra, rb)?;
+                let (x, y) = match spaces::try_score_query2(*distance, q, ra, rb) {
+                    Some(scores) => scores,
+                    None => spaces::score_query2(*distance, q, ra, rb)?,
+                };
                 (Some(x), Some(y))
             }
-            (Some(ra), None) => (Some(spaces::score_row(*distance, q, ra)?), None),
-            (None, Some(rb)) => (None, Some(spaces::score_row(*distance, q, rb)?)),
+            (Some(ra), None) => (Some(spaces::score_query(*distance, q, ra)?), None),
+            (None, Some(rb)) => (None, Some(spaces::score_query(*distance, q, rb)?)),
             (None, None) => (None, None),
         }))
+    }
+
+    /// [`score`](Self::score) of a point of segment `seg` whose dense rows are held in RAM,
+    /// without a `Result`: `Some(None)` if the point lacks the vector, `None` where this does
+    /// not apply or the row does not fit the query (then `score` answers, or says why not).
+    #[inline]
+    pub(crate) fn score_in_ram(&self, seg: u32, internal: u32) -> Option<Option<f32>> {
+        let Scorer::Dense { q, distance, stores, .. } = self else { return None };
+        let d = stores.get(seg as usize).copied().flatten()?;
+        if !d.holds_rows_in_ram() {
+            return None;
+        }
+        match d.ram_row(internal) {
+            None => Some(None),
+            Some(row) => spaces::try_score_query(*distance, q.view(), row).map(Some),
+        }
     }
 
     /// Internal score (bigger is better), or `None` if the point lacks the vector.
