@@ -311,7 +311,7 @@ impl FileSlice {
 /// miss. Qdrant reaches the same files through `mmap` of the page cache, which the kernel maps
 /// with huge pages where its page cache holds large folios; under the common THP setting
 /// `madvise`, anonymous memory gets them only when asked. Measured on the real-embedding
-/// benchmark's ef 128 queries (BENCHMARKS.md): p50 0.65-0.68 ms without, 0.57-0.58 with.
+/// benchmark's ef 128 queries (BENCHMARKS.md): p50 0.65-0.68 ms without, 0.57-0.63 with.
 /// Elsewhere (wasm, other systems) this is a plain zeroed `Vec`.
 pub(crate) fn zeroed_buffer(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
@@ -406,8 +406,7 @@ mod tests {
         let inner = (big.as_ptr() as usize).next_multiple_of(2 << 20);
         let flags = vm_flags_at(inner).expect("the buffer's mapping in /proc/self/smaps");
         assert!(flags.split(' ').any(|f| f == "hg"), "no MADV_HUGEPAGE on the large buffer: VmFlags {flags}");
-        let small = zeroed_buffer(64 << 10);
-        let flags = vm_flags_at(small.as_ptr() as usize).expect("the small buffer's mapping");
-        assert!(!flags.split(' ').any(|f| f == "hg"), "a small buffer was advised: VmFlags {flags}");
+        // (Whether a small buffer's mapping carries the flag depends on what else the
+        // allocator placed there, e.g. another test's freed large buffer, so it is not checked.)
     }
 }
