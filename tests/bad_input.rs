@@ -33,15 +33,6 @@ fn multi_in_memory() -> MemoryStorage {
     s
 }
 
-fn segment_dirs(s: &MemoryStorage) -> Vec<String> {
-    s.list_dir("segments")
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == EntryKind::Dir)
-        .map(|e| format!("segments/{}", e.name))
-        .collect()
-}
-
 fn write(s: &MemoryStorage, path: &str, data: &[u8]) {
     let f = s.open(path, OpenMode::Create).unwrap();
     f.set_len(0).unwrap();
@@ -64,7 +55,7 @@ fn unmodified_copy_loads() {
 #[test]
 fn newer_segment_version_is_unsupported() {
     let s = multi_in_memory();
-    let seg = &segment_dirs(&s)[0];
+    let seg = &common::segment_dirs(&s)[0];
     write(&s, &format!("{seg}/version.info"), b"0.9.0");
     let e = load_err(s);
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
@@ -74,7 +65,7 @@ fn newer_segment_version_is_unsupported() {
 #[test]
 fn garbage_version_is_corrupted() {
     let s = multi_in_memory();
-    let seg = &segment_dirs(&s)[0];
+    let seg = &common::segment_dirs(&s)[0];
     write(&s, &format!("{seg}/version.info"), b"\xff\xfe");
     let e = load_err(s);
     assert!(matches!(e.kind(), ErrorKind::Corrupted | ErrorKind::Unsupported), "{e}");
@@ -84,7 +75,7 @@ fn garbage_version_is_corrupted() {
 #[test]
 fn unknown_config_variant_names_the_file() {
     let s = multi_in_memory();
-    for seg in segment_dirs(&s) {
+    for seg in common::segment_dirs(&s) {
         let path = format!("{seg}/segment.json");
         let text = String::from_utf8(s.read_all(&path).unwrap().to_vec()).unwrap();
         assert!(text.contains("\"Euclid\""));
@@ -98,7 +89,7 @@ fn unknown_config_variant_names_the_file() {
 #[test]
 fn missing_segment_json_is_an_error() {
     let s = multi_in_memory();
-    let seg = &segment_dirs(&s)[0];
+    let seg = &common::segment_dirs(&s)[0];
     s.remove_file(&format!("{seg}/segment.json")).unwrap();
     let e = load_err(s);
     assert!(e.to_string().contains("segment.json"), "{e}");
@@ -109,7 +100,7 @@ fn truncated_and_flipped_files_never_panic() {
     // Every file of the appendable segment, truncated at a few points and with a bit flipped at a
     // few offsets: load (and a scroll if it loads) returns Ok or an error, never panics.
     let base = multi_in_memory();
-    let seg = segment_dirs(&base).into_iter().find(|d| {
+    let seg = common::segment_dirs(&base).into_iter().find(|d| {
         String::from_utf8_lossy(&base.read_all(&format!("{d}/segment.json")).unwrap()).contains("InRamChunkedMmap")
     });
     let seg = seg.expect("an appendable segment");

@@ -70,18 +70,8 @@ fn copy_shard(from: &Path, to: &Path) {
     assert!(ok, "cp failed");
 }
 
-/// `segments/<uuid>` of every segment of a shard.
-fn segment_dirs(st: &FsStorage) -> Vec<String> {
-    st.list_dir("segments")
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == EntryKind::Dir)
-        .map(|e| format!("segments/{}", e.name))
-        .collect()
-}
-
 fn only_segment(st: &FsStorage) -> String {
-    let segs = segment_dirs(st);
+    let segs = common::segment_dirs(st);
     assert_eq!(segs.len(), 1, "{segs:?}");
     segs[0].clone()
 }
@@ -516,8 +506,10 @@ fn create_and_drop_index_like_qdrant() {
 
 /// The non-appendable segment of a shard (exactly one).
 fn optimized_segment(st: &FsStorage) -> String {
-    let segs: Vec<String> =
-        segment_dirs(st).into_iter().filter(|s| !read_segment_state(st, s).unwrap().config.is_appendable()).collect();
+    let segs: Vec<String> = common::segment_dirs(st)
+        .into_iter()
+        .filter(|s| !read_segment_state(st, s).unwrap().config.is_appendable())
+        .collect();
     assert_eq!(segs.len(), 1, "optimized segments: {segs:?}");
     segs[0].clone()
 }

@@ -227,27 +227,25 @@ pub fn oracle_answers(script: &str, tmp: &Path, shard: &Path, reqs: &[Value]) ->
     parse_oracle_answers(&run_oracle_script(script, &["query", shard.to_str().unwrap(), req_file.to_str().unwrap()]))
 }
 
-/// A shard's segment directories (`segments/<uuid>`), split into the optimized ones (with an
-/// `id_tracker.mappings`, Qdrant's immutable id tracker) and the appendable ones.
-pub fn segment_dirs(st: &dyn Storage) -> (Vec<String>, Vec<String>) {
-    let (mut optimized, mut appendable) = (Vec::new(), Vec::new());
-    for e in st.list_dir("segments").unwrap() {
-        if e.kind != qdrant_edge_wasm::storage::EntryKind::Dir {
-            continue;
-        }
-        let dir = format!("segments/{}", e.name);
-        if st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap() {
-            optimized.push(dir);
-        } else {
-            appendable.push(dir);
-        }
-    }
-    (optimized, appendable)
+/// A shard's segment directories (`segments/<uuid>`).
+pub fn segment_dirs(st: &dyn Storage) -> Vec<String> {
+    st.list_dir("segments")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == qdrant_edge_wasm::storage::EntryKind::Dir)
+        .map(|e| format!("segments/{}", e.name))
+        .collect()
+}
+
+/// [`segment_dirs`] split into the optimized ones (with an `id_tracker.mappings`, Qdrant's
+/// immutable id tracker) and the appendable ones.
+pub fn split_segment_dirs(st: &dyn Storage) -> (Vec<String>, Vec<String>) {
+    segment_dirs(st).into_iter().partition(|dir| st.is_file(&format!("{dir}/id_tracker.mappings")).unwrap())
 }
 
 /// The shard's only optimized segment directory (fails the test unless there is exactly one).
 pub fn optimized_segment(st: &dyn Storage) -> String {
-    let (mut optimized, _) = segment_dirs(st);
+    let (mut optimized, _) = split_segment_dirs(st);
     assert_eq!(optimized.len(), 1, "one optimized segment: {optimized:?}");
     optimized.pop().unwrap()
 }
@@ -255,7 +253,7 @@ pub fn optimized_segment(st: &dyn Storage) -> String {
 /// The shard's (optimized, appendable) segment directories (fails the test unless there is
 /// exactly one of each).
 pub fn optimized_and_appendable(st: &dyn Storage) -> (String, String) {
-    let (mut optimized, mut appendable) = segment_dirs(st);
+    let (mut optimized, mut appendable) = split_segment_dirs(st);
     assert_eq!(
         (optimized.len(), appendable.len()),
         (1, 1),
