@@ -325,10 +325,7 @@ impl Walk<'_> {
             let (a, b) = (pass[i], pass[i + 1]);
             match (d.ram_row(a), d.ram_row(b)) {
                 (Some(ra), Some(rb)) => {
-                    let (sa, sb) = match spaces::try_score_query2(distance, q.view(), ra, rb) {
-                        Some(scores) => scores,
-                        None => spaces::score_rows2(distance, q, ra, rb)?,
-                    };
+                    let (sa, sb) = spaces::score_rows2(distance, q, ra, rb)?;
                     out.push(Sp { idx: a, score: sa });
                     out.push(Sp { idx: b, score: sb });
                 }

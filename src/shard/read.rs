@@ -868,17 +868,13 @@ impl<'a> Scorer<'a> {
         if !(da.holds_rows_in_ram() && db.holds_rows_in_ram()) {
             return Ok(None);
         }
-        let q = q.view();
         Ok(Some(match (da.ram_row(ia), db.ram_row(ib)) {
             (Some(ra), Some(rb)) => {
-                let (x, y) = match spaces::try_score_query2(*distance, q, ra, rb) {
-                    Some(scores) => scores,
-                    None => spaces::score_query2(*distance, q, ra, rb)?,
-                };
+                let (x, y) = spaces::score_rows2(*distance, q, ra, rb)?;
                 (Some(x), Some(y))
             }
-            (Some(ra), None) => (Some(spaces::score_query(*distance, q, ra)?), None),
-            (None, Some(rb)) => (None, Some(spaces::score_query(*distance, q, rb)?)),
+            (Some(ra), None) => (Some(spaces::score_row(*distance, q, ra)?), None),
+            (None, Some(rb)) => (None, Some(spaces::score_row(*distance, q, rb)?)),
             (None, None) => (None, None),
         }))
     }

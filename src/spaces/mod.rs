@@ -191,29 +191,36 @@ impl QueryVector {
 
 /// Internal score of a prepared query against a stored row. Errors if the datatypes or
 /// dimensions differ (a corrupt or mismatched row).
+#[inline]
 pub fn score_row(distance: Distance, query: &QueryVector, row: RowRef) -> Result<f32, Error> {
     score_query(distance, query.view(), row)
 }
 
-/// [`score_row`] with a borrowed query.
+/// [`score_row`] with a borrowed query. Inlined, with the error built out of line: a plain
+/// scan or a graph step calls it once per point, and a `Result` of this crate's error type
+/// returned through the layers of a row lookup cost a fifth of an exact search's time in stack
+/// copies; inlined, the score stays in registers.
+#[inline]
 pub fn score_query(distance: Distance, query: QueryRef, row: RowRef) -> Result<f32, Error> {
-    if let Some(score) = try_score_query(distance, query, row) {
-        return Ok(score);
-    }
+    try_score_query(distance, query, row).ok_or_else(|| misfit(query, row))
+}
+
+/// Why a row cannot be scored against a query.
+#[cold]
+#[inline(never)]
+fn misfit(query: QueryRef, row: RowRef) -> Error {
     if query.dim() != row.dim() || row_len_is_ragged(row) {
-        return Err(Error::Internal(format!(
+        return Error::Internal(format!(
             "vector dimension mismatch: query {} vs stored row {} ({} bytes)",
             query.dim(),
             row.dim(),
             row_bytes(row).len()
-        )));
+        ));
     }
-    Err(Error::Internal("query and stored row datatypes differ".into()))
+    Error::Internal("query and stored row datatypes differ".into())
 }
 
-/// [`score_query`] where the row fits the query; `None` where it would be an error. Returns in
-/// registers: a plain scan calls it once per point, and carrying `score_query`'s `Result`
-/// through the layers of a row lookup cost a fifth of an exact search's time in stack copies.
+/// [`score_query`] where the row fits the query; `None` where it would be an error.
 #[inline]
 pub fn try_score_query(distance: Distance, query: QueryRef, row: RowRef) -> Option<f32> {
     if query.dim() != row.dim() || row_len_is_ragged(row) {
@@ -229,11 +236,13 @@ pub fn try_score_query(distance: Distance, query: QueryRef, row: RowRef) -> Opti
 
 /// [`score_row`] against two rows; f32 rows are scored in one interleaved pass
 /// ([`simd::f32_sum2`]) with the same results as two calls.
+#[inline]
 pub fn score_rows2(distance: Distance, query: &QueryVector, a: RowRef, b: RowRef) -> Result<(f32, f32), Error> {
     score_query2(distance, query.view(), a, b)
 }
 
-/// [`score_rows2`] with a borrowed query.
+/// [`score_rows2`] with a borrowed query (inlined as [`score_query`]).
+#[inline]
 pub fn score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRef) -> Result<(f32, f32), Error> {
     match try_score_query2(distance, query, a, b) {
         Some(scores) => Ok(scores),
@@ -241,8 +250,7 @@ pub fn score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRef) -
     }
 }
 
-/// [`score_query2`] where both rows fit the query; `None` where it would be an error (in
-/// registers, as [`try_score_query`]).
+/// [`score_query2`] where both rows fit the query; `None` where it would be an error.
 #[inline]
 pub fn try_score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRef) -> Option<(f32, f32)> {
     if let (QueryRef::F32(q), RowRef::F32(ra), RowRef::F32(rb)) = (query, a, b) {
