@@ -49,6 +49,7 @@ use crate::format::gridstore::{
     TRACKER_FILE,
 };
 use crate::format::segment_meta::parse_json;
+use crate::format::segment_write::WriteRun;
 use crate::storage::{join, EntryKind, OpenMode, Storage, StorageFile};
 
 pub const BITMASK_FILE: &str = "bitmask.dat";
@@ -613,22 +614,33 @@ impl GridstoreWriter {
         }
         // 2. bitmask and gaps with the newly used blocks
         self.write_bitmask(storage)?;
-        // 3. value bytes
+        // 3. value bytes; values in consecutive blocks go out in one write, each padded with
+        // zeros to the end of its last block (bytes of its own blocks that no reader uses)
         let mut touched = BTreeSet::new();
+        let mut run = WriteRun::default();
+        let zeros = vec![0u8; self.config.block_size_bytes as usize];
         for v in self.pending.values().flatten() {
             let mut page = v.pointer.page_id as usize;
             let mut at = u64::from(v.pointer.offset) * self.config.block_size_bytes;
             let mut rest: &[u8] = &v.data;
             while !rest.is_empty() {
                 let here = ((self.config.page_size_bytes - at) as usize).min(rest.len());
-                let file = self.pages.get(page).ok_or_else(|| Error::Internal(format!("page {page} missing")))?;
-                file.write_at(at, &rest[..here])?;
+                if page >= self.pages.len() {
+                    return Err(Error::Internal(format!("page {page} missing")));
+                }
+                run.push(&self.pages, page, at, &rest[..here])?;
                 touched.insert(page);
                 rest = &rest[here..];
+                if rest.is_empty() {
+                    let end = at + here as u64;
+                    let pad = end.next_multiple_of(self.config.block_size_bytes).min(self.config.page_size_bytes) - end;
+                    run.push(&self.pages, page, end, &zeros[..pad as usize])?;
+                }
                 at = 0;
                 page += 1;
             }
         }
+        run.drain(&self.pages)?;
         for page in touched {
             if let Some(f) = self.pages.get(page) {
                 f.sync()?;
