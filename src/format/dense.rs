@@ -75,6 +75,9 @@ pub struct DenseVectorStorage {
     deleted: Flags,
 }
 
+/// Alignment of the first row of a matrix held in RAM.
+const CACHE_LINE: usize = 64;
+
 impl DenseVectorStorage {
     /// Open the storage of vector `name` of the segment at `segment_dir`.
     pub fn open<S: Storage + ?Sized>(
@@ -163,9 +166,13 @@ impl DenseVectorStorage {
             }
             let body = slice.slice(4, slice.len() - 4);
             let rows = body.len() / row_size as u64;
+            // Held rows start on a cache line: after the 4-byte header a 1536-byte row of
+            // 384 f32 would touch 25 lines instead of 24 (random rows are read whole per score).
             let data = match memory {
                 Memory::Cold => MatrixData::Lazy(body),
-                Memory::Cached | Memory::Pinned => MatrixData::Ram(body.read_range(0, rows * row_size as u64)?),
+                Memory::Cached | Memory::Pinned => {
+                    MatrixData::Ram(body.read_range_aligned(0, rows * row_size as u64, CACHE_LINE)?)
+                }
             };
             let deleted = read_drop_file(storage, &join(&dir, "deleted.dat"))?;
             Ok(DenseVectorStorage { rows: Rows::Matrix { data, rows }, deleted, ..empty })

@@ -295,6 +295,17 @@ impl FileSlice {
         Ok(Bytes::from(v))
     }
 
+    /// [`read_range`](Self::read_range) into memory whose first byte is aligned to `align`
+    /// (a power of two) in the address space (the buffer is `align - 1` bytes longer).
+    pub fn read_range_aligned(&self, offset: u64, len: u64, align: usize) -> StorageResult<Bytes> {
+        debug_assert!(align.is_power_of_two());
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut v = zeroed_buffer(len.saturating_add(align - 1));
+        let pad = v.as_ptr().align_offset(align).min(align - 1);
+        self.read_at(offset, &mut v[pad..pad + len])?;
+        Ok(Bytes::from(v).slice(pad..pad + len))
+    }
+
     /// Read a sub-range.
     pub fn read_range(&self, offset: u64, len: u64) -> StorageResult<Bytes> {
         let mut v = zeroed_buffer(usize::try_from(len).unwrap_or(usize::MAX));
@@ -361,6 +372,22 @@ pub enum Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_reads_start_on_the_boundary_with_the_right_bytes() {
+        let st = MemoryStorage::new();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        st.write_atomic("f", &data).unwrap();
+        let slice = st.open_slice("f").unwrap();
+        for (offset, len, align) in [(4u64, 9_000u64, 64usize), (0, 0, 64), (1, 1, 4096), (3, 9_997, 8)] {
+            let b = slice.read_range_aligned(offset, len, align).unwrap();
+            assert_eq!(&b[..], &data[offset as usize..(offset + len) as usize]);
+            if len > 0 {
+                assert_eq!(b.as_ptr() as usize % align, 0, "offset {offset} align {align}");
+            }
+        }
+        assert!(slice.read_range_aligned(5_000, 6_000, 64).is_err(), "a read past the end");
+    }
 
     #[test]
     fn zeroed_buffers_are_zero_filled_at_every_size() {
