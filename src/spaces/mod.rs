@@ -223,6 +223,17 @@ fn misfit(query: QueryRef, row: RowRef) -> Error {
 /// [`score_query`] where the row fits the query; `None` where it would be an error.
 #[inline]
 pub fn try_score_query(distance: Distance, query: QueryRef, row: RowRef) -> Option<f32> {
+    // f32 rows inline (what most segments hold); the other datatypes out of line, so that the
+    // f32 path stays small enough to be inlined into scans in wasm builds too.
+    if let (QueryRef::F32(q), RowRef::F32(b)) = (query, row) {
+        return (b.len() == 4 * q.len()).then(|| f32_kernel(distance, q, b));
+    }
+    try_score_other(distance, query, row)
+}
+
+/// [`try_score_query`] for f16 and u8 rows (and mismatches).
+#[inline(never)]
+fn try_score_other(distance: Distance, query: QueryRef, row: RowRef) -> Option<f32> {
     if query.dim() != row.dim() || row_len_is_ragged(row) {
         return None;
     }
