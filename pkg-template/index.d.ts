@@ -94,9 +94,15 @@ export interface SparseVector {
 
 export type DenseVector = number[];
 export type MultiDenseVector = number[][];
-export type VectorInput = DenseVector | SparseVector | MultiDenseVector;
+/**
+ * A dense vector in a request: a number array, or a `Float32Array` / `Float64Array` holding the
+ * same numbers (taken in one copy; results always hold number arrays).
+ */
+export type DenseVectorInput = number[] | Float32Array | Float64Array;
+export type MultiDenseVectorInput = DenseVectorInput[];
+export type VectorInput = DenseVectorInput | SparseVector | MultiDenseVectorInput;
 /** A point's vectors: one unnamed dense vector, or vectors by name. */
-export type VectorStruct = DenseVector | MultiDenseVector | { [key: string]: VectorInput };
+export type VectorStruct = DenseVectorInput | MultiDenseVectorInput | { [key: string]: VectorInput };
 
 export interface PointStruct {
   id: ExtendedPointId;
@@ -245,7 +251,7 @@ export interface QueryBatchRequest {
 /** `POST /collections/{c}/points/search` (the legacy search API) */
 export interface SearchRequest {
   /** The unnamed vector, or `{name, vector}`. */
-  vector: DenseVector | { name: string; vector: DenseVector | SparseVector };
+  vector: DenseVectorInput | { name: string; vector: DenseVectorInput | SparseVector };
   filter?: Filter;
   params?: SearchParams;
   limit: number;
@@ -353,7 +359,7 @@ export type UpsertRequest = (
   | {
       batch: {
         ids: ExtendedPointId[];
-        vectors: DenseVector[] | MultiDenseVector[] | { [name: string]: VectorInput[] };
+        vectors: DenseVectorInput[] | MultiDenseVectorInput[] | { [name: string]: VectorInput[] };
         payloads?: (Payload | null)[] | null;
       };
     }

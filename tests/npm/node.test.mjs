@@ -121,6 +121,40 @@ test('memory shard: upsert, query, count with a filter, batch update, retrieve',
   await shard.close();
 });
 
+test('vectors given as Float32Array / Float64Array are the same vectors as number arrays', async () => {
+  const { EdgeShard } = await load();
+  const multi = { vectors: { v: { size: 4, distance: 'Cosine' }, m: { size: 2, distance: 'Dot', multivector_config: { comparator: 'max_sim' } } } };
+  const plain = await EdgeShard.open({ storage: 'memory', name: 'plain', config: multi });
+  const typed = await EdgeShard.open({ storage: 'memory', name: 'typed', config: multi });
+  const m = (i) => [[i % 7, 1], [1, -(i % 5)]];
+  await plain.upsert({ points: points.map((p) => ({ id: p.id, vector: { v: p.vector.v, m: m(p.id) } })) });
+  await typed.upsert({
+    points: points.map((p, k) => ({
+      id: p.id,
+      vector: { v: k % 2 ? Float32Array.from(p.vector.v) : Float64Array.from(p.vector.v), m: m(p.id).map((r) => Float64Array.from(r)) },
+    })),
+  });
+  // Float32Array holds the f32 the engine stores: the stored vectors are equal
+  const ids = [0, 1, 2, 3, 57];
+  const a = await plain.retrieve({ ids, with_vector: true });
+  const b = await typed.retrieve({ ids, with_vector: true });
+  assert.deepEqual(b, a);
+  assert.ok(Array.isArray(b[0].vector.v), 'results hold plain arrays');
+  for (const q of [[0.3, 0.9, 1, 1], [-1, 0.2, 0, 2]]) {
+    for (const shard of [plain, typed]) {
+      for (const query of [q, Float32Array.from(q), Float64Array.from(q)]) {
+        const got = await shard.query({ query, using: 'v', limit: 5 });
+        const want = await plain.query({ query: q, using: 'v', limit: 5 });
+        assert.deepEqual(got, want);
+      }
+    }
+  }
+  const mq = await typed.query({ query: [Float32Array.from([1, 0]), [0, 1]], using: 'm', limit: 3 });
+  assert.deepEqual(mq, await plain.query({ query: [[1, 0], [0, 1]], using: 'm', limit: 3 }));
+  await plain.close();
+  await typed.close();
+});
+
 test('calls run in order even when not awaited one by one', async () => {
   const { EdgeShard } = await load();
   const shard = await EdgeShard.open({ name: 'order', config });
@@ -222,6 +256,9 @@ import Default from 'qdrant-edge-wasm';
 const s: EdgeShard = await Default.open({ storage: 'memory', name: 'n', config: { vectors: { v: { size: 4, distance: 'Cosine' } } } });
 await s.upsert({ points: [{ id: 1, vector: { v: [1, 2, 3, 4] }, payload: { a: 1 } }, { id: '550e8400-e29b-41d4-a716-446655440000', vector: { v: [0, 0, 0, 1] } }] });
 await s.upsert({ batch: { ids: [2, 3], vectors: { v: [[1, 1, 1, 1], [0, 1, 0, 1]] } } });
+await s.upsert({ points: [{ id: 4, vector: { v: new Float32Array([1, 2, 3, 4]) } }, { id: 5, vector: Float64Array.of(0, 1, 0, 1) }] });
+const typedHits = await s.query({ query: new Float32Array(4), using: 'v', limit: 1 });
+const outVec = (await s.retrieve({ ids: [4], with_vector: true }))[0].vector;
 const f: Filter = { must: [{ key: 'a', match: { value: 1 } }, { has_id: [1] }], must_not: { is_empty: { key: 'b' } }, should: [{ must: [{ key: 'a', range: { gte: 0 } }] }] };
 const hits: ScoredPoint[] = (await s.query({ query: [1, 2, 3, 4], using: 'v', limit: 3, filter: f, with_payload: ['a'] })).points;
 const scores: number[] = hits.map((h) => h.score);
@@ -268,7 +305,7 @@ const pe = await o.outboxPending({ max: 5 });
 const seq: number = pe[0].seq;
 await s.close();
 try { await s.info(); } catch (e) { if (e instanceof QdrantEdgeError) { const c: QdrantEdgeErrorCode = e.code; void c; } }
-void [scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, merged, r2, full, status, remoteCode, pend, why, seq];
+void [typedHits, outVec, scores, fused, many, n, next, facet, recs, legacy, st, changed, pc, kind, merged, r2, full, status, remoteCode, pend, why, seq];
 `;
   const bad = `
 import { EdgeShard } from 'qdrant-edge-wasm';
