@@ -177,7 +177,8 @@ async fn large_integers_are_bigints_and_proto_keys_stay_data() {
 /// references, f32 bit for bit.
 #[wasm_bindgen_test]
 fn simd128_kernels_equal_the_scalar_references() {
-    assert!(cfg!(target_feature = "simd128"), "wasm builds enable simd128 (.cargo/config.toml)");
+    // a build without simd128 (.cargo/config.toml enables it for every wasm target) fails here
+    const { assert!(cfg!(target_feature = "simd128"), "wasm builds enable simd128 (.cargo/config.toml)") };
     let n = qdrant_edge_wasm::spaces::simd::check_against_scalar().unwrap();
     assert!(n > 1500, "{n} checks");
 }
@@ -242,7 +243,7 @@ fn request_bodies_convert_as_serde_wasm_bindgen_converts_them() {
         let plain = js_sys::Array::from(&v);
         let reference = serde_wasm_bindgen::from_value::<Value>(plain.into()).unwrap();
         assert_eq!(js_to_json(&v).unwrap().to_string(), reference.to_string(), "typed sample {i}");
-        assert!(serde_wasm_bindgen::from_value::<Value>(v).is_err() || i == 2);
+        assert!(serde_wasm_bindgen::from_value::<Value>(v).is_err(), "typed sample {i}: the reference takes it as is");
     }
 }
 
