@@ -175,14 +175,13 @@ impl WriteRun {
 
     /// Write out what the run holds.
     pub(crate) fn drain(&mut self, files: &[Arc<dyn StorageFile>]) -> Result<()> {
-        if !self.buf.is_empty() {
-            // Emptied first: a failed write is not retried by a later drain (the writer fails).
-            let buf = std::mem::take(&mut self.buf);
-            write_file(files, self.file, self.at, &buf)?;
-            self.buf = buf;
-            self.buf.clear();
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let r = write_file(files, self.file, self.at, &self.buf);
+        // emptied either way: a failed write is not retried (the writer is failed by then)
+        self.buf.clear();
+        r
     }
 }
 
