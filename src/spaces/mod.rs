@@ -231,14 +231,13 @@ pub fn try_score_query(distance: Distance, query: QueryRef, row: RowRef) -> Opti
     try_score_other(distance, query, row)
 }
 
-/// [`try_score_query`] for f16 and u8 rows (and mismatches).
+/// [`try_score_query`] for f16 and u8 rows (and mismatches; a fitting f32 row never gets here).
 #[inline(never)]
 fn try_score_other(distance: Distance, query: QueryRef, row: RowRef) -> Option<f32> {
     if query.dim() != row.dim() || row_len_is_ragged(row) {
         return None;
     }
     match (query, row) {
-        (QueryRef::F32(q), RowRef::F32(b)) => Some(f32_kernel(distance, q, b)),
         (QueryRef::F16(q), RowRef::F16(b)) => Some(f16_kernel(distance, q, b)),
         (QueryRef::U8(q), RowRef::U8(b)) => Some(byte_kernel(distance, q, b)),
         _ => None,

@@ -308,9 +308,7 @@ impl FileSlice {
 
     /// Read a sub-range.
     pub fn read_range(&self, offset: u64, len: u64) -> StorageResult<Bytes> {
-        let mut v = zeroed_buffer(usize::try_from(len).unwrap_or(usize::MAX));
-        self.read_at(offset, &mut v)?;
-        Ok(Bytes::from(v))
+        self.read_range_aligned(offset, len, 1)
     }
 }
 
