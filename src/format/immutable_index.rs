@@ -1042,6 +1042,196 @@ pub fn read_numeric_pairs<S: Storage + ?Sized>(
     Ok(Some(pairs))
 }
 
+/// BitPacker4x unpacking, the inverse of [`pack4x`]: 128 numbers of `width` bits from
+/// `16 × width` bytes.
+fn unpack4x(bytes: &[u8], width: u32) -> [u32; 128] {
+    let mut out = [0u32; 128];
+    if width == 0 {
+        return out;
+    }
+    let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+    let mask = if width == 32 { u32::MAX } else { (1u32 << width) - 1 };
+    for (k, x) in out.iter_mut().enumerate() {
+        let (lane, pos) = (k % 4, (k / 4) as u32);
+        let bit = pos * width;
+        let (w, off) = ((bit / 32) as usize, bit % 32);
+        let mut v = word(4 * w + lane) >> off;
+        if off + width > 32 {
+            v |= word(4 * (w + 1) + lane) << (32 - off);
+        }
+        *x = v & mask;
+    }
+    out
+}
+
+/// The posting lists of a full-text index's `postings.dat` (layout above [`text_index_files`]),
+/// in token-id order: each list's point ids, ascending. `phrase` says whether every id carries
+/// a position offset (`phrase_matching`). Every offset and length is checked against the file;
+/// ids must ascend strictly, stay below `point_count`, and end at the list's recorded last id.
+fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result::Result<Vec<Vec<u32>>, String> {
+    use crate::format::le::{u32_at, u64_at};
+    if b.len() < 40 {
+        return Err(format!("{} bytes, shorter than the 40-byte header", b.len()));
+    }
+    let count = u64_at(b, 0);
+    let headers_end = count.checked_mul(24).and_then(|h| h.checked_add(40));
+    if headers_end.is_none_or(|e| e > b.len() as u64) {
+        return Err(format!("{count} list headers do not fit in {} bytes", b.len()));
+    }
+    let per_id: u64 = if phrase { 4 } else { 0 };
+    let mut lists = Vec::with_capacity(count as usize);
+    for t in 0..count as usize {
+        let h = 40 + 24 * t;
+        let start = u64_at(b, h);
+        let chunks = u64::from(u32_at(b, h + 8));
+        let id_bytes = u64::from(u32_at(b, h + 12));
+        let (align, rem) = (u64::from(b[h + 16]), u64::from(b[h + 17]));
+        let var = u64::from(u32_at(b, h + 20));
+        let record = 8 + 128 * per_id;
+        let records_at = start.checked_add(4);
+        let ids_at = records_at.and_then(|r| r.checked_add(chunks * record));
+        let rem_at = ids_at.and_then(|i| i.checked_add(id_bytes + var + align));
+        let end = rem_at.and_then(|r| r.checked_add(rem * (4 + per_id)));
+        let (Some(records_at), Some(ids_at), Some(rem_at), Some(end)) = (records_at, ids_at, rem_at, end) else {
+            return Err(format!("list {t} overflows"));
+        };
+        if end > b.len() as u64 || rem >= 128 {
+            return Err(format!("list {t} ({chunks} chunks, {rem} more ids) runs past the file's {} bytes", b.len()));
+        }
+        let (records_at, ids_at, rem_at) = (records_at as usize, ids_at as usize, rem_at as usize);
+        let last_id = u32_at(b, start as usize);
+        let mut ids: Vec<u32> = Vec::with_capacity((chunks * 128 + rem) as usize);
+        for c in 0..chunks as usize {
+            let r = records_at + c * record as usize;
+            let first = u32_at(b, r);
+            let off = u64::from(u32_at(b, r + 4));
+            let next = if c + 1 < chunks as usize { u64::from(u32_at(b, r + record as usize + 4)) } else { id_bytes };
+            let width = next.checked_sub(off).filter(|w| w % 16 == 0 && *w <= 16 * 32 && next <= id_bytes);
+            let Some(width) = width else {
+                return Err(format!("list {t} chunk {c}: packed ids at {off}..{next} of {id_bytes} bytes"));
+            };
+            let at = ids_at + off as usize;
+            let deltas = unpack4x(&b[at..at + width as usize], (width / 16) as u32);
+            let mut x = first;
+            ids.push(x);
+            for &d in &deltas[1..] {
+                x = x.checked_add(d).ok_or_else(|| format!("list {t} chunk {c}: an id past u32"))?;
+                ids.push(x);
+            }
+        }
+        for k in 0..rem as usize {
+            ids.push(u32_at(b, rem_at + k * (4 + per_id) as usize));
+        }
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("list {t}: ids not strictly ascending"));
+        }
+        if let Some(&last) = ids.last() {
+            if last != last_id || u64::from(last) >= point_count {
+                return Err(format!(
+                    "list {t}: last id {last} (recorded {last_id}) against the segment's {point_count} points"
+                ));
+            }
+        }
+        lists.push(ids);
+    }
+    Ok(lists)
+}
+
+/// Every token with its ascending point ids.
+pub type TokenPostings = Vec<(String, Vec<u32>)>;
+
+/// Per point holding values (ascending id): its `(lon, lat)` values.
+pub type GeoValues = Vec<(u32, Vec<(f64, f64)>)>;
+
+/// The postings of a full-text index directory (`vocab.dat` + `postings.dat`): every token
+/// with its ascending point ids. `None` when the files are absent (a mutable index).
+pub fn read_text_postings<S: Storage + ?Sized>(
+    storage: &S,
+    dir: &str,
+    phrase: bool,
+    point_count: u64,
+) -> Result<Option<TokenPostings>> {
+    let (vocab_file, post_file) = (join(dir, "vocab.dat"), join(dir, "postings.dat"));
+    if !storage.is_file(&vocab_file)? || !storage.is_file(&post_file)? {
+        return Ok(None);
+    }
+    let lists = parse_text_postings(&storage.read_all(&post_file)?, phrase, point_count)
+        .map_err(|m| Error::from(FormatError::corrupt(&post_file, m)))?;
+    let map = fmph::ParsedMap::parse(&storage.read_all(&vocab_file)?, &vocab_file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&vocab_file, m).into() };
+    if map.key_type != KeyType::Str {
+        return Err(bad(format!("key type {:?} where tokens were expected", map.key_type)));
+    }
+    let mut out = Vec::with_capacity(map.entries.len());
+    for (stored, ids) in map.entries {
+        let (&[token_id], Key::Str(token)) = (ids.as_slice(), fmph::parsed_key(KeyType::Str, &stored)) else {
+            return Err(bad("a token without exactly one token id".into()));
+        };
+        let token = String::from_utf8(token.to_vec()).map_err(|_| bad("a token is not UTF-8".into()))?;
+        let list =
+            lists.get(token_id as usize).ok_or_else(|| bad(format!("token id {token_id} has no posting list")))?;
+        out.push((token, list.clone()));
+    }
+    Ok(Some(out))
+}
+
+/// A geo index's `<dir>/point_to_values.bin`: per point (ascending id) its `(lon, lat)` values.
+/// `None` when the file is absent. Ranges outside the file or ids at or past `point_count` are
+/// `Corrupted`.
+pub fn read_geo_values<S: Storage + ?Sized>(storage: &S, dir: &str, point_count: u64) -> Result<Option<GeoValues>> {
+    use crate::format::le::u64_at;
+    let file = join(dir, "point_to_values.bin");
+    if !storage.is_file(&file)? {
+        return Ok(None);
+    }
+    let b = storage.read_all(&file)?;
+    let n = point_to_values_count(&b, &file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&file, m).into() };
+    let table_end = n.checked_mul(16).and_then(|t| t.checked_add(PTV_HEADER));
+    if n > point_count || table_end.is_none_or(|e| e > b.len() as u64) {
+        return Err(bad(format!("{n} points (segment has {point_count}) in {} bytes", b.len())));
+    }
+    let mut out = Vec::new();
+    for i in 0..n as usize {
+        let at = PTV_HEADER as usize + 16 * i;
+        let (start, count) = (u64_at(&b, at), u64_at(&b, at + 8));
+        if count == 0 {
+            continue;
+        }
+        let end = count.checked_mul(16).and_then(|c| c.checked_add(start));
+        if start < PTV_HEADER || end.is_none_or(|e| e > b.len() as u64) {
+            return Err(bad(format!("point {i}: {count} values at {start} past the file's end")));
+        }
+        let vals = (0..count as usize)
+            .map(|k| {
+                let v = start as usize + 16 * k;
+                (f64::from_bits(u64_at(&b, v)), f64::from_bits(u64_at(&b, v + 8)))
+            })
+            .collect();
+        out.push((i as u32, vals));
+    }
+    Ok(Some(out))
+}
+
+/// A bool index's `trues/` and `falses/` flags directories: the ids holding `false` and those
+/// holding `true`, ascending. `None` when `dir` is absent. Flags past `point_count` name no
+/// point of the segment and are ignored.
+pub fn read_bool_postings<S: Storage + ?Sized>(
+    storage: &S,
+    dir: &str,
+    point_count: u64,
+) -> Result<Option<[Vec<u32>; 2]>> {
+    use crate::format::field_index_write::{FALSES_DIR, TRUES_DIR};
+    if storage.entry_kind(dir)? != Some(crate::storage::EntryKind::Dir) {
+        return Ok(None);
+    }
+    let ids = |sub: &str| -> Result<Vec<u32>> {
+        let flags = crate::format::flags::read_flags_dir(storage, &join(dir, sub))?;
+        Ok((0..flags.len().min(point_count)).filter(|&i| flags.get(i)).map(|i| i as u32).collect())
+    };
+    Ok(Some([ids(FALSES_DIR)?, ids(TRUES_DIR)?]))
+}
+
 pub fn point_to_values_count(b: &[u8], path: &str) -> std::result::Result<u64, FormatError> {
     if b.len() < PTV_HEADER as usize || crate::format::le::u64_at(b, 0) != PTV_HEADER {
         return Err(FormatError::corrupt(path, "not a point_to_values file"));
@@ -1118,6 +1308,164 @@ mod tests {
 }
 
 #[cfg(test)]
+mod reader_tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::query::text::TextParams;
+    use crate::storage::MemoryStorage;
+    use serde_json::json;
+
+    const WORDS: [&str; 7] = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta"];
+
+    /// 700 points, most with text (some as arrays, some empty), a geo point (some two, some an
+    /// out-of-range one) and a bool (some both values, some none).
+    fn points() -> Vec<(u32, Payload)> {
+        (0..700u32)
+            .filter(|i| i % 11 != 5)
+            .map(|i| {
+                let w = |k: u32| WORDS[(k % 7) as usize];
+                let text = match i % 4 {
+                    0 => json!(format!("{} {} {}", w(i), w(i / 3), w(i * i))),
+                    1 => json!([w(i), format!("{} {}", w(i + 1), w(i))]),
+                    2 => json!(format!("{}", w(i / 5))),
+                    _ => json!(null),
+                };
+                let geo = match i % 5 {
+                    0 => json!({"lon": (i % 360) as f64 - 180.0, "lat": (i % 90) as f64 * 0.5}),
+                    1 => json!([{"lon": 1.5, "lat": -2.25}, {"lon": -70.0, "lat": i as f64 / 10.0}]),
+                    2 => json!({"lon": 10.0, "lat": 95.0}),
+                    _ => json!("nowhere"),
+                };
+                let flag = match i % 3 {
+                    0 => json!(i % 2 == 0),
+                    1 => json!([true, false]),
+                    _ => json!(7),
+                };
+                (i, json!({"t": text, "g": geo, "b": flag}).as_object().unwrap().clone())
+            })
+            .collect()
+    }
+
+    fn built(field: &str, schema: Value) -> (MemoryStorage, String) {
+        let st = MemoryStorage::new();
+        build_optimized_field_index(&st, "seg", field, &schema, points()).unwrap();
+        let suffix = match schema.get("type").and_then(Value::as_str).unwrap_or(schema.as_str().unwrap_or("")) {
+            "text" => "text",
+            "geo" => "map",
+            _ => "bool",
+        };
+        let dir = sub_index_dir("seg", field, suffix);
+        (st, dir)
+    }
+
+    #[test]
+    fn text_postings_read_back_with_and_without_positions() {
+        for phrase in [false, true] {
+            let schema = json!({"type": "text", "tokenizer": "word", "phrase_matching": phrase});
+            let (st, dir) = built("t", schema.clone());
+            let tp = TextParams::from_schema(&schema);
+            let mut want: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for (id, p) in points() {
+                let vals = JsonPath::parse("t").unwrap();
+                let vals = vals.value_get(&p);
+                let mut tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
+                    .into_iter()
+                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
+                    .collect();
+                tokens.sort();
+                tokens.dedup();
+                for t in tokens {
+                    want.entry(t).or_default().push(id);
+                }
+            }
+            assert!(want.values().any(|ids| ids.len() > 128), "a list spans full chunks");
+            let got: BTreeMap<String, Vec<u32>> = read_text_postings(&st, &dir, phrase, 700)
+                .unwrap()
+                .expect("files present")
+                .into_iter()
+                .filter(|(t, _)| t != ARRAY_BOUNDARY_TOKEN)
+                .collect();
+            assert_eq!(got, want, "phrase_matching {phrase}");
+            // Reading with the wrong position layout or too few points fails cleanly.
+            let err = read_text_postings(&st, &dir, !phrase, 700).expect_err("wrong layout");
+            assert_eq!(err.kind(), ErrorKind::Corrupted);
+            let err = read_text_postings(&st, &dir, phrase, 600).expect_err("ids past the points");
+            assert_eq!(err.kind(), ErrorKind::Corrupted);
+        }
+        assert_eq!(read_text_postings(&MemoryStorage::new(), "none", false, 9).unwrap(), None);
+    }
+
+    #[test]
+    fn damaged_text_postings_are_corrupted_never_a_panic() {
+        let (st, dir) = built("t", json!({"type": "text", "phrase_matching": true}));
+        let file = join(&dir, "postings.dat");
+        let good = st.read_all(&file).unwrap().to_vec();
+        let mut cases: Vec<Vec<u8>> = (0..good.len()).step_by(7).map(|n| good[..n].to_vec()).collect();
+        for at in (0..good.len()).step_by(5) {
+            let mut b = good.clone();
+            b[at] ^= 0xA5;
+            cases.push(b);
+        }
+        let mut corrupted = 0;
+        for bytes in cases {
+            crate::storage::write_file(&st, &file, &bytes).unwrap();
+            match read_text_postings(&st, &dir, true, 700) {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+                    corrupted += 1;
+                }
+            }
+        }
+        assert!(corrupted > good.len() / 7, "only {corrupted} damaged files detected");
+    }
+
+    #[test]
+    fn geo_values_read_back() {
+        let (st, dir) = built("g", json!("geo"));
+        let want: Vec<(u32, Vec<(f64, f64)>)> = points()
+            .into_iter()
+            .filter_map(|(id, p)| {
+                let v = &p["g"];
+                let all: Vec<&Value> = match v {
+                    Value::Array(a) => a.iter().collect(),
+                    other => vec![other],
+                };
+                let pts: Vec<(f64, f64)> = all.into_iter().filter_map(geo_value).collect();
+                (!pts.is_empty()).then_some((id, pts))
+            })
+            .collect();
+        assert!(want.iter().any(|(_, p)| p.len() == 2));
+        assert_eq!(read_geo_values(&st, &dir, 700).unwrap(), Some(want));
+        assert_eq!(read_geo_values(&st, &dir, 10).unwrap_err().kind(), ErrorKind::Corrupted);
+        let file = join(&dir, "point_to_values.bin");
+        let good = st.read_all(&file).unwrap().to_vec();
+        crate::storage::write_file(&st, &file, &good[..good.len() - 3]).unwrap();
+        assert_eq!(read_geo_values(&st, &dir, 700).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn bool_postings_read_back() {
+        let (st, dir) = built("b", json!("bool"));
+        let mut want: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for (id, p) in points() {
+            let all: Vec<&Value> = match &p["b"] {
+                Value::Array(a) => a.iter().collect(),
+                other => vec![other],
+            };
+            for b in [false, true] {
+                if all.iter().any(|v| v.as_bool() == Some(b)) {
+                    want[b as usize].push(id);
+                }
+            }
+        }
+        assert!(!want[0].is_empty() && !want[1].is_empty());
+        assert_eq!(read_bool_postings(&st, &dir, 700).unwrap(), Some(want));
+        assert_eq!(read_bool_postings(&st, "seg/none", 700).unwrap(), None);
+    }
+}
+
+#[cfg(test)]
 mod codec_tests {
     use super::*;
 
@@ -1132,6 +1480,17 @@ mod codec_tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn unpack4x_inverts_pack4x() {
+        for width in 0..=32u32 {
+            let max = if width == 32 { u32::MAX } else { (1u32 << width).wrapping_sub(1) };
+            let nums: Vec<u32> = (0..128u32).map(|k| k.wrapping_mul(2_246_822_519) & max).collect();
+            let mut out = Vec::new();
+            pack4x(&nums, width, &mut out);
+            assert_eq!(super::unpack4x(&out, width).to_vec(), nums, "width {width}");
+        }
     }
 
     #[test]

@@ -31,12 +31,13 @@ impl GeoPoint {
         Ok(GeoPoint { lon, lat })
     }
 
-    /// The geo point stored in a payload value, if it is one.
+    /// The geo point stored in a payload value, if it is one. Coordinates out of range are
+    /// no geo point (Qdrant's payload reading rejects them, and its geo index skips them).
     pub fn from_payload(v: &Value) -> Option<GeoPoint> {
         let o = v.as_object()?;
         let lon = o.get("lon")?.as_f64()?;
         let lat = o.get("lat")?.as_f64()?;
-        Some(GeoPoint { lon, lat })
+        GeoPoint::new(lon, lat).ok()
     }
 
     pub fn to_json(&self) -> Value {

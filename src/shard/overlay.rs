@@ -147,11 +147,13 @@ impl EdgeShard {
                 if !schema.is_null() {
                     self.indexed_fields.insert(field_name.clone(), schema);
                     self.filter_ctx = FilterContext::new(self.indexed_fields.clone());
+                    self.postings.iter().for_each(|c| c.clear());
                 }
             }
             UpdateOperation::DeleteIndex(field) => {
                 self.indexed_fields.remove(field);
                 self.filter_ctx = FilterContext::new(self.indexed_fields.clone());
+                self.postings.iter().for_each(|c| c.clear());
             }
             other => {
                 return Err(Error::Unsupported(format!(

@@ -4,20 +4,25 @@
 //! reading payloads, and estimates a filter's cardinality from the same indexes to pick plain or
 //! graph search. Here the shard keeps for every segment, per indexed field and index kind,
 //! postings made on first use (value → sorted internal ids, or the values sorted for ranges):
-//! read from the segment's immutable index files where it has them (map and numeric indexes
-//! of optimized segments), else built from the segment's stored payloads. A segment's stored
-//! payloads and index files never change while it is loaded (updates go to the overlay and a
-//! flush reloads the segments), so the postings stay valid for the segment's life.
+//! read from the segment's immutable index files where it has them (map, numeric, bool,
+//! full-text and geo indexes of optimized segments), else built from the segment's stored
+//! payloads. A segment's stored payloads and index files never change while it is loaded
+//! (updates go to the overlay and a flush reloads the segments), so the postings stay valid for
+//! the segment's life; creating or deleting a field's index drops them (full-text postings
+//! depend on the field's tokenizer settings).
 //!
 //! [`EdgeShard::segment_candidates`] turns a filter into the set of a segment's internal ids
 //! that can pass it:
 //! * a condition some index serves (the first index kind of the field that serves the condition,
 //!   the same choice the per-point checker in [`crate::query::filter`] makes) and that the
 //!   postings answer (`match` value/any on keyword, integer, uuid and bool indexes, `range` on
-//!   integer, datetime and float indexes), and `has_id`, give their exact set;
+//!   integer, datetime and float indexes, `text`/`text_any` on full-text indexes, a radius,
+//!   bounding box or polygon alone on geo indexes), and `has_id`, give their exact set; a
+//!   `phrase` gives the points holding all of its tokens, a superset;
 //! * `must` intersects, a non-empty `should` unites, `must_not` complements an exact set;
-//! * anything else (`except`, text, geo, nested, `min_should`, `values_count`, unindexed fields …)
-//!   is unknown: the set becomes a superset and each candidate is checked on its payload.
+//! * anything else (`except`, `prefix`, nested, `min_should`, `values_count`, unindexed fields,
+//!   full-text conditions under tokenizer settings not reproduced here …) is unknown: the set
+//!   becomes a superset and each candidate is checked on its payload.
 //!
 //! The set is also intersected with the segment's *visible* points: live in the segment and the
 //! winning copy of their id in the shard (an overlay change or a newer copy elsewhere hides it).
@@ -31,9 +36,11 @@ use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
-    Filter, IndexKind, Match, Range, RangeInterface, ValueVariant,
+    Filter, FilterContext, IndexKind, Match, Range, RangeInterface, ValueVariant,
 };
+use crate::query::geo::{GeoBoundingBox, GeoPoint, GeoPolygon, GeoRadius};
 use crate::query::json_path::JsonPath;
+use crate::query::text::{TextKind, TextParams};
 use crate::segment::Segment;
 use crate::storage::Storage;
 use crate::types::PointId;
@@ -147,6 +154,10 @@ pub(crate) enum Postings {
     SortedInt(Vec<(i64, u32)>),
     /// (value, internal id) sorted by value: float ranges.
     SortedFloat(Vec<(f64, u32)>),
+    /// Full-text token → ascending ids holding it (tokens of all the point's strings).
+    Text(HashMap<String, Vec<u32>>),
+    /// Per point holding geo values: its internal id and the values.
+    Geo(Vec<(u32, Vec<GeoPoint>)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,6 +169,8 @@ pub(crate) enum PostingKind {
     IntRange,
     Datetime,
     Float,
+    Text,
+    Geo,
 }
 
 /// Per segment: postings built on first use.
@@ -166,13 +179,57 @@ pub(crate) struct PostingCache {
     map: parking_lot::Mutex<HashMap<(JsonPath, PostingKind), Arc<Postings>>>,
 }
 
-fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<Postings> {
+impl PostingCache {
+    /// Forget every posting (a field's index was created or deleted: text postings depend on
+    /// the tokenizer of the field's current schema).
+    pub(crate) fn clear(&self) {
+        self.map.lock().clear();
+    }
+}
+
+/// The distinct full-text tokens of a point's values under `tp`, as the text index's checker
+/// sees them (every string value, tokenized as a document).
+fn document_tokens(tp: &TextParams, vals: &[&Value]) -> Vec<String> {
+    let mut tokens: Vec<String> =
+        flat(vals, Value::as_str).into_iter().flat_map(|s| tp.tokenize(TextKind::Document, s)).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    tokens
+}
+
+/// The geo points among a point's values, as the payload rules read them (each value, or each
+/// element of an array value).
+fn geo_points(vals: &[&Value]) -> Vec<GeoPoint> {
+    let mut out = Vec::new();
+    for v in vals {
+        match v {
+            Value::Array(a) => out.extend(a.iter().filter_map(GeoPoint::from_payload)),
+            other => out.extend(GeoPoint::from_payload(other)),
+        }
+    }
+    out
+}
+
+/// The tokenizer settings of `path`'s full-text index in `ctx`, if it has one.
+fn text_params<'a>(ctx: &'a FilterContext, path: &JsonPath) -> Option<&'a TextParams> {
+    ctx.indexes(path).iter().find_map(|k| match k {
+        IndexKind::Text(tp) => Some(tp),
+        _ => None,
+    })
+}
+
+fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Option<&TextParams>) -> Result<Postings> {
     let mut str_map: HashMap<String, Vec<u32>> = HashMap::new();
     let mut int_map: HashMap<i64, Vec<u32>> = HashMap::new();
     let mut uuid_map: HashMap<u128, Vec<u32>> = HashMap::new();
     let mut bools: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
     let mut ints: Vec<(i64, u32)> = Vec::new();
     let mut floats: Vec<(f64, u32)> = Vec::new();
+    let mut text_map: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut geo: Vec<(u32, Vec<GeoPoint>)> = Vec::new();
+    if kind == PostingKind::Text && text.is_none() {
+        return Err(crate::error::Error::Internal(format!("text postings of `{path}` without a text index")));
+    }
     for (_, internal) in seg.id_tracker.iter_live() {
         let payload = seg.payload(internal)?;
         let vals = path.value_get(&payload);
@@ -205,6 +262,17 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<P
                 ints.extend(flat(&vals, |v| v.as_str().and_then(parse_datetime)).into_iter().map(|v| (v, internal)))
             }
             PostingKind::Float => floats.extend(flat(&vals, Value::as_f64).into_iter().map(|v| (v, internal))),
+            PostingKind::Text => {
+                for t in text.map(|tp| document_tokens(tp, &vals)).unwrap_or_default() {
+                    text_map.entry(t).or_default().push(internal);
+                }
+            }
+            PostingKind::Geo => {
+                let pts = geo_points(&vals);
+                if !pts.is_empty() {
+                    geo.push((internal, pts));
+                }
+            }
         }
     }
     let tidy = |v: &mut Vec<u32>| {
@@ -236,24 +304,39 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind) -> Result<P
             floats.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             Postings::SortedFloat(floats)
         }
+        PostingKind::Text => {
+            text_map.values_mut().for_each(tidy);
+            Postings::Text(text_map)
+        }
+        PostingKind::Geo => {
+            geo.sort_unstable_by_key(|g| g.0);
+            Postings::Geo(geo)
+        }
     })
 }
 
 /// The postings of `path` for `kind` read from the segment's immutable payload-index files
 /// (an optimized segment whose `payload_index/config.json` lists the matching immutable index):
-/// a map index's `values_to_points.bin` (value → ascending ids) or a numeric index's `data.bin`
-/// (sorted distinct `(value, id)` pairs). `None` when the segment has no such files (appendable
-/// segments, bool fields, an index created after the segment was written): the caller builds
-/// the postings from the stored payloads instead. Damaged files are `Corrupted` (the readers
-/// in `format::immutable_index` check them).
+/// a map index's `values_to_points.bin` (value → ascending ids), a numeric index's `data.bin`
+/// (sorted distinct `(value, id)` pairs), a bool index's `trues`/`falses` flags, a full-text
+/// index's `vocab.dat` + `postings.dat` (token → ids; only when the segment's schema for the
+/// field has the tokenizer settings `text` of the current one, all of them reproduced here), or
+/// a geo index's `point_to_values.bin`. `None` when the segment has no such files (appendable
+/// segments, an index created after the segment was written): the caller builds the postings
+/// from the stored payloads instead. Damaged files are `Corrupted` (the readers in
+/// `format::immutable_index` check them).
 fn index_file_postings(
     st: &dyn Storage,
     seg: &Segment,
     path: &JsonPath,
     kind: PostingKind,
+    text: Option<&TextParams>,
 ) -> Result<Option<Postings>> {
+    use crate::format::field_index_write::ARRAY_BOUNDARY_TOKEN;
     use crate::format::fmph::KeyType;
-    use crate::format::immutable_index::{read_map_postings, read_numeric_pairs, MapPostings};
+    use crate::format::immutable_index::{
+        read_bool_postings, read_geo_values, read_map_postings, read_numeric_pairs, read_text_postings, MapPostings,
+    };
     use crate::format::payload_index::{IndexMutability, PayloadIndexType as T};
     if seg.appendable {
         return Ok(None);
@@ -265,7 +348,9 @@ fn index_file_postings(
         PostingKind::IntRange => T::IntIndex,
         PostingKind::Datetime => T::DatetimeIndex,
         PostingKind::Float => T::FloatIndex,
-        PostingKind::Bool => return Ok(None),
+        PostingKind::Bool => T::BoolIndex,
+        PostingKind::Text => T::FullTextIndex,
+        PostingKind::Geo => T::GeoIndex,
     };
     let found = seg.payload_index.indexed_types.iter().find(|(k, types)| {
         JsonPath::parse(k).as_ref() == Some(path)
@@ -275,6 +360,26 @@ fn index_file_postings(
     let dir = crate::format::field_index_write::sub_index_dir(&seg.dir, field, want.dir_suffix());
     let n = seg.id_tracker.total_point_count();
     Ok(match kind {
+        PostingKind::Bool => return Ok(read_bool_postings(st, &dir, n)?.map(Postings::Bool)),
+        PostingKind::Geo => {
+            return Ok(read_geo_values(st, &dir, n)?.map(|v| {
+                Postings::Geo(
+                    v.into_iter()
+                        .map(|(id, pts)| (id, pts.into_iter().map(|(lon, lat)| GeoPoint { lon, lat }).collect()))
+                        .collect(),
+                )
+            }))
+        }
+        PostingKind::Text => {
+            let built_with = seg.payload_index.indexed_fields.get(field.as_str()).map(TextParams::from_schema);
+            let Some(tp) = text.filter(|tp| tp.unsupported.is_empty() && built_with.as_ref() == Some(*tp)) else {
+                return Ok(None);
+            };
+            return Ok(read_text_postings(st, &dir, tp.phrase_matching, n)?.map(|v| {
+                // The phrase index's separator between array elements is no query's token.
+                Postings::Text(v.into_iter().filter(|(t, _)| t != ARRAY_BOUNDARY_TOKEN).collect())
+            }));
+        }
         PostingKind::Keyword => read_map_postings(st, &dir, KeyType::Str, n)?,
         PostingKind::IntMap => read_map_postings(st, &dir, KeyType::I64, n)?,
         PostingKind::Uuid => read_map_postings(st, &dir, KeyType::U128, n)?,
@@ -316,6 +421,27 @@ enum Query {
     Bool(bool),
     IntRange(Range<i64>),
     FloatRange(Range<f64>),
+    /// Full-text query tokens: all of them (`text`) or any (`text_any`).
+    Tokens {
+        tokens: Vec<String>,
+        all: bool,
+    },
+    /// A phrase's tokens, answered as the points holding all of them (a superset: the payload
+    /// check decides the order); `None` on an index without `phrase_matching`, where no point
+    /// matches.
+    Phrase(Option<Vec<String>>),
+    Geo {
+        radius: Option<GeoRadius>,
+        bbox: Option<GeoBoundingBox>,
+        polygon: Option<GeoPolygon>,
+    },
+}
+
+impl Query {
+    /// Whether [`answer`] gives exactly the passing points (else a superset).
+    fn exact(&self) -> bool {
+        !matches!(self, Query::Phrase(Some(_)))
+    }
 }
 
 fn serve(kind: &IndexKind, fc: &FieldCondition) -> Served {
@@ -374,9 +500,32 @@ fn serve(kind: &IndexKind, fc: &FieldCondition) -> Served {
             };
             Served::With(PostingKind::Float, Query::FloatRange(r))
         }
-        IndexKind::Geo => Served::No,
-        IndexKind::Text(_) => match m {
-            Some(Match::Text(_) | Match::TextAny(_) | Match::Phrase(_)) => Served::Opaque,
+        IndexKind::Geo => {
+            // Only a condition made of geo shapes alone (the payload rules OR every part).
+            let geo = fc.geo_radius.is_some() || fc.geo_bounding_box.is_some() || fc.geo_polygon.is_some();
+            let other = m.is_some() || fc.range.is_some() || fc.values_count.is_some();
+            if geo && !other && fc.is_empty.is_none() && fc.is_null.is_none() {
+                Served::With(
+                    PostingKind::Geo,
+                    Query::Geo { radius: fc.geo_radius, bbox: fc.geo_bounding_box, polygon: fc.geo_polygon.clone() },
+                )
+            } else {
+                Served::No
+            }
+        }
+        IndexKind::Text(tp) => match m {
+            // Tokenizer settings we do not reproduce: only the payload check can try.
+            Some(Match::Text(_) | Match::TextAny(_) | Match::Phrase(_)) if !tp.unsupported.is_empty() => Served::Opaque,
+            Some(Match::Text(q)) => {
+                Served::With(PostingKind::Text, Query::Tokens { tokens: tp.tokenize(TextKind::Query, q), all: true })
+            }
+            Some(Match::TextAny(q)) => {
+                Served::With(PostingKind::Text, Query::Tokens { tokens: tp.tokenize(TextKind::Query, q), all: false })
+            }
+            Some(Match::Phrase(q)) => Served::With(
+                PostingKind::Text,
+                Query::Phrase(tp.phrase_matching.then(|| tp.tokenize(TextKind::Phrase, q))),
+            ),
             _ => Served::No,
         },
         IndexKind::Null => {
@@ -430,9 +579,95 @@ fn answer(p: &Postings, q: &Query) -> Bits {
                 |v| r.lt.is_none_or(|b| v < b) && r.lte.is_none_or(|b| v <= b),
             )
         }
+        (Postings::Text(m), Query::Tokens { tokens, all: false }) => {
+            tokens.iter().filter_map(|t| m.get(t)).for_each(|ids| out.or_with(&Bits::from_ids(ids)))
+        }
+        (Postings::Text(m), Query::Tokens { tokens, all: true } | Query::Phrase(Some(tokens))) => {
+            // All of the tokens; an empty query matches nothing.
+            let mut lists = Vec::with_capacity(tokens.len());
+            for t in tokens {
+                match m.get(t) {
+                    Some(ids) => lists.push(ids),
+                    None => return Bits::default(),
+                }
+            }
+            lists.sort_by_key(|l| l.len());
+            if let Some((first, rest)) = lists.split_first() {
+                out = Bits::from_ids(first);
+                for ids in rest {
+                    out.and_with(&Bits::from_ids(ids));
+                }
+            }
+        }
+        (Postings::Geo(points), Query::Geo { radius, bbox, polygon }) => {
+            let hit = |p: &GeoPoint| {
+                radius.as_ref().is_some_and(|g| g.contains(p))
+                    || bbox.as_ref().is_some_and(|g| g.contains(p))
+                    || polygon.as_ref().is_some_and(|g| g.contains(p))
+            };
+            for (id, pts) in points {
+                if pts.iter().any(hit) {
+                    out.set(*id);
+                }
+            }
+        }
         _ => {}
     }
     out
+}
+
+/// A full-text condition's estimate the way Qdrant's text index makes it from posting lengths
+/// (here: the visible points of each token's posting list, out of the visible points holding
+/// any token). All tokens: one token is exact, several multiply their shares, at most the
+/// shortest list; any token: one is exact, several unite as independent events, at least the
+/// longest list; a phrase: the all-tokens estimate divided by the phrase length squared.
+fn text_estimate(m: &HashMap<String, Vec<u32>>, q: &Query, visible: &Bits) -> Estimate {
+    let (tokens, all, phrase_len) = match q {
+        Query::Tokens { tokens, all } => (tokens, *all, None),
+        Query::Phrase(Some(tokens)) => (tokens, true, Some(tokens.len())),
+        _ => return Estimate::exact(0),
+    };
+    let mut distinct: Vec<&String> = tokens.iter().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let len = |t: &String| m.get(t).map(|ids| ids.iter().filter(|&&i| visible.get(i)).count());
+    let lens: Vec<Option<usize>> = distinct.iter().map(|t| len(t)).collect();
+    let mut indexed = Bits::default();
+    for ids in m.values() {
+        indexed.or_with(&Bits::from_ids(ids));
+    }
+    indexed.and_with(visible);
+    let docs = indexed.count();
+    let est = if all {
+        match lens.iter().copied().collect::<Option<Vec<usize>>>() {
+            None => Estimate::exact(0),
+            Some(l) if l.is_empty() || docs == 0 => Estimate::exact(0),
+            Some(l) if l.len() == 1 => Estimate::exact(l[0]),
+            Some(l) => {
+                let frac: f64 = l.iter().map(|&x| x as f64 / docs as f64).product();
+                Estimate { min: 0, exp: (frac * docs as f64) as usize, max: l.iter().copied().min().unwrap_or(0) }
+            }
+        }
+    } else {
+        let l: Vec<usize> = lens.into_iter().flatten().collect();
+        match l.len() {
+            0 => Estimate::exact(0),
+            1 => Estimate::exact(l[0]),
+            _ => {
+                let miss: f64 = l.iter().map(|&x| 1.0 - x as f64 / docs as f64).product();
+                Estimate {
+                    min: l.iter().copied().max().unwrap_or(0),
+                    exp: ((1.0 - miss) * docs as f64).round() as usize,
+                    max: l.iter().sum::<usize>().min(docs),
+                }
+            }
+        }
+    };
+    match phrase_len {
+        Some(0) => Estimate::exact(0),
+        Some(k) => Estimate { min: est.min / (k * k), exp: est.exp / (k * k), max: est.max / (k * k) },
+        None => est,
+    }
 }
 
 /// `match any` over a value → ids map: each listed value's visible count, united as
@@ -456,8 +691,9 @@ fn any_estimate<K: std::hash::Hash + Eq>(m: &HashMap<K, Vec<u32>>, keys: &[K], v
 /// A cardinality estimate (`min <= exp <= max` points), combined the way Qdrant combines the
 /// estimates of its payload indexes. A condition the postings answer is exact; any other is
 /// unknown (`0`, half the points, all of them), which is what Qdrant assumes for a field
-/// without an index. (Qdrant's own indexes also estimate text, geo and range conditions,
-/// ranges from histograms; ours are exact or unknown there.) `must` multiplies the
+/// without an index; full-text conditions are estimated from posting lengths as Qdrant's text
+/// index does ([`text_estimate`]). (Qdrant estimates geo and range conditions from geohash
+/// counts and histograms; ours counts them exactly.) `must` multiplies the
 /// probabilities, `should` unites them as independent events, `must_not` inverts each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Estimate {
@@ -655,10 +891,11 @@ impl EdgeShard {
     /// else built from its payloads; kept for the segment's life.
     fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
         let segment = &self.segments[seg as usize];
+        let text = text_params(&self.filter_ctx, path);
         let make = || -> Result<Postings> {
-            match index_file_postings(&*self.storage, segment, path, kind)? {
+            match index_file_postings(&*self.storage, segment, path, kind, text)? {
                 Some(p) => Ok(p),
-                None => build_postings(segment, path, kind),
+                None => build_postings(segment, path, kind, text),
             }
         };
         let Some(cache) = self.postings.get(seg as usize) else {
@@ -764,7 +1001,8 @@ impl EdgeShard {
                 Served::Opaque => return Ok(Pre::Unknown),
                 Served::With(pk, q) => {
                     let p = self.postings(seg, &fc.key, pk)?;
-                    return Ok(Pre::Exact(answer(&p, &q)));
+                    let b = answer(&p, &q);
+                    return Ok(if q.exact() { Pre::Exact(b) } else { Pre::Superset(b) });
                 }
             }
         }
@@ -833,6 +1071,7 @@ impl EdgeShard {
                         (Postings::Str(m), Query::Strs(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
                         (Postings::Int(m), Query::Ints(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
                         (Postings::Uuid(m), Query::Uuids(l)) if l.len() > 1 => Some(any_estimate(m, l, &visible)),
+                        (Postings::Text(m), q) => Some(text_estimate(m, q, &visible)),
                         _ => None,
                     };
                     if let Some(e) = any {
@@ -849,10 +1088,10 @@ impl EdgeShard {
 
     /// Test support: for every optimized segment and indexed field that has immutable index
     /// files, compare the postings read from them with the postings built from the segment's
-    /// payloads, over the segment's live points. Returns how many (segment, field, kind)
-    /// postings were compared, or the first difference.
+    /// payloads, over the segment's live points. Returns how many (segment, field) postings
+    /// were compared per index kind (`"Keyword"`, `"Text"`, `"Geo"` …), or the first difference.
     #[cfg(any(test, feature = "testing"))]
-    pub fn check_index_postings(&self) -> std::result::Result<usize, String> {
+    pub fn check_index_postings(&self) -> std::result::Result<std::collections::BTreeMap<String, usize>, String> {
         use std::collections::BTreeMap;
         let kinds = [
             PostingKind::Keyword,
@@ -861,18 +1100,23 @@ impl EdgeShard {
             PostingKind::IntRange,
             PostingKind::Datetime,
             PostingKind::Float,
+            PostingKind::Bool,
+            PostingKind::Text,
+            PostingKind::Geo,
         ];
-        let mut compared = 0;
+        let mut compared: BTreeMap<String, usize> = BTreeMap::new();
         for seg in &self.segments {
             let live: std::collections::HashSet<u32> = seg.id_tracker.iter_live().map(|(_, i)| i).collect();
             for field in seg.payload_index.indexed_types.keys() {
                 let Some(path) = JsonPath::parse(field) else { continue };
+                let text = text_params(&self.filter_ctx, &path);
                 for kind in kinds {
                     let err = |e: crate::error::Error| format!("{}/{field} {kind:?}: {e}", seg.dir);
-                    let Some(from_files) = index_file_postings(&*self.storage, seg, &path, kind).map_err(err)? else {
+                    let Some(from_files) = index_file_postings(&*self.storage, seg, &path, kind, text).map_err(err)?
+                    else {
                         continue;
                     };
-                    let built = build_postings(seg, &path, kind).map_err(err)?;
+                    let built = build_postings(seg, &path, kind, text).map_err(err)?;
                     let norm = |p: &Postings| -> BTreeMap<String, Vec<u32>> {
                         let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
                         let mut add = |k: String, ids: &mut dyn Iterator<Item = u32>| {
@@ -892,6 +1136,12 @@ impl EdgeShard {
                             Postings::SortedFloat(v) => {
                                 v.iter().for_each(|(x, i)| add(format!("{:?}", x.to_bits()), &mut [*i].into_iter()))
                             }
+                            Postings::Text(m) => m.iter().for_each(|(k, v)| add(k.clone(), &mut v.iter().copied())),
+                            Postings::Geo(v) => v.iter().for_each(|(i, pts)| {
+                                for p in pts {
+                                    add(format!("{:?}", (p.lon.to_bits(), p.lat.to_bits())), &mut [*i].into_iter())
+                                }
+                            }),
                         }
                         out.retain(|_, v| {
                             v.sort_unstable();
@@ -910,7 +1160,7 @@ impl EdgeShard {
                             b.len()
                         ));
                     }
-                    compared += 1;
+                    *compared.entry(format!("{kind:?}")).or_default() += 1;
                 }
             }
         }
