@@ -308,3 +308,57 @@ fn text_postings_follow_the_current_schema() {
     assert_eq!(count(&shard, "World"), 1);
     assert_eq!(count(&shard, "world"), 0);
 }
+
+/// A phrase answered from token positions matches within one string only, never across two
+/// elements of an array, repeated tokens included; the same from postings built from payloads
+/// (appendable segment) and read from the index files (optimized segment).
+#[cfg(feature = "testing")]
+#[test]
+fn phrase_positions_stay_within_one_string() {
+    use qdrant_edge_wasm::api::{dispatch, dispatch_update};
+    use qdrant_edge_wasm::shard::EdgeShard;
+    use qdrant_edge_wasm::storage::MemoryStorage;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    let config = serde_json::from_value(json!({
+        "vectors": {"v": {"size": 100, "distance": "Dot"}},
+        "optimizers": {"indexing_threshold": 1, "default_segment_number": 1},
+    }))
+    .unwrap();
+    let mut shard = EdgeShard::create(Arc::new(MemoryStorage::new()), "", config).unwrap();
+    let schema = json!({"type": "text", "phrase_matching": true});
+    dispatch_update(&mut shard, "create_index", &json!({"field_name": "t", "field_schema": schema})).unwrap();
+    let texts = [
+        json!("a python library for you"),
+        json!(["python", "library"]),
+        json!(["my python", "", "library here"]),
+        json!("library python"),
+        json!(["x", "Python  library!"]),
+        json!("python python library library"),
+        json!("python and library"),
+    ];
+    let points: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": i, "vector": {"v": vec![i as f32; 100]}, "payload": {"t": t}}))
+        .collect();
+    dispatch_update(&mut shard, "upsert", &json!({"points": points})).unwrap();
+    let ids = |shard: &EdgeShard, phrase: &str| -> Vec<u64> {
+        let f = json!({"filter": {"must": [{"key": "t", "match": {"phrase": phrase}}]}, "limit": 100});
+        let r = dispatch(shard, "scroll", &f).unwrap();
+        r["points"].as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect()
+    };
+    shard.flush().unwrap();
+    for stage in ["appendable", "optimized"] {
+        assert_eq!(ids(&shard, "python library"), vec![0, 4, 5], "{stage}");
+        assert_eq!(ids(&shard, "python python library"), vec![5], "{stage}");
+        assert_eq!(ids(&shard, "library python"), vec![3], "{stage}");
+        assert_eq!(ids(&shard, "library library"), vec![5], "{stage}");
+        assert_eq!(ids(&shard, "nothing here"), Vec::<u64>::new(), "{stage}");
+        if stage == "appendable" {
+            assert!(shard.optimize().unwrap(), "optimize rewrote nothing");
+            assert!(shard.check_index_postings().unwrap().contains_key("Text"));
+        }
+    }
+}

@@ -1064,11 +1064,56 @@ fn unpack4x(bytes: &[u8], width: u32) -> [u32; 128] {
     out
 }
 
+/// One token's posting list: its points, ascending, and under phrase matching each point's
+/// positions of the token in the point's token stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenList {
+    pub ids: Vec<u32>,
+    pub positions: Option<Positions>,
+}
+
+/// The positions of a [`TokenList`]'s points, ascending per point: those of `ids[k]` are
+/// `pos[starts[k]..starts[k + 1]]` (`starts` has one more entry than `ids`, the first 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Positions {
+    pub starts: Vec<u32>,
+    pub pos: Vec<u32>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions { starts: vec![0], pos: Vec::new() }
+    }
+}
+
+impl TokenList {
+    /// Append point `id` (above every listed one) with its positions (`Some` under phrase
+    /// matching).
+    pub fn push(&mut self, id: u32, positions: Option<&[u32]>) {
+        self.ids.push(id);
+        if let Some(p) = positions {
+            let list = self.positions.get_or_insert_with(Positions::default);
+            list.pos.extend_from_slice(p);
+            list.starts.push(list.pos.len() as u32);
+        }
+    }
+
+    /// The positions of point `id` (empty when it is not listed or no positions are kept).
+    pub fn positions_of(&self, id: u32) -> &[u32] {
+        match (&self.positions, self.ids.binary_search(&id)) {
+            (Some(p), Ok(k)) => &p.pos[p.starts[k] as usize..p.starts[k + 1] as usize],
+            _ => &[],
+        }
+    }
+}
+
 /// The posting lists of a full-text index's `postings.dat` (layout above [`text_index_files`]),
-/// in token-id order: each list's point ids, ascending. `phrase` says whether every id carries
-/// a position offset (`phrase_matching`). Every offset and length is checked against the file;
-/// ids must ascend strictly, stay below `point_count`, and end at the list's recorded last id.
-fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result::Result<Vec<Vec<u32>>, String> {
+/// in token-id order: each list's point ids, ascending, and with `phrase` (`phrase_matching`:
+/// every id carries an offset into the list's positions) each id's token positions. Every
+/// offset and length is checked against the file; ids must ascend strictly, stay below
+/// `point_count`, and end at the list's recorded last id; each id's positions must be whole
+/// `u32`s, at least one, ascending.
+fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result::Result<Vec<TokenList>, String> {
     use crate::format::le::{u32_at, u64_at};
     if b.len() < 40 {
         return Err(format!("{} bytes, shorter than the 40-byte header", b.len()));
@@ -1101,6 +1146,7 @@ fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result:
         let (records_at, ids_at, rem_at) = (records_at as usize, ids_at as usize, rem_at as usize);
         let last_id = u32_at(b, start as usize);
         let mut ids: Vec<u32> = Vec::with_capacity((chunks * 128 + rem) as usize);
+        let mut offsets: Vec<u32> = Vec::new();
         for c in 0..chunks as usize {
             let r = records_at + c * record as usize;
             let first = u32_at(b, r);
@@ -1118,9 +1164,16 @@ fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result:
                 x = x.checked_add(d).ok_or_else(|| format!("list {t} chunk {c}: an id past u32"))?;
                 ids.push(x);
             }
+            if phrase {
+                offsets.extend((0..128).map(|k| u32_at(b, r + 8 + 4 * k)));
+            }
         }
         for k in 0..rem as usize {
-            ids.push(u32_at(b, rem_at + k * (4 + per_id) as usize));
+            let at = rem_at + k * (4 + per_id) as usize;
+            ids.push(u32_at(b, at));
+            if phrase {
+                offsets.push(u32_at(b, at + 4));
+            }
         }
         if ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(format!("list {t}: ids not strictly ascending"));
@@ -1132,19 +1185,39 @@ fn parse_text_postings(b: &[u8], phrase: bool, point_count: u64) -> std::result:
                 ));
             }
         }
-        lists.push(ids);
+        let positions = if phrase {
+            let var_at = ids_at + id_bytes as usize;
+            let mut list = Positions::default();
+            for k in 0..offsets.len() {
+                let (from, to) = (offsets[k] as u64, offsets.get(k + 1).map_or(var, |&o| u64::from(o)));
+                if from >= to || to > var || from % 4 != 0 || to % 4 != 0 {
+                    return Err(format!("list {t}: positions of id {} at {from}..{to} of {var} bytes", ids[k]));
+                }
+                let first = list.pos.len();
+                list.pos.extend((from..to).step_by(4).map(|o| u32_at(b, var_at + o as usize)));
+                if list.pos[first..].windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!("list {t}: positions of id {} not ascending", ids[k]));
+                }
+                list.starts.push(list.pos.len() as u32);
+            }
+            Some(list)
+        } else {
+            None
+        };
+        lists.push(TokenList { ids, positions });
     }
     Ok(lists)
 }
 
-/// Every token with its ascending point ids.
-pub type TokenPostings = Vec<(String, Vec<u32>)>;
+/// Every token with its posting list.
+pub type TokenPostings = Vec<(String, TokenList)>;
 
 /// Per point holding values (ascending id): its `(lon, lat)` values.
 pub type GeoValues = Vec<(u32, Vec<(f64, f64)>)>;
 
 /// The postings of a full-text index directory (`vocab.dat` + `postings.dat`): every token
-/// with its ascending point ids. `None` when the files are absent (a mutable index).
+/// with its posting list (positions with `phrase`). `None` when the files are absent (a mutable
+/// index).
 pub fn read_text_postings<S: Storage + ?Sized>(
     storage: &S,
     dir: &str,
@@ -1155,8 +1228,11 @@ pub fn read_text_postings<S: Storage + ?Sized>(
     if !storage.is_file(&vocab_file)? || !storage.is_file(&post_file)? {
         return Ok(None);
     }
-    let lists = parse_text_postings(&storage.read_all(&post_file)?, phrase, point_count)
-        .map_err(|m| Error::from(FormatError::corrupt(&post_file, m)))?;
+    let mut lists: Vec<Option<TokenList>> = parse_text_postings(&storage.read_all(&post_file)?, phrase, point_count)
+        .map_err(|m| Error::from(FormatError::corrupt(&post_file, m)))?
+        .into_iter()
+        .map(Some)
+        .collect();
     let map = fmph::ParsedMap::parse(&storage.read_all(&vocab_file)?, &vocab_file)?;
     let bad = |m: String| -> Error { FormatError::corrupt(&vocab_file, m).into() };
     if map.key_type != KeyType::Str {
@@ -1168,9 +1244,11 @@ pub fn read_text_postings<S: Storage + ?Sized>(
             return Err(bad("a token without exactly one token id".into()));
         };
         let token = String::from_utf8(token.to_vec()).map_err(|_| bad("a token is not UTF-8".into()))?;
-        let list =
-            lists.get(token_id as usize).ok_or_else(|| bad(format!("token id {token_id} has no posting list")))?;
-        out.push((token, list.clone()));
+        let list = lists
+            .get_mut(token_id as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| bad(format!("token id {token_id} has no posting list of its own")))?;
+        out.push((token, list));
     }
     Ok(Some(out))
 }
@@ -1364,28 +1442,37 @@ mod reader_tests {
             let schema = json!({"type": "text", "tokenizer": "word", "phrase_matching": phrase});
             let (st, dir) = built("t", schema.clone());
             let tp = TextParams::from_schema(&schema);
-            let mut want: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            // token -> point -> positions in the point's stream (strings one position apart)
+            let mut want: BTreeMap<String, BTreeMap<u32, Vec<u32>>> = BTreeMap::new();
             for (id, p) in points() {
-                let vals = JsonPath::parse("t").unwrap();
-                let vals = vals.value_get(&p);
-                let mut tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
-                    .into_iter()
-                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
-                    .collect();
-                tokens.sort();
-                tokens.dedup();
-                for t in tokens {
-                    want.entry(t).or_default().push(id);
+                let path = JsonPath::parse("t").unwrap();
+                let vals = path.value_get(&p);
+                let mut at = 0u32;
+                for (i, s) in crate::query::filter::flat(&vals, Value::as_str).into_iter().enumerate() {
+                    at += u32::from(i > 0);
+                    for t in tp.tokenize(TextKind::Document, s) {
+                        want.entry(t).or_default().entry(id).or_default().push(at);
+                        at += 1;
+                    }
                 }
             }
             assert!(want.values().any(|ids| ids.len() > 128), "a list spans full chunks");
-            let got: BTreeMap<String, Vec<u32>> = read_text_postings(&st, &dir, phrase, 700)
+            assert!(want.values().any(|ids| ids.values().any(|p| p.len() > 1)), "a token twice in a point");
+            let got: BTreeMap<String, TokenList> = read_text_postings(&st, &dir, phrase, 700)
                 .unwrap()
                 .expect("files present")
                 .into_iter()
                 .filter(|(t, _)| t != ARRAY_BOUNDARY_TOKEN)
                 .collect();
-            assert_eq!(got, want, "phrase_matching {phrase}");
+            let ids: BTreeMap<&String, Vec<u32>> = want.iter().map(|(t, m)| (t, m.keys().copied().collect())).collect();
+            assert_eq!(got.iter().map(|(t, l)| (t, l.ids.clone())).collect::<BTreeMap<_, _>>(), ids);
+            for (t, list) in &got {
+                assert_eq!(list.positions.is_some(), phrase, "{t}");
+                for &id in &list.ids {
+                    let expected: &[u32] = if phrase { &want[t][&id] } else { &[] };
+                    assert_eq!(list.positions_of(id), expected, "token {t} point {id}");
+                }
+            }
             // Reading with the wrong position layout or too few points fails cleanly.
             let err = read_text_postings(&st, &dir, !phrase, 700).expect_err("wrong layout");
             assert_eq!(err.kind(), ErrorKind::Corrupted);

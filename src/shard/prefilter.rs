@@ -17,8 +17,8 @@
 //!   the same choice the per-point checker in [`crate::query::filter`] makes) and that the
 //!   postings answer (`match` value/any on keyword, integer, uuid and bool indexes, `range` on
 //!   integer, datetime and float indexes, `text`/`text_any` on full-text indexes, a radius,
-//!   bounding box or polygon alone on geo indexes), and `has_id`, give their exact set; a
-//!   `phrase` gives the points holding all of its tokens, a superset;
+//!   bounding box or polygon alone on geo indexes, `phrase` on full-text indexes with phrase
+//!   matching, from the tokens' positions), and `has_id`, give their exact set;
 //! * `must` intersects, a non-empty `should` unites, `must_not` complements an exact set;
 //! * anything else (`except`, `prefix`, nested, `min_should`, `values_count`, unindexed fields,
 //!   full-text conditions under tokenizer settings not reproduced here …) is unknown: the set
@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use super::{EdgeShard, Loc, PointRef};
 use crate::error::Result;
+use crate::format::immutable_index::TokenList;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
     Filter, FilterContext, IndexKind, Match, Range, RangeInterface, ValueVariant,
@@ -154,8 +155,9 @@ pub(crate) enum Postings {
     SortedInt(Vec<(i64, u32)>),
     /// (value, internal id) sorted by value: float ranges.
     SortedFloat(Vec<(f64, u32)>),
-    /// Full-text token → ascending ids holding it (tokens of all the point's strings).
-    Text(HashMap<String, Vec<u32>>),
+    /// Full-text token → the points holding it (tokens of all the point's strings), with the
+    /// token's positions under phrase matching.
+    Text(HashMap<String, TokenList>),
     /// Per point holding geo values: its internal id and the values.
     Geo(Vec<(u32, Vec<GeoPoint>)>),
 }
@@ -187,14 +189,21 @@ impl PostingCache {
     }
 }
 
-/// The distinct full-text tokens of a point's values under `tp`, as the text index's checker
-/// sees them (every string value, tokenized as a document).
-fn document_tokens(tp: &TextParams, vals: &[&Value]) -> Vec<String> {
-    let mut tokens: Vec<String> =
-        flat(vals, Value::as_str).into_iter().flat_map(|s| tp.tokenize(TextKind::Document, s)).collect();
-    tokens.sort_unstable();
-    tokens.dedup();
-    tokens
+/// The full-text tokens of a point's values under `tp`, as the text index's checker sees them
+/// (every string value, tokenized as a document), each with its positions in the point's token
+/// stream: the strings' tokens in order, one position left free between two strings (where
+/// Qdrant's phrase index puts its separator token), so no phrase spans two strings.
+fn token_positions(tp: &TextParams, vals: &[&Value]) -> std::collections::BTreeMap<String, Vec<u32>> {
+    let mut out: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    let mut at = 0u32;
+    for (i, s) in flat(vals, Value::as_str).into_iter().enumerate() {
+        at += u32::from(i > 0);
+        for t in tp.tokenize(TextKind::Document, s) {
+            out.entry(t).or_default().push(at);
+            at += 1;
+        }
+    }
+    out
 }
 
 /// The geo points among a point's values, as the payload rules read them (each value, or each
@@ -225,7 +234,7 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Optio
     let mut bools: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
     let mut ints: Vec<(i64, u32)> = Vec::new();
     let mut floats: Vec<(f64, u32)> = Vec::new();
-    let mut text_map: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut docs: Vec<(u32, std::collections::BTreeMap<String, Vec<u32>>)> = Vec::new();
     let mut geo: Vec<(u32, Vec<GeoPoint>)> = Vec::new();
     if kind == PostingKind::Text && text.is_none() {
         return Err(crate::error::Error::Internal(format!("text postings of `{path}` without a text index")));
@@ -263,8 +272,9 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Optio
             }
             PostingKind::Float => floats.extend(flat(&vals, Value::as_f64).into_iter().map(|v| (v, internal))),
             PostingKind::Text => {
-                for t in text.map(|tp| document_tokens(tp, &vals)).unwrap_or_default() {
-                    text_map.entry(t).or_default().push(internal);
+                let tokens = text.map(|tp| token_positions(tp, &vals)).unwrap_or_default();
+                if !tokens.is_empty() {
+                    docs.push((internal, tokens));
                 }
             }
             PostingKind::Geo => {
@@ -305,8 +315,15 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Optio
             Postings::SortedFloat(floats)
         }
         PostingKind::Text => {
-            text_map.values_mut().for_each(tidy);
-            Postings::Text(text_map)
+            docs.sort_unstable_by_key(|d| d.0);
+            let phrase = text.is_some_and(|tp| tp.phrase_matching);
+            let mut map: HashMap<String, TokenList> = HashMap::new();
+            for (id, tokens) in docs {
+                for (t, at) in tokens {
+                    map.entry(t).or_default().push(id, phrase.then_some(&at[..]));
+                }
+            }
+            Postings::Text(map)
         }
         PostingKind::Geo => {
             geo.sort_unstable_by_key(|g| g.0);
@@ -426,9 +443,9 @@ enum Query {
         tokens: Vec<String>,
         all: bool,
     },
-    /// A phrase's tokens, answered as the points holding all of them (a superset: the payload
-    /// check decides the order); `None` on an index without `phrase_matching`, where no point
-    /// matches.
+    /// A phrase's tokens, answered from the tokens' positions (postings without positions give
+    /// the points holding all of them, a superset the payload check narrows); `None` on an
+    /// index without `phrase_matching`, where no point matches.
     Phrase(Option<Vec<String>>),
     Geo {
         radius: Option<GeoRadius>,
@@ -438,9 +455,16 @@ enum Query {
 }
 
 impl Query {
-    /// Whether [`answer`] gives exactly the passing points (else a superset).
-    fn exact(&self) -> bool {
-        !matches!(self, Query::Phrase(Some(_)))
+    /// Whether [`answer`] gives exactly the passing points on `p` (else a superset): always,
+    /// except a phrase over postings without positions.
+    fn exact_on(&self, p: &Postings) -> bool {
+        match (self, p) {
+            (Query::Phrase(Some(tokens)), Postings::Text(m)) => {
+                tokens.iter().all(|t| m.get(t).is_none_or(|l| l.positions.is_some()))
+            }
+            (Query::Phrase(Some(_)), _) => false,
+            _ => true,
+        }
     }
 }
 
@@ -580,23 +604,39 @@ fn answer(p: &Postings, q: &Query) -> Bits {
             )
         }
         (Postings::Text(m), Query::Tokens { tokens, all: false }) => {
-            tokens.iter().filter_map(|t| m.get(t)).for_each(|ids| out.or_with(&Bits::from_ids(ids)))
+            tokens.iter().filter_map(|t| m.get(t)).for_each(|l| out.or_with(&Bits::from_ids(&l.ids)))
         }
         (Postings::Text(m), Query::Tokens { tokens, all: true } | Query::Phrase(Some(tokens))) => {
             // All of the tokens; an empty query matches nothing.
             let mut lists = Vec::with_capacity(tokens.len());
             for t in tokens {
                 match m.get(t) {
-                    Some(ids) => lists.push(ids),
+                    Some(l) => lists.push(l),
                     None => return Bits::default(),
                 }
             }
-            lists.sort_by_key(|l| l.len());
-            if let Some((first, rest)) = lists.split_first() {
-                out = Bits::from_ids(first);
-                for ids in rest {
-                    out.and_with(&Bits::from_ids(ids));
+            let mut by_len = lists.clone();
+            by_len.sort_by_key(|l| l.ids.len());
+            if let Some((first, rest)) = by_len.split_first() {
+                out = Bits::from_ids(&first.ids);
+                for l in rest {
+                    out.and_with(&Bits::from_ids(&l.ids));
                 }
+            }
+            if matches!(q, Query::Phrase(_)) && lists.iter().all(|l| l.positions.is_some()) {
+                // The tokens at consecutive positions of one point.
+                let phrase_at = |id: u32| {
+                    lists[0].positions_of(id).iter().any(|&p| {
+                        lists.iter().enumerate().skip(1).all(|(k, l)| {
+                            p.checked_add(k as u32).is_some_and(|x| l.positions_of(id).binary_search(&x).is_ok())
+                        })
+                    })
+                };
+                let mut exact = Bits::default();
+                for id in out.iter().filter(|&id| phrase_at(id)) {
+                    exact.set(id);
+                }
+                out = exact;
             }
         }
         (Postings::Geo(points), Query::Geo { radius, bbox, polygon }) => {
@@ -621,7 +661,7 @@ fn answer(p: &Postings, q: &Query) -> Bits {
 /// any token). All tokens: one token is exact, several multiply their shares, at most the
 /// shortest list; any token: one is exact, several unite as independent events, at least the
 /// longest list; a phrase: the all-tokens estimate divided by the phrase length squared.
-fn text_estimate(m: &HashMap<String, Vec<u32>>, q: &Query, visible: &Bits) -> Estimate {
+fn text_estimate(m: &HashMap<String, TokenList>, q: &Query, visible: &Bits) -> Estimate {
     let (tokens, all, phrase_len) = match q {
         Query::Tokens { tokens, all } => (tokens, *all, None),
         Query::Phrase(Some(tokens)) => (tokens, true, Some(tokens.len())),
@@ -630,11 +670,11 @@ fn text_estimate(m: &HashMap<String, Vec<u32>>, q: &Query, visible: &Bits) -> Es
     let mut distinct: Vec<&String> = tokens.iter().collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let len = |t: &String| m.get(t).map(|ids| ids.iter().filter(|&&i| visible.get(i)).count());
+    let len = |t: &String| m.get(t).map(|l| l.ids.iter().filter(|&&i| visible.get(i)).count());
     let lens: Vec<Option<usize>> = distinct.iter().map(|t| len(t)).collect();
     let mut indexed = Bits::default();
-    for ids in m.values() {
-        indexed.or_with(&Bits::from_ids(ids));
+    for l in m.values() {
+        indexed.or_with(&Bits::from_ids(&l.ids));
     }
     indexed.and_with(visible);
     let docs = indexed.count();
@@ -1002,7 +1042,7 @@ impl EdgeShard {
                 Served::With(pk, q) => {
                     let p = self.postings(seg, &fc.key, pk)?;
                     let b = answer(&p, &q);
-                    return Ok(if q.exact() { Pre::Exact(b) } else { Pre::Superset(b) });
+                    return Ok(if q.exact_on(&p) { Pre::Exact(b) } else { Pre::Superset(b) });
                 }
             }
         }
@@ -1136,7 +1176,13 @@ impl EdgeShard {
                             Postings::SortedFloat(v) => {
                                 v.iter().for_each(|(x, i)| add(format!("{:?}", x.to_bits()), &mut [*i].into_iter()))
                             }
-                            Postings::Text(m) => m.iter().for_each(|(k, v)| add(k.clone(), &mut v.iter().copied())),
+                            Postings::Text(m) => m.iter().for_each(|(k, l)| {
+                                add(k.clone(), &mut l.ids.iter().copied());
+                                // and each point's positions, in a key of their own
+                                for &i in &l.ids {
+                                    add(format!("{k} @{:?}", l.positions_of(i)), &mut [i].into_iter());
+                                }
+                            }),
                             Postings::Geo(v) => v.iter().for_each(|(i, pts)| {
                                 for p in pts {
                                     add(format!("{:?}", (p.lon.to_bits(), p.lat.to_bits())), &mut [*i].into_iter())
