@@ -309,17 +309,34 @@ fn text_postings_follow_the_current_schema() {
     assert_eq!(count(&shard, "world"), 0);
 }
 
-/// A phrase answered from token positions matches within one string only, never across two
-/// elements of an array, repeated tokens included; the same from postings built from payloads
-/// (appendable segment) and read from the index files (optimized segment).
+/// A phrase answered from token positions matches what qdrant-edge-py answers on the same
+/// points (`tests/corpus/phrase_oracle.py`): within one string, never across two elements of
+/// an array, repeated tokens included; the same from postings built from payloads (appendable
+/// segment) and read from the index files (optimized segment).
 #[cfg(feature = "testing")]
 #[test]
-fn phrase_positions_stay_within_one_string() {
+fn phrases_match_qdrant_edge() {
     use qdrant_edge_wasm::api::{dispatch, dispatch_update};
     use qdrant_edge_wasm::shard::EdgeShard;
     use qdrant_edge_wasm::storage::MemoryStorage;
     use serde_json::json;
     use std::sync::Arc;
+
+    let texts = json!([
+        "a python library for you",
+        ["python", "library"],
+        ["my python", "", "library here"],
+        "library python",
+        ["x", "Python  library!"],
+        "python python library library",
+        "python and library",
+        ["library", "python library", "python"],
+    ]);
+    let phrases = ["python library", "python python library", "library python", "library library", "nothing here"];
+    let oracle =
+        common::run_oracle_script("phrase_oracle.py", &[&json!({"texts": texts, "phrases": phrases}).to_string()]);
+    // The points are chosen so that positions matter: some hold every token but not the phrase.
+    assert_ne!(oracle["phrase"]["python library"], oracle["text"]["python library"], "{oracle}");
 
     let config = serde_json::from_value(json!({
         "vectors": {"v": {"size": 100, "distance": "Dot"}},
@@ -329,33 +346,26 @@ fn phrase_positions_stay_within_one_string() {
     let mut shard = EdgeShard::create(Arc::new(MemoryStorage::new()), "", config).unwrap();
     let schema = json!({"type": "text", "phrase_matching": true});
     dispatch_update(&mut shard, "create_index", &json!({"field_name": "t", "field_schema": schema})).unwrap();
-    let texts = [
-        json!("a python library for you"),
-        json!(["python", "library"]),
-        json!(["my python", "", "library here"]),
-        json!("library python"),
-        json!(["x", "Python  library!"]),
-        json!("python python library library"),
-        json!("python and library"),
-    ];
     let points: Vec<Value> = texts
+        .as_array()
+        .unwrap()
         .iter()
         .enumerate()
         .map(|(i, t)| json!({"id": i, "vector": {"v": vec![i as f32; 100]}, "payload": {"t": t}}))
         .collect();
     dispatch_update(&mut shard, "upsert", &json!({"points": points})).unwrap();
-    let ids = |shard: &EdgeShard, phrase: &str| -> Vec<u64> {
-        let f = json!({"filter": {"must": [{"key": "t", "match": {"phrase": phrase}}]}, "limit": 100});
+    let ids = |shard: &EdgeShard, kind: &str, phrase: &str| -> Value {
+        let f = json!({"filter": {"must": [{"key": "t", "match": {kind: phrase}}]}, "limit": 100});
         let r = dispatch(shard, "scroll", &f).unwrap();
-        r["points"].as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect()
+        r["points"].as_array().unwrap().iter().map(|p| p["id"].clone()).collect()
     };
     shard.flush().unwrap();
     for stage in ["appendable", "optimized"] {
-        assert_eq!(ids(&shard, "python library"), vec![0, 4, 5], "{stage}");
-        assert_eq!(ids(&shard, "python python library"), vec![5], "{stage}");
-        assert_eq!(ids(&shard, "library python"), vec![3], "{stage}");
-        assert_eq!(ids(&shard, "library library"), vec![5], "{stage}");
-        assert_eq!(ids(&shard, "nothing here"), Vec::<u64>::new(), "{stage}");
+        for p in phrases {
+            for kind in ["phrase", "text"] {
+                assert_eq!(ids(&shard, kind, p), oracle[kind][p], "{stage}: {kind} `{p}`");
+            }
+        }
         if stage == "appendable" {
             assert!(shard.optimize().unwrap(), "optimize rewrote nothing");
             assert!(shard.check_index_postings().unwrap().contains_key("Text"));
