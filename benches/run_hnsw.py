@@ -85,7 +85,10 @@ def minilm(n, d):
     return data, queries, sections, meta
 
 
-def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Integer"), threads=0):
+def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, indexes=(("cat", "Integer"),), threads=0):
+    """qdrant-edge-py builds the shard: the payload indexes (field, a PayloadSchemaType name or
+    a qdrant_edge index params object), the points in batches of 1000, then optimize. Returns
+    optimize's time in seconds."""
     cfg = q.EdgeConfig(
         vectors={"": q.EdgeVectorParams(size=data.shape[1], distance=q.Distance.Cosine)},
         hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000,
@@ -93,7 +96,9 @@ def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, index=("cat", "Int
         optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1000),
     )
     s = q.EdgeShard.create(shard_dir, cfg)
-    s.update(q.UpdateOperation.create_field_index(index[0], getattr(q.PayloadSchemaType, index[1])))
+    for field, schema in indexes:
+        schema = getattr(q.PayloadSchemaType, schema) if isinstance(schema, str) else schema
+        s.update(q.UpdateOperation.create_field_index(field, schema))
     for start in range(0, len(data), 1000):
         pts = [q.Point(id=i, vector=data[i].tolist(), payload=payload(i))
                for i in range(start, min(len(data), start + 1000))]
@@ -185,7 +190,7 @@ def main():
         fsec = meta["filter"]["section"]
         share = sum(s == fsec for s in sections) / len(sections)
         work = os.path.join(a.bench_dir, f"hnsw-minilm-{a.points}")
-        make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, index=("section", "Keyword"),
+        make = lambda: build(shard_dir, data, payload=lambda i: {"section": sections[i]}, indexes=(("section", "Keyword"),),
                              threads=a.build_threads)
         flt = {"must": [{"key": "section", "match": {"value": fsec}}]}
         py_flt = q.Filter(must=[q.FieldCondition("section", match=q.MatchValue(fsec))])

@@ -35,6 +35,9 @@ import time
 import numpy as np
 import qdrant_edge as q
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_hnsw import build as build_shard, pct  # noqa: E402  (the HNSW benchmark's shard build and percentile)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 
@@ -46,33 +49,12 @@ FILTERS = [
 ]
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
 def build(shard_dir, minilm, n):
     data = np.load(os.path.join(minilm, "vectors.npy"))[:n]
     rows = [json.loads(line) for line in open(os.path.join(minilm, "texts.jsonl"))][:len(data)]
-    cfg = q.EdgeConfig(
-        vectors={"": q.EdgeVectorParams(size=data.shape[1], distance=q.Distance.Cosine)},
-        hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000, max_indexing_threads=1),
-        optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=1000),
-    )
-    s = q.EdgeShard.create(shard_dir, cfg)
-    s.update(q.UpdateOperation.create_field_index(
-        "text", q.TextIndexParams(tokenizer=q.TokenizerType.Word, lowercase=True, phrase_matching=True)))
-    s.update(q.UpdateOperation.create_field_index("section", q.PayloadSchemaType.Keyword))
-    for start in range(0, len(data), 1000):
-        pts = [q.Point(id=i, vector=data[i].tolist(), payload={"text": rows[i]["text"], "section": rows[i]["section"]})
-               for i in range(start, min(len(data), start + 1000))]
-        s.update(q.UpdateOperation.upsert_points(pts))
-    t = time.perf_counter()
-    s.optimize()
-    build_s = time.perf_counter() - t
-    s.flush()
-    s.close()
-    return build_s
+    text_index = q.TextIndexParams(tokenizer=q.TokenizerType.Word, lowercase=True, phrase_matching=True)
+    return build_shard(shard_dir, data, payload=lambda i: {"text": rows[i]["text"], "section": rows[i]["section"]},
+                       indexes=(("text", text_index), ("section", "Keyword")), threads=1)
 
 
 def run_edge_py(shard_dir, queries, match):

@@ -1570,17 +1570,6 @@ mod codec_tests {
     }
 
     #[test]
-    fn unpack4x_inverts_pack4x() {
-        for width in 0..=32u32 {
-            let max = if width == 32 { u32::MAX } else { (1u32 << width).wrapping_sub(1) };
-            let nums: Vec<u32> = (0..128u32).map(|k| k.wrapping_mul(2_246_822_519) & max).collect();
-            let mut out = Vec::new();
-            pack4x(&nums, width, &mut out);
-            assert_eq!(super::unpack4x(&out, width).to_vec(), nums, "width {width}");
-        }
-    }
-
-    #[test]
     fn pack4x_round_trips_every_width() {
         for width in 0..=32u32 {
             let max = if width == 32 { u32::MAX } else { (1u32 << width).wrapping_sub(1) };
@@ -1589,6 +1578,8 @@ mod codec_tests {
             pack4x(&nums, width, &mut out);
             assert_eq!(out.len(), 16 * width as usize);
             assert_eq!(unpack4x(&out, width), nums, "width {width}");
+            // the reader's word-wise unpacking agrees with this bit-by-bit reference
+            assert_eq!(super::unpack4x(&out, width).to_vec(), nums, "reader, width {width}");
         }
     }
 

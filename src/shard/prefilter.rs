@@ -206,19 +206,6 @@ fn token_positions(tp: &TextParams, vals: &[&Value]) -> std::collections::BTreeM
     out
 }
 
-/// The geo points among a point's values, as the payload rules read them (each value, or each
-/// element of an array value).
-fn geo_points(vals: &[&Value]) -> Vec<GeoPoint> {
-    let mut out = Vec::new();
-    for v in vals {
-        match v {
-            Value::Array(a) => out.extend(a.iter().filter_map(GeoPoint::from_payload)),
-            other => out.extend(GeoPoint::from_payload(other)),
-        }
-    }
-    out
-}
-
 /// The tokenizer settings of `path`'s full-text index in `ctx`, if it has one.
 fn text_params<'a>(ctx: &'a FilterContext, path: &JsonPath) -> Option<&'a TextParams> {
     ctx.indexes(path).iter().find_map(|k| match k {
@@ -278,7 +265,8 @@ fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Optio
                 }
             }
             PostingKind::Geo => {
-                let pts = geo_points(&vals);
+                // As the payload rules read them: each value, or each element of an array.
+                let pts = flat(&vals, GeoPoint::from_payload);
                 if !pts.is_empty() {
                     geo.push((internal, pts));
                 }
@@ -443,29 +431,15 @@ enum Query {
         tokens: Vec<String>,
         all: bool,
     },
-    /// A phrase's tokens, answered from the tokens' positions (postings without positions give
-    /// the points holding all of them, a superset the payload check narrows); `None` on an
-    /// index without `phrase_matching`, where no point matches.
+    /// A phrase's tokens, answered from the tokens' positions (the postings of a field whose
+    /// index has `phrase_matching` always carry them: built and read with the field's setting);
+    /// `None` on an index without `phrase_matching`, where no point matches.
     Phrase(Option<Vec<String>>),
     Geo {
         radius: Option<GeoRadius>,
         bbox: Option<GeoBoundingBox>,
         polygon: Option<GeoPolygon>,
     },
-}
-
-impl Query {
-    /// Whether [`answer`] gives exactly the passing points on `p` (else a superset): always,
-    /// except a phrase over postings without positions.
-    fn exact_on(&self, p: &Postings) -> bool {
-        match (self, p) {
-            (Query::Phrase(Some(tokens)), Postings::Text(m)) => {
-                tokens.iter().all(|t| m.get(t).is_none_or(|l| l.positions.is_some()))
-            }
-            (Query::Phrase(Some(_)), _) => false,
-            _ => true,
-        }
-    }
 }
 
 fn serve(kind: &IndexKind, fc: &FieldCondition) -> Served {
@@ -623,7 +597,7 @@ fn answer(p: &Postings, q: &Query) -> Bits {
                     out.and_with(&Bits::from_ids(&l.ids));
                 }
             }
-            if matches!(q, Query::Phrase(_)) && lists.iter().all(|l| l.positions.is_some()) {
+            if matches!(q, Query::Phrase(_)) {
                 // The tokens at consecutive positions of one point.
                 let phrase_at = |id: u32| {
                     lists[0].positions_of(id).iter().any(|&p| {
@@ -684,23 +658,18 @@ fn text_estimate(m: &HashMap<String, TokenList>, q: &Query, visible: &Bits) -> E
             Some(l) if l.is_empty() || docs == 0 => Estimate::exact(0),
             Some(l) if l.len() == 1 => Estimate::exact(l[0]),
             Some(l) => {
+                // Not `Estimate::all_of`: Qdrant's text index claims no minimum and truncates.
                 let frac: f64 = l.iter().map(|&x| x as f64 / docs as f64).product();
                 Estimate { min: 0, exp: (frac * docs as f64) as usize, max: l.iter().copied().min().unwrap_or(0) }
             }
         }
     } else {
-        let l: Vec<usize> = lens.into_iter().flatten().collect();
+        // Qdrant's any-of: at least the longest list, independent events, at most the sum.
+        let l: Vec<Estimate> = lens.into_iter().flatten().map(Estimate::exact).collect();
         match l.len() {
             0 => Estimate::exact(0),
-            1 => Estimate::exact(l[0]),
-            _ => {
-                let miss: f64 = l.iter().map(|&x| 1.0 - x as f64 / docs as f64).product();
-                Estimate {
-                    min: l.iter().copied().max().unwrap_or(0),
-                    exp: ((1.0 - miss) * docs as f64).round() as usize,
-                    max: l.iter().sum::<usize>().min(docs),
-                }
-            }
+            1 => l[0],
+            _ => Estimate::any_of(&l, docs),
         }
     };
     match phrase_len {
@@ -1041,8 +1010,7 @@ impl EdgeShard {
                 Served::Opaque => return Ok(Pre::Unknown),
                 Served::With(pk, q) => {
                     let p = self.postings(seg, &fc.key, pk)?;
-                    let b = answer(&p, &q);
-                    return Ok(if q.exact_on(&p) { Pre::Exact(b) } else { Pre::Superset(b) });
+                    return Ok(Pre::Exact(answer(&p, &q)));
                 }
             }
         }
