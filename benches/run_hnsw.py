@@ -111,6 +111,15 @@ def build(shard_dir, data, payload=lambda i: {"cat": i % 10}, indexes=(("cat", "
     return build_s
 
 
+def build_exact_search_wasm():
+    """Build the `exact_search` bench binary for wasm32-wasip1 (release); its path."""
+    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
+                   cwd=ROOT, check=True)
+    deps = os.path.join(TARGET, "wasm32-wasip1", "release", "deps")
+    return max((os.path.join(deps, f) for f in os.listdir(deps)
+                if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
+
+
 def find_chromium():
     """Debian's chromium as tests/npm/helpers.mjs findChromium finds it (CHROMIUM overrides), or None."""
     if os.environ.get("CHROMIUM"):
@@ -246,11 +255,7 @@ def main():
         native_cmd = ["cargo", "bench", "--bench", "exact_search", "--", shard_dir, qpath, native]
     wasm_cmd = None
     if not a.no_wasm:
-        subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
-                       cwd=ROOT, check=True)
-        deps = os.path.join(TARGET, "wasm32-wasip1", "release", "deps")
-        wasm = max((os.path.join(deps, f) for f in os.listdir(deps)
-                    if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
+        wasm = build_exact_search_wasm()
         wasm_cmd = [sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
                     "/w/shard", "/w/queries.json", "/w/ours-wasm.json"]
 

@@ -36,7 +36,7 @@ import numpy as np
 import qdrant_edge as q
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_hnsw import build as build_shard, pct  # noqa: E402  (the HNSW benchmark's shard build and percentile)
+from run_hnsw import build as build_shard, build_exact_search_wasm, pct  # noqa: E402  (the HNSW benchmark's)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -118,11 +118,7 @@ def main():
     cmds["qdrant-edge-wasm native"] = lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
                                                  os.path.join(work, "ours.json")]
     if not a.no_wasm:
-        subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--bench", "exact_search"],
-                       cwd=ROOT, check=True)
-        deps = os.path.join(TARGET, "wasm32-wasip1", "release", "deps")
-        wasm = max((os.path.join(deps, f) for f in os.listdir(deps)
-                    if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
+        wasm = build_exact_search_wasm()
         cmds["qdrant-edge-wasm wasm32-wasip1 (wasmtime)"] = lambda i: [
             sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
             "/w/shard", f"/w/queries{i}.json", "/w/ours.json"]
