@@ -7,7 +7,6 @@ same queries, same run. Writes the table into BENCHMARKS.md (section "Exact sear
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import time
 
 import numpy as np
 import qdrant_edge as q
+
+from bench_md import write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,13 +91,7 @@ def main():
     lines += ["", f"Ratio ours / qdrant-edge-py at p50: **{ratio:.2f}x**. Shard load time (ours): {ours['load_ms']:.0f} ms.", ""]
     section = "\n".join(lines)
     print(section)
-    bm = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(bm).read() if os.path.exists(bm) else "# Benchmarks\n\nMeasured on the project machine (2 cores, 24 GiB). Each section says how to rerun it.\n\n"
-    if "## Exact search" in text:
-        text = re.sub(r"## Exact search\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(bm, "w").write(text)
+    write_section(ROOT, "Exact search", section)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ encoding) from qdrant-edge-py shards of N random 384-d Cosine points with a smal
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import qdrant_edge as q
+
+from bench_md import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "corpus"))
@@ -143,13 +144,7 @@ def main():
         "",
     ]
     section = "\n".join(lines)
-    bm = ROOT / "BENCHMARKS.md"
-    text = bm.read_text()
-    if "## Snapshot restore" in text:
-        text = re.sub(r"## Snapshot restore\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    bm.write_text(text)
+    write_section(ROOT, "Snapshot restore", section.rstrip("\n") + "\n")
     print(section)
 
 

@@ -26,7 +26,6 @@ the table holds the medians over the rounds.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import time
 
 import numpy as np
 import qdrant_edge as q
+
+from bench_md import write_section
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_hnsw import build as build_shard, build_exact_search_wasm, pct  # noqa: E402  (the HNSW benchmark's)
@@ -183,13 +184,7 @@ def main():
         sys.exit("ANSWERS DIFFER (BENCHMARKS.md left alone):\n" + "\n".join(errors))
     if a.no_write:
         return
-    bm = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(bm).read()
-    if "## Full-text filtered search" in text:
-        text = re.sub(r"## Full-text filtered search\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(bm, "w").write(text)
+    write_section(ROOT, "Full-text filtered search", section)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ same vectors, same run. Writes the section "Upsert" of BENCHMARKS.md.
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
 
 import numpy as np
 import qdrant_edge as q
+
+from bench_md import write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,13 +71,7 @@ def main():
     ]
     section = "\n".join(lines)
     print(section)
-    bm = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(bm).read()
-    if "## Upsert" in text:
-        text = re.sub(r"## Upsert\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    open(bm, "w").write(text)
+    write_section(ROOT, "Upsert", section)
 
 
 if __name__ == "__main__":

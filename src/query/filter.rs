@@ -878,6 +878,14 @@ impl FilterContext {
         self.fields.get(path).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The tokenizer settings of `path`'s full-text index, if it has one.
+    pub fn text_params(&self, path: &JsonPath) -> Option<&TextParams> {
+        self.indexes(path).iter().find_map(|k| match k {
+            IndexKind::Text(tp) => Some(tp),
+            _ => None,
+        })
+    }
+
     /// Indexes under a nested array path, re-rooted (index `a[].b` seen as `b` inside `a`).
     fn nested(&self, array_key: &JsonPath) -> FilterContext {
         let fields =
@@ -1168,10 +1176,7 @@ fn check_field(fc: &FieldCondition, s: &Scope, ctx: &FilterContext) -> bool {
         return check_empty(fc);
     }
     // A text index changes how text/phrase/text_any read each value.
-    let text_params = indexes.iter().find_map(|k| match k {
-        IndexKind::Text(tp) => Some(tp),
-        _ => None,
-    });
+    let text_params = ctx.text_params(&fc.key);
     vals.iter().any(|v| match (text_params, fc.r#match.as_ref()) {
         (Some(tp), Some(m @ (Match::Text(_) | Match::TextAny(_) | Match::Phrase(_)))) => {
             let strings = flat(&[*v], Value::as_str);

@@ -37,7 +37,7 @@ use crate::error::Result;
 use crate::format::immutable_index::TokenList;
 use crate::query::filter::{
     flat, float_range_to_int, parse_datetime, parse_uuid, value_to_integer, AnyVariants, Condition, FieldCondition,
-    Filter, FilterContext, IndexKind, Match, Range, RangeInterface, ValueVariant,
+    Filter, IndexKind, Match, Range, RangeInterface, ValueVariant,
 };
 use crate::query::geo::{GeoBoundingBox, GeoPoint, GeoPolygon, GeoRadius};
 use crate::query::json_path::JsonPath;
@@ -204,14 +204,6 @@ fn token_positions(tp: &TextParams, vals: &[&Value]) -> std::collections::BTreeM
         }
     }
     out
-}
-
-/// The tokenizer settings of `path`'s full-text index in `ctx`, if it has one.
-fn text_params<'a>(ctx: &'a FilterContext, path: &JsonPath) -> Option<&'a TextParams> {
-    ctx.indexes(path).iter().find_map(|k| match k {
-        IndexKind::Text(tp) => Some(tp),
-        _ => None,
-    })
 }
 
 fn build_postings(seg: &Segment, path: &JsonPath, kind: PostingKind, text: Option<&TextParams>) -> Result<Postings> {
@@ -644,14 +636,8 @@ fn text_estimate(m: &HashMap<String, TokenList>, q: &Query, visible: &Bits) -> E
     let mut distinct: Vec<&String> = tokens.iter().collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let len = |t: &String| m.get(t).map(|l| l.ids.iter().filter(|&&i| visible.get(i)).count());
-    let lens: Vec<Option<usize>> = distinct.iter().map(|t| len(t)).collect();
-    let mut indexed = Bits::default();
-    for l in m.values() {
-        indexed.or_with(&Bits::from_ids(&l.ids));
-    }
-    indexed.and_with(visible);
-    let docs = indexed.count();
+    let lens: Vec<Option<usize>> = distinct.iter().map(|t| m.get(*t).map(|l| visible_count(&l.ids, visible))).collect();
+    let docs = visible_holders(m.values().map(|l| &l.ids[..]), visible);
     let est = if all {
         match lens.iter().copied().collect::<Option<Vec<usize>>>() {
             None => Estimate::exact(0),
@@ -682,19 +668,24 @@ fn text_estimate(m: &HashMap<String, TokenList>, q: &Query, visible: &Bits) -> E
 /// `match any` over a value → ids map: each listed value's visible count, united as
 /// independent events over the visible points holding any value.
 fn any_estimate<K: std::hash::Hash + Eq>(m: &HashMap<K, Vec<u32>>, keys: &[K], visible: &Bits) -> Estimate {
-    let mut indexed = Bits::default();
-    for ids in m.values() {
-        indexed.or_with(&Bits::from_ids(ids));
+    let each: Vec<Estimate> =
+        keys.iter().map(|k| Estimate::exact(m.get(k).map_or(0, |ids| visible_count(ids, visible)))).collect();
+    Estimate::any_of(&each, visible_holders(m.values().map(Vec::as_slice), visible))
+}
+
+/// How many of `ids` are visible.
+fn visible_count(ids: &[u32], visible: &Bits) -> usize {
+    ids.iter().filter(|&&i| visible.get(i)).count()
+}
+
+/// How many visible points are in any of `lists`.
+fn visible_holders<'a>(lists: impl Iterator<Item = &'a [u32]>, visible: &Bits) -> usize {
+    let mut any = Bits::default();
+    for ids in lists {
+        any.or_with(&Bits::from_ids(ids));
     }
-    indexed.and_with(visible);
-    let each: Vec<Estimate> = keys
-        .iter()
-        .map(|k| {
-            let n = m.get(k).map_or(0, |ids| ids.iter().filter(|&&i| visible.get(i)).count());
-            Estimate::exact(n)
-        })
-        .collect();
-    Estimate::any_of(&each, indexed.count())
+    any.and_with(visible);
+    any.count()
 }
 
 /// A cardinality estimate (`min <= exp <= max` points), combined the way Qdrant combines the
@@ -900,7 +891,7 @@ impl EdgeShard {
     /// else built from its payloads; kept for the segment's life.
     fn postings(&self, seg: u32, path: &JsonPath, kind: PostingKind) -> Result<Arc<Postings>> {
         let segment = &self.segments[seg as usize];
-        let text = text_params(&self.filter_ctx, path);
+        let text = self.filter_ctx.text_params(path);
         let make = || -> Result<Postings> {
             match index_file_postings(&*self.storage, segment, path, kind, text)? {
                 Some(p) => Ok(p),
@@ -1117,7 +1108,7 @@ impl EdgeShard {
             let live: std::collections::HashSet<u32> = seg.id_tracker.iter_live().map(|(_, i)| i).collect();
             for field in seg.payload_index.indexed_types.keys() {
                 let Some(path) = JsonPath::parse(field) else { continue };
-                let text = text_params(&self.filter_ctx, &path);
+                let text = self.filter_ctx.text_params(&path);
                 for kind in kinds {
                     let err = |e: crate::error::Error| format!("{}/{field} {kind:?}: {e}", seg.dir);
                     let Some(from_files) = index_file_postings(&*self.storage, seg, &path, kind, text).map_err(err)?
