@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::query::filter::parse_datetime;
-use crate::shard::query::{Direction, QueryNode, StageQuery, DEFAULT_RRF_K};
+use crate::shard::query::{Direction, IdfScope, QueryNode, StageQuery, DEFAULT_RRF_K};
 use crate::shard::read::{QueryVector, SearchSpec};
 use crate::shard::{EdgeShard, SearchOptions};
 use requests::*;
@@ -112,6 +112,7 @@ pub fn dispatch(shard: &EdgeShard, command: &str, body: &Value) -> Result<Value>
                 with_payload: req.with_payload.clone().unwrap_or_default(),
                 with_vector: req.with_vector.clone().unwrap_or_default(),
                 params: search_options(&req.params),
+                idf: idf_scope(&req.params, "params.idf.corpus")?,
             };
             let hits = shard.search(&spec)?;
             Ok(Value::Array(hits.iter().map(|h| h.to_json()).collect()))
@@ -264,6 +265,16 @@ fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNo
         }
         Some(QueryInput::Dbsf) => Some(StageQuery::Dbsf),
         Some(QueryInput::OrderBy(o)) => Some(order_by_stage(o, &format!("{prefix}query.order_by"))?),
+        Some(QueryInput::Text(t)) => {
+            let bm25 = shard.check_text_query(&using, t.k, t.b)?;
+            if !st.prefetch.is_empty() {
+                return Err(Error::invalid_field(
+                    format!("{prefix}query"),
+                    "BM25 over a text index cannot rescore prefetches",
+                ));
+            }
+            Some(StageQuery::Text { field: using, text: t.query.clone(), bm25 })
+        }
     };
     Ok(QueryNode {
         prefetch,
@@ -272,6 +283,19 @@ fn build_stage(shard: &EdgeShard, st: Stage<'_>, prefix: &str) -> Result<QueryNo
         score_threshold: st.score_threshold,
         limit: st.limit,
         params: search_options(st.params),
+        idf: idf_scope(st.params, &format!("{prefix}params.idf.corpus"))?,
+    })
+}
+
+/// `params.idf` of a request or prefetch.
+fn idf_scope(p: &Option<SearchParams>, field: &str) -> Result<Option<IdfScope>> {
+    Ok(match p.as_ref().and_then(|p| p.idf.as_ref()) {
+        None => None,
+        Some(IdfParams::Global) => Some(IdfScope::Global),
+        Some(IdfParams::Corpus(f)) => Some(IdfScope::Corpus(
+            parse_filter_opt(&Some(f.clone()), field)?
+                .ok_or_else(|| Error::invalid_field(field, "the IDF corpus must be a filter"))?,
+        )),
     })
 }
 

@@ -90,8 +90,7 @@ impl Default for WithVector {
     }
 }
 
-/// Search parameters (`params`). Accepted for compatibility; exact search ignores the HNSW
-/// knobs until the HNSW index lands.
+/// Search parameters (`params`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
@@ -105,6 +104,46 @@ pub struct SearchParams {
     pub indexed_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acorn: Option<AcornSearchParams>,
+    /// `idf`: the points IDF statistics are gathered over, for a sparse vector with the `idf`
+    /// modifier and for a BM25 text query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idf: Option<IdfParams>,
+}
+
+/// `params.idf`: `"global"` (statistics over every point, as without it) or
+/// `{"corpus": <filter>}` (over the points passing the filter).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdfParams {
+    Global,
+    Corpus(Value),
+}
+
+impl<'de> Deserialize<'de> for IdfParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Corpus {
+            corpus: Value,
+        }
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "global" => Ok(IdfParams::Global),
+            v @ Value::Object(_) => {
+                let c: Corpus = serde_json::from_value(v).map_err(D::Error::custom)?;
+                Ok(IdfParams::Corpus(c.corpus))
+            }
+            _ => Err(D::Error::custom("idf must be \"global\" or {\"corpus\": <filter>}")),
+        }
+    }
+}
+
+impl Serialize for IdfParams {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            IdfParams::Global => "global".serialize(s),
+            IdfParams::Corpus(f) => serde_json::json!({ "corpus": f }).serialize(s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -170,6 +209,56 @@ pub enum QueryInput {
     Dbsf,
     /// `{"order_by": "key" | {"key", "direction"?, "start_from"?}}`
     OrderBy(OrderBy),
+    /// `{"text": "…"}` or `{"text": {"query": "…", "scoring"?: {"bm25": {"k"?, "b"?}}}}`: BM25
+    /// over the text index of the payload field named by `using`.
+    Text(TextQuery),
+}
+
+/// A BM25 text query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextQuery {
+    pub query: String,
+    /// `scoring.bm25.k` (term frequency saturation; default 1.2).
+    pub k: Option<f32>,
+    /// `scoring.bm25.b` (document length normalization; default 0.75).
+    pub b: Option<f32>,
+}
+
+impl<'de> Deserialize<'de> for TextQuery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Bm25 {
+            #[serde(default)]
+            k: Option<f32>,
+            #[serde(default)]
+            b: Option<f32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Scoring {
+            bm25: Bm25,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            query: String,
+            #[serde(default)]
+            scoring: Option<Scoring>,
+        }
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            Value::String(query) => Ok(TextQuery { query, k: None, b: None }),
+            v @ Value::Object(_) => {
+                let f: Full = serde_json::from_value(v).map_err(D::Error::custom)?;
+                let (k, b) = f.scoring.map_or((None, None), |s| (s.bm25.k, s.bm25.b));
+                Ok(TextQuery { query: f.query, k, b })
+            }
+            _ => Err(D::Error::custom(
+                "a text query is a string or {\"query\", \"scoring\": {\"bm25\": {\"k\", \"b\"}}}",
+            )),
+        }
+    }
 }
 
 /// `order_by` of scroll and query requests.
@@ -254,11 +343,24 @@ pub struct Prefetch {
 }
 
 /// A single object or a list of them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(Box<T>),
     Many(Vec<T>),
+}
+
+/// A JSON array is the list form, anything else the single form. (An untagged enum would try
+/// the single form first, and serde reads a struct from an array too: `[p]` became one
+/// object holding `p` as its own prefetch.)
+impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            v @ Value::Array(_) => serde_json::from_value(v).map(OneOrMany::Many).map_err(D::Error::custom),
+            v => serde_json::from_value(v).map(|x| OneOrMany::One(Box::new(x))).map_err(D::Error::custom),
+        }
+    }
 }
 
 impl<T: Clone> OneOrMany<T> {
@@ -298,6 +400,7 @@ impl<'de> Deserialize<'de> for QueryInput {
                     Ok(QueryInput::Rrf { k: p.k, weights: p.weights })
                 }
                 "order_by" => Ok(QueryInput::OrderBy(serde_json::from_value(inner.clone()).map_err(D::Error::custom)?)),
+                "text" => Ok(QueryInput::Text(serde_json::from_value(inner.clone()).map_err(D::Error::custom)?)),
                 "recommend" | "discover" | "context" | "formula" | "sample" | "mmr" => {
                     Err(D::Error::custom(format!("query kind `{k}` is not supported yet by this engine")))
                 }
@@ -316,6 +419,9 @@ impl Serialize for QueryInput {
             QueryInput::Rrf { k, weights } => serde_json::json!({"rrf": {"k": k, "weights": weights}}).serialize(s),
             QueryInput::Dbsf => serde_json::json!({"fusion": "dbsf"}).serialize(s),
             QueryInput::OrderBy(o) => serde_json::json!({"order_by": o}).serialize(s),
+            QueryInput::Text(t) => {
+                serde_json::json!({"text": {"query": t.query, "scoring": {"bm25": {"k": t.k, "b": t.b}}}}).serialize(s)
+            }
         }
     }
 }
@@ -465,5 +571,25 @@ pub struct RetrieveRequest {
 impl QueryRequest {
     pub fn limit(&self) -> usize {
         self.limit.unwrap_or_else(default_limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A prefetch list of one keeps its own limit and nesting (it once read as an object
+    /// holding that prefetch, with the default limit 10 in between).
+    #[test]
+    fn one_prefetch_in_a_list_is_a_list() {
+        let q: QueryRequest = parse(&json!({"prefetch": [{"query": [1.0], "limit": 50}], "limit": 100})).unwrap();
+        let Some(OneOrMany::Many(p)) = &q.prefetch else { panic!("{:?}", q.prefetch) };
+        assert_eq!((p.len(), p[0].limit, p[0].prefetch.is_none()), (1, Some(50), true));
+        let q: QueryRequest = parse(&json!({"prefetch": {"query": [1.0], "limit": 50}})).unwrap();
+        assert!(matches!(&q.prefetch, Some(OneOrMany::One(p)) if p.limit == Some(50)));
+        let e = parse::<QueryRequest>(&json!({"prefetch": [{"query": [1.0], "limt": 5}]})).unwrap_err();
+        assert!(e.to_string().contains("limt"), "{e}");
+        assert!(parse::<QueryRequest>(&json!({"prefetch": 5})).is_err());
     }
 }

@@ -289,12 +289,7 @@ pub(crate) fn parse_schema(field: &str, schema: &Value) -> Result<Schema> {
                 )
                 .into());
             }
-            let scoring = match params_get(params_obj(schema), "scoring") {
-                None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-                Some(Value::Bool(true)) => true,
-                Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("bm25") => true,
-                Some(other) => return Err(bad(format!("unknown text `scoring` {other}"))),
-            };
+            let scoring = text_scoring(schema).map_err(bad)?;
             text = Some(TextSpec { params, scoring });
             vec![Kind::Text]
         }
@@ -302,6 +297,17 @@ pub(crate) fn parse_schema(field: &str, schema: &Value) -> Result<Schema> {
     };
     kinds.push(Kind::Null);
     Ok(Schema { type_name: type_name.to_string(), kinds, text })
+}
+
+/// Whether a `text` schema asks for BM25 scoring: `"scoring": true` or `{"type": "bm25"}`
+/// (`false`, `null` or absent: no scoring).
+pub(crate) fn text_scoring(schema: &Value) -> std::result::Result<bool, String> {
+    match params_get(params_obj(schema), "scoring") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("bm25") => Ok(true),
+        Some(other) => Err(format!("unknown text `scoring` {other}")),
+    }
 }
 
 fn params_obj(schema: &Value) -> Option<&serde_json::Map<String, Value>> {

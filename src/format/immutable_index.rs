@@ -726,7 +726,7 @@ pub(crate) fn pack4x(numbers: &[u32], width: u32, out: &mut Vec<u8>) {
 
 /// Qdrant's stored document length for BM25 totals: exact below 8192 tokens, then rounded
 /// down to 13 significant bits, saturating at 134,201,344.
-fn round_doc_len(len: u32) -> u32 {
+pub(crate) fn round_doc_len(len: u32) -> u32 {
     if len < 1 << 12 {
         return len;
     }
@@ -1253,6 +1253,74 @@ pub fn read_text_postings<S: Storage + ?Sized>(
     Ok(Some(out))
 }
 
+/// What a full-text index with BM25 scoring counted when it was built: the statistics Qdrant
+/// keeps for the index's life (a later delete only hides the point from scoring).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextBuildStats {
+    /// Points holding at least one token at build (non-zero `point_to_tokens_count.dat`).
+    pub documents: usize,
+    /// The sum of the documents' stored (rounded) lengths: `postings.dat`'s header.
+    pub total_tokens: u64,
+    /// Per token: its token id and the length of its posting list.
+    pub tokens: std::collections::HashMap<String, (u32, usize)>,
+}
+
+/// The build statistics of the full-text index in `dir` (`vocab.dat`, `postings.dat`'s list
+/// headers and total, `point_to_tokens_count.dat`), without decoding any posting list. `None`
+/// when one of the files is absent; sizes that do not fit the files are `Corrupted`.
+pub fn read_text_build_stats<S: Storage + ?Sized>(storage: &S, dir: &str) -> Result<Option<TextBuildStats>> {
+    use crate::format::le::{u32_at, u64_at};
+    let (vocab_file, post_file, count_file) =
+        (join(dir, "vocab.dat"), join(dir, "postings.dat"), join(dir, "point_to_tokens_count.dat"));
+    for f in [&vocab_file, &post_file, &count_file] {
+        if !storage.is_file(f)? {
+            return Ok(None);
+        }
+    }
+    let counts = storage.read_all(&count_file)?;
+    if counts.len() % 8 != 0 {
+        return Err(FormatError::corrupt(&count_file, format!("{} bytes, not whole u64 counts", counts.len())).into());
+    }
+    let documents = counts.chunks_exact(8).filter(|c| c.iter().any(|&b| b != 0)).count();
+    let b = storage.read_all(&post_file)?;
+    let bad_post = |m: String| -> Error { FormatError::corrupt(&post_file, m).into() };
+    if b.len() < 40 {
+        return Err(bad_post(format!("{} bytes, shorter than the 40-byte header", b.len())));
+    }
+    let count = u64_at(&b, 0);
+    let total_tokens = u64_at(&b, 8);
+    if count.checked_mul(24).and_then(|h| h.checked_add(40)).is_none_or(|e| e > b.len() as u64) {
+        return Err(bad_post(format!("{count} list headers do not fit in {} bytes", b.len())));
+    }
+    let lens: Vec<usize> = (0..count as usize)
+        .map(|t| {
+            let h = 40 + 24 * t;
+            u32_at(&b, h + 8) as usize * 128 + b[h + 17] as usize
+        })
+        .collect();
+    let map = fmph::ParsedMap::parse(&storage.read_all(&vocab_file)?, &vocab_file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&vocab_file, m).into() };
+    if map.key_type != KeyType::Str {
+        return Err(bad(format!("key type {:?} where tokens were expected", map.key_type)));
+    }
+    if map.entries.len() != lens.len() {
+        return Err(bad(format!("{} tokens for {} posting lists", map.entries.len(), lens.len())));
+    }
+    let mut tokens = std::collections::HashMap::with_capacity(lens.len());
+    for (stored, ids) in map.entries {
+        let (&[token_id], Key::Str(token)) = (ids.as_slice(), fmph::parsed_key(KeyType::Str, &stored)) else {
+            return Err(bad("a token without exactly one token id".into()));
+        };
+        let token = String::from_utf8(token.to_vec()).map_err(|_| bad("a token is not UTF-8".into()))?;
+        let len =
+            *lens.get(token_id as usize).ok_or_else(|| bad(format!("token id {token_id} has no posting list")))?;
+        if tokens.insert(token, (token_id, len)).is_some() {
+            return Err(bad("a token appears twice".into()));
+        }
+    }
+    Ok(Some(TextBuildStats { documents, total_tokens, tokens }))
+}
+
 /// A geo index's `<dir>/point_to_values.bin`: per point (ascending id) its `(lon, lat)` values.
 /// `None` when the file is absent. Ranges outside the file or ids at or past `point_count` are
 /// `Corrupted`.
@@ -1505,6 +1573,60 @@ mod reader_tests {
             }
         }
         assert!(corrupted > good.len() / 7, "only {corrupted} damaged files detected");
+    }
+
+    #[test]
+    fn text_build_stats_read_back() {
+        for phrase in [false, true] {
+            let schema = json!({"type": "text", "phrase_matching": phrase, "scoring": true});
+            let (st, dir) = built("t", schema.clone());
+            let tp = TextParams::from_schema(&schema);
+            let (mut documents, mut total) = (0usize, 0u64);
+            let mut df: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, p) in points() {
+                let path = JsonPath::parse("t").unwrap();
+                let vals = path.value_get(&p);
+                let tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
+                    .into_iter()
+                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
+                    .collect();
+                if tokens.is_empty() {
+                    continue;
+                }
+                documents += 1;
+                total += tokens.len() as u64;
+                for t in tokens.into_iter().collect::<BTreeSet<_>>() {
+                    *df.entry(t).or_default() += 1;
+                }
+            }
+            let got = read_text_build_stats(&st, &dir).unwrap().expect("files present");
+            assert_eq!((got.documents, got.total_tokens), (documents, total), "phrase {phrase}");
+            let got_df: BTreeMap<String, usize> = got
+                .tokens
+                .iter()
+                .filter(|(t, _)| *t != ARRAY_BOUNDARY_TOKEN)
+                .map(|(t, (_, n))| (t.clone(), *n))
+                .collect();
+            assert_eq!(got_df, df, "phrase {phrase}");
+            let mut ids: Vec<u32> = got.tokens.values().map(|x| x.0).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..got.tokens.len() as u32).collect::<Vec<_>>(), "token ids are 0..n");
+        }
+        assert_eq!(read_text_build_stats(&MemoryStorage::new(), "none").unwrap(), None);
+        // Damaged: a count file that is not whole u64s, a postings header past the file.
+        let (st, dir) = built("t", json!({"type": "text", "scoring": true}));
+        let counts = join(&dir, "point_to_tokens_count.dat");
+        let good = st.read_all(&counts).unwrap().to_vec();
+        crate::storage::write_file(&st, &counts, &good[..good.len() - 3]).unwrap();
+        assert_eq!(read_text_build_stats(&st, &dir).unwrap_err().kind(), ErrorKind::Corrupted);
+        crate::storage::write_file(&st, &counts, &good).unwrap();
+        let post = join(&dir, "postings.dat");
+        let mut bytes = st.read_all(&post).unwrap().to_vec();
+        bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        crate::storage::write_file(&st, &post, &bytes).unwrap();
+        assert_eq!(read_text_build_stats(&st, &dir).unwrap_err().kind(), ErrorKind::Corrupted);
+        crate::storage::write_file(&st, &post, &bytes[..30]).unwrap();
+        assert_eq!(read_text_build_stats(&st, &dir).unwrap_err().kind(), ErrorKind::Corrupted);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! number. Replayed changes live in an in-memory overlay until the write path persists them.
 
 mod batch_order;
+pub mod bm25;
 mod hnsw;
 mod optimize;
 mod overlay;

@@ -179,6 +179,8 @@ pub(crate) enum PostingKind {
 #[derive(Debug, Default)]
 pub(crate) struct PostingCache {
     map: parking_lot::Mutex<HashMap<(JsonPath, PostingKind), Arc<Postings>>>,
+    /// The documents BM25 text queries score, per field ([`super::bm25`]).
+    pub(crate) bm25: parking_lot::Mutex<HashMap<JsonPath, Arc<super::bm25::SegmentDocs>>>,
 }
 
 impl PostingCache {
@@ -186,6 +188,7 @@ impl PostingCache {
     /// the tokenizer of the field's current schema).
     pub(crate) fn clear(&self) {
         self.map.lock().clear();
+        self.bm25.lock().clear();
     }
 }
 

@@ -39,6 +39,8 @@ pub enum StageQuery {
     Dbsf,
     /// Order by a payload field with a range index.
     OrderBy { key: String, direction: Direction, start_from: Option<f64> },
+    /// BM25 over the text index of the payload field `field` ([`super::bm25`]).
+    Text { field: String, text: String, bm25: super::bm25::Bm25 },
 }
 
 /// One stage of a query.
@@ -52,6 +54,27 @@ pub struct QueryNode {
     pub limit: usize,
     /// `params` of the stage.
     pub params: super::hnsw::SearchOptions,
+    /// `params.idf`: the points IDF statistics are gathered over, for a sparse vector with the
+    /// `idf` modifier or a BM25 text query (`None`: not given, as `Global`).
+    pub idf: Option<IdfScope>,
+}
+
+/// `params.idf` of a stage.
+#[derive(Debug, Clone)]
+pub enum IdfScope {
+    /// Every point (`"global"`).
+    Global,
+    /// The points passing the filter (`{"corpus": …}`).
+    Corpus(Filter),
+}
+
+impl IdfScope {
+    pub fn corpus(&self) -> Option<&Filter> {
+        match self {
+            IdfScope::Global => None,
+            IdfScope::Corpus(f) => Some(f),
+        }
+    }
 }
 
 impl EdgeShard {
@@ -74,9 +97,25 @@ impl EdgeShard {
         let filter = filter.as_ref();
         if node.prefetch.is_empty() {
             return match &node.query {
-                Some(StageQuery::Nearest { using, vector }) => {
-                    self.search_hits(using, vector, filter, node.limit, node.score_threshold, None, node.params)
-                }
+                Some(StageQuery::Nearest { using, vector }) => self.search_hits(
+                    using,
+                    vector,
+                    filter,
+                    node.limit,
+                    node.score_threshold,
+                    None,
+                    node.params,
+                    node.idf.as_ref(),
+                ),
+                Some(StageQuery::Text { field, text, bm25 }) => self.text_hits(
+                    field,
+                    text,
+                    *bm25,
+                    filter,
+                    node.idf.as_ref().and_then(IdfScope::corpus),
+                    node.limit,
+                    node.score_threshold,
+                ),
                 Some(StageQuery::OrderBy { key, direction, start_from }) => {
                     self.order_by_hits(key, *direction, *start_from, filter, node.limit, None)
                 }
@@ -117,7 +156,11 @@ impl EdgeShard {
                     node.score_threshold,
                     Some(&candidates),
                     node.params,
+                    node.idf.as_ref(),
                 );
+            }
+            Some(StageQuery::Text { .. }) => {
+                return Err(Error::invalid_field("query", "BM25 over a text index cannot rescore prefetches"))
             }
             Some(StageQuery::OrderBy { key, direction, start_from }) => {
                 let candidates: HashSet<PointId> = lists.iter().flatten().map(|h| h.id).collect();

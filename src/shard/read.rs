@@ -108,8 +108,10 @@ pub struct SearchSpec {
     pub score_threshold: Option<f32>,
     pub with_payload: WithPayload,
     pub with_vector: WithVector,
-    /// `params`: `hnsw_ef`, `exact`.
+    /// `params`: `hnsw_ef`, `exact`, …
     pub params: SearchOptions,
+    /// `params.idf`.
+    pub idf: Option<super::query::IdfScope>,
 }
 
 /// Filter context of one point.
@@ -210,6 +212,7 @@ impl EdgeShard {
             spec.score_threshold,
             None,
             spec.params,
+            spec.idf.as_ref(),
         )?;
         let hits: Vec<QueryHit> = hits.into_iter().skip(spec.offset).collect();
         self.materialize(&hits, &spec.with_payload, &spec.with_vector)
@@ -227,10 +230,19 @@ impl EdgeShard {
         score_threshold: Option<f32>,
         candidates: Option<&HashSet<PointId>>,
         opts: SearchOptions,
+        idf: Option<&super::query::IdfScope>,
     ) -> Result<Vec<QueryHit>> {
         self.check_open()?;
         let kind = self.vector_kind(using, "using")?.clone();
-        let scorer = Scorer::new(self, &kind, vector, using)?;
+        // As Qdrant: the parameter changes scores, so it is refused where it cannot apply.
+        if idf.is_some() && kind != (VectorKind::Sparse { idf: true }) {
+            return Err(Error::invalid_field(
+                "params.idf",
+                format!("search param `idf` requires a sparse vector with the `idf` modifier, which vector {using:?} is not"),
+            ));
+        }
+        let corpus = idf.and_then(super::query::IdfScope::corpus);
+        let scorer = Scorer::new(self, &kind, vector, using, corpus)?;
         if want == 0 {
             return Ok(Vec::new());
         }
@@ -797,7 +809,13 @@ pub(crate) enum Scorer<'a> {
 }
 
 impl<'a> Scorer<'a> {
-    fn new(shard: &'a EdgeShard, kind: &VectorKind, v: &QueryVector, name: &str) -> Result<Scorer<'a>> {
+    fn new(
+        shard: &'a EdgeShard,
+        kind: &VectorKind,
+        v: &QueryVector,
+        name: &str,
+        corpus: Option<&Filter>,
+    ) -> Result<Scorer<'a>> {
         let bad = |m: &str| Error::invalid_field("query", m.to_string());
         Ok(match (kind, v) {
             (VectorKind::Dense { size, distance, datatype }, QueryVector::Dense(q)) => {
@@ -824,12 +842,12 @@ impl<'a> Scorer<'a> {
                 }
             }
             (VectorKind::Multi { .. }, QueryVector::Dense(q)) => {
-                return Scorer::new(shard, kind, &QueryVector::Multi(vec![q.clone()]), name)
+                return Scorer::new(shard, kind, &QueryVector::Multi(vec![q.clone()]), name, corpus)
             }
             (VectorKind::Sparse { idf }, QueryVector::Sparse(q)) => {
                 let mut q = q.clone().sorted();
                 if *idf {
-                    q = shard.idf_weighted(name, q)?;
+                    q = shard.idf_weighted(name, q, corpus)?;
                 }
                 Scorer::Sparse { q, name: name.to_string() }
             }
@@ -989,10 +1007,27 @@ impl EdgeShard {
         matches!(self.points.get(&id), Some(PointRef { loc: Loc::Overlay(_), .. }))
     }
 
-    /// Rescale sparse query weights by IDF over the visible points.
-    fn idf_weighted(&self, name: &str, q: SparseVector) -> Result<SparseVector> {
+    /// Rescale sparse query weights by IDF over the visible points, or over those passing
+    /// `corpus` (`params.idf.corpus`).
+    fn idf_weighted(&self, name: &str, q: SparseVector, corpus: Option<&Filter>) -> Result<SparseVector> {
         let mut df: BTreeMap<u32, usize> = q.indices.iter().map(|&i| (i, 0)).collect();
         let mut n = 0usize;
+        if let Some(c) = corpus {
+            self.visit_matching(Some(c), |_, r| {
+                if let Some(VectorValue::Sparse(s)) = self.vector_at(r.loc, name)? {
+                    if !s.indices.is_empty() {
+                        n += 1;
+                        for t in &s.indices {
+                            if let Some(c) = df.get_mut(t) {
+                                *c += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            return Ok(idf_scaled(q, n, &df));
+        }
         for seg in &self.segments {
             n += seg.sparse_idf_stats(name, &mut df, |id| self.is_overlay(id))?;
         }
@@ -1011,17 +1046,22 @@ impl EdgeShard {
                 }
             }
         }
-        let values = q
-            .indices
-            .iter()
-            .zip(&q.values)
-            .map(|(i, w)| {
-                let d = *df.get(i).unwrap_or(&0) as f32;
-                w * spaces::idf(n as f32, d)
-            })
-            .collect();
-        Ok(SparseVector { indices: q.indices, values })
+        Ok(idf_scaled(q, n, &df))
     }
+}
+
+/// Query weights times the IDF of their dimension among `n` vectors.
+fn idf_scaled(q: SparseVector, n: usize, df: &BTreeMap<u32, usize>) -> SparseVector {
+    let values = q
+        .indices
+        .iter()
+        .zip(&q.values)
+        .map(|(i, w)| {
+            let d = *df.get(i).unwrap_or(&0) as f32;
+            w * spaces::idf(n as f32, d)
+        })
+        .collect();
+    SparseVector { indices: q.indices, values }
 }
 
 /// Values a path reaches, with a final array flattened one level (how field indexes see them).

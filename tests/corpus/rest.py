@@ -239,7 +239,7 @@ def with_vector_in(v: Any) -> Any:
 def params_in(p: Any) -> qe.SearchParams | None:
     if p is None:
         return None
-    extra = set(p) - {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn"}
+    extra = set(p) - {"hnsw_ef", "exact", "quantization", "indexed_only", "acorn", "idf"}
     if extra:
         raise Unsupported(f"params keys {sorted(extra)}")
     quant = None
@@ -252,8 +252,14 @@ def params_in(p: Any) -> qe.SearchParams | None:
     if p.get("acorn") is not None:
         a = p["acorn"]
         acorn = qe.AcornSearchParams(enable=bool(a.get("enable", False)), max_selectivity=a.get("max_selectivity"))
+    idf = None
+    if p.get("idf") is not None:
+        i = p["idf"]
+        # "global" or {"corpus": <filter>}
+        idf = qe.IdfParams(corpus=None if i == "global" else filter_in(i["corpus"]))
     return qe.SearchParams(hnsw_ef=p.get("hnsw_ef"), exact=bool(p.get("exact", False)),
-                           quantization=quant, indexed_only=bool(p.get("indexed_only", False)), acorn=acorn)
+                           quantization=quant, indexed_only=bool(p.get("indexed_only", False)), acorn=acorn,
+                           idf=idf)
 
 
 def _direction(d: Any) -> Any:
@@ -284,6 +290,14 @@ def scoring_query_in(q: Any, using: str | None) -> Any:
             return qe.Fusion.Rrf(k=int(r.get("k", 2)), weights=r.get("weights"))
         if "order_by" in q:
             return order_by_in(q["order_by"])
+        if "text" in q:
+            # BM25: {"text": "…"} or {"text": {"query", "scoring": {"bm25": {"k", "b"}}}}, field in `using`
+            t = q["text"]
+            if isinstance(t, str):
+                return qe.TextQuery(using, t)
+            bm25 = (t.get("scoring") or {}).get("bm25")
+            params = None if bm25 is None else qe.Bm25Params(k=bm25.get("k"), b=bm25.get("b"))
+            return qe.TextQuery(using, t["query"], params)
         raise Unsupported(f"query object {sorted(q)}")
     if isinstance(q, list):
         return qe.Query.Nearest(vector_in(q), using=using)
