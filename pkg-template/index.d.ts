@@ -202,7 +202,16 @@ export interface SearchParams {
   indexed_only?: boolean;
   quantization?: { ignore?: boolean; rescore?: boolean; oversampling?: number };
   acorn?: { enable?: boolean; max_selectivity?: number };
+  /** The points IDF statistics are gathered over (sparse vectors with the `idf` modifier, BM25
+   *  text queries): `"global"` (every point, the default) or those passing a filter. */
+  idf?: 'global' | { corpus: Filter };
 }
+
+/** BM25 over the text index (created with `scoring: true`) of the payload field named by
+ *  `using`: the text, or the text with BM25's `k` (default 1.2) and `b` (default 0.75). */
+export type TextQuery =
+  | string
+  | { query: string; scoring?: { bm25: { k?: number; b?: number } } };
 
 export interface OrderBy {
   key: string;
@@ -217,7 +226,8 @@ export type Query =
   | { nearest: VectorInput | ExtendedPointId }
   | { fusion: 'rrf' | 'dbsf' }
   | { rrf: { k?: number; weights?: number[] } }
-  | { order_by: string | OrderBy };
+  | { order_by: string | OrderBy }
+  | { text: TextQuery };
 
 export interface Prefetch {
   prefetch?: Prefetch | Prefetch[];

@@ -82,8 +82,11 @@ def main():
     # write commands: the same session natively and under WASI gives the same shard contents
     import shutil
     import tempfile
-    points = "\n".join(json.dumps({"id": i, "vector": [i, 1.0, -1.0, 0.5], "payload": {"n": i, "c": ["x", "y"][i % 2]}})
-                        for i in range(1, 301))
+    words = ["alpha", "beta", "gamma", "delta", "eps"]
+    points = "\n".join(json.dumps({"id": i, "vector": [i, 1.0, -1.0, 0.5], "payload": {
+        "n": i, "c": ["x", "y"][i % 2], "t": " ".join(words[(i * 31 + k * 17 + (i * k) % 7) % 5] for k in range(1 + i % 6))}})
+        for i in range(1, 301))
+    text_answers = []
     dumps = []
     for name, runner, exe in [("native", run_native, a.native), ("wasm", run_wasm, a.wasm)]:
         work = tempfile.mkdtemp(prefix=f"cli-{name}-", dir=os.path.join(ROOT, "target"))
@@ -113,6 +116,24 @@ def main():
         check(r[0] == 0, f"{name}: flush {r}")
         r = cmd("count", json.dumps({"filter": {"must": [{"key": "flag", "match": {"value": True}}]}}))
         check(r[0] == 0 and json.loads(r[1]) == {"count": 149}, f"{name}: count after updates {r}")
+        # BM25 over a text index with scoring: appendable, then optimized (same scores to the bit
+        # natively and under WASI)
+        r = cmd("create_index", json.dumps({"field_name": "t", "field_schema": {"type": "text", "scoring": True}}))
+        check(r[0] == 0, f"{name}: create_index text {r}")
+        text_query = json.dumps({"query": {"text": "gamma eps eps"}, "using": "t", "limit": 20,
+                                 "filter": {"must": [{"key": "c", "match": {"value": "x"}}]}})
+        for stage in ["appendable", "optimized"]:
+            if stage == "optimized":
+                r = cmd("optimize")
+                check(r[0] == 0, f"{name}: optimize {r}")
+            r = cmd("query", text_query)
+            pts = json.loads(r[1])["points"] if r[0] == 0 else []
+            scores = [p["score"] for p in pts]
+            check(r[0] == 0 and len(pts) == 20 and scores == sorted(scores, reverse=True) and scores[-1] > 0
+                  and len(set(scores)) >= 3, f"{name}: text query {r}")
+            text_answers.append(r[1])
+        r = cmd("query", json.dumps({"query": {"text": "gamma"}, "using": "c"}))
+        check(r[0] == 2 and "which is indexed as" not in r[2] and "has none" in r[2], f"{name}: text query without an index {r}")
         r = cmd("scroll", json.dumps({"limit": 1000, "with_vector": True}))
         check(r[0] == 0, f"{name}: scroll {r}")
         dumps.append(r[1])
@@ -129,6 +150,7 @@ def main():
         check(r[0] == 0 and json.loads(r[1]) == {"count": 4}, f"{name}: updates without a WAL persist {r}")
         shutil.rmtree(work, ignore_errors=True)
     check(len(dumps) == 2 and dumps[0] == dumps[1], "native and wasm write sessions give different shards")
+    check(len(text_answers) == 4 and text_answers[:2] == text_answers[2:], "native and wasm text queries differ")
 
     # Snapshots: unpack full.snapshot, manifest (= qdrant-edge-py's), apply partial1 (with its
     # SHA-256), a bad checksum and a non-empty target refused; native and wasm alike.
