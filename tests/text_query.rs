@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use common::ranked::{agreement, Agreement, Run, Ties};
@@ -148,9 +147,16 @@ fn ask(shard: &EdgeShard, body: &Value) -> Result<Answer, String> {
 /// and the same score at each position: qdrant-edge-py numbers the points of a batch in the
 /// order of a randomly seeded hash map, so where a prefetch list holds equal scores their order,
 /// and with it each one's rank-based fusion score, differs from ours.
-fn compare(shard: &EdgeShard, label: &str, want: &Value, replayed: bool, exact_seen: &mut usize) -> Vec<String> {
+fn compare(
+    shard: &EdgeShard,
+    queries: &[Value],
+    label: &str,
+    want: &Value,
+    replayed: bool,
+    exact_seen: &mut usize,
+) -> Vec<String> {
     let mut failed = Vec::new();
-    for (i, (body, want)) in queries().iter().zip(want.as_array().unwrap()).enumerate() {
+    for (i, (body, want)) in queries.iter().zip(want.as_array().unwrap()).enumerate() {
         let ours = ask(shard, body);
         if let Some(e) = want.get("error") {
             let e = e.as_str().unwrap();
@@ -186,27 +192,81 @@ fn compare(shard: &EdgeShard, label: &str, want: &Value, replayed: bool, exact_s
     failed
 }
 
-fn create(dir: &Path) -> EdgeShard {
-    let config = serde_json::from_value(json!({
+/// A point of an oracle scenario's `upsert` step: `[id, payload, sparse?]`, as REST.
+fn point(p: &Value) -> Value {
+    let mut vector = json!({"v": [1.0, 0.0, 0.0, p[0].as_f64().unwrap() / 1000.0]});
+    if let Some(s) = p.get(2) {
+        vector["s"] = s.clone();
+    }
+    json!({"id": p[0], "vector": vector, "payload": p[1]})
+}
+
+/// Run `scenario` (see `tests/corpus/bm25_oracle.py`) through qdrant-edge-py, then compare its
+/// answers with ours on its shards and on ours made by the same steps. Returns the oracle's
+/// answers per stage, the differences and how many answers agreed to the order.
+fn run_scenario(scenario: &Value) -> (Value, Vec<String>, usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario_file = tmp.path().join("scenario.json");
+    std::fs::write(&scenario_file, serde_json::to_vec(scenario).unwrap()).unwrap();
+    let out = tmp.path().join("oracle");
+    std::fs::create_dir_all(&out).unwrap();
+    let oracle = common::run_oracle_script("bm25_oracle.py", &[scenario_file.to_str().unwrap(), out.to_str().unwrap()]);
+    let queries = scenario["queries"].as_array().unwrap();
+    let steps = scenario["steps"].as_array().unwrap();
+
+    let mut failed = Vec::new();
+    let mut exact = 0;
+    // qdrant-edge-py's shards, loaded here.
+    for step in steps {
+        if let Some(label) = step["ask"].as_str() {
+            let dir = out.join(label);
+            let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+            let name = format!("qdrant-edge-py's {label}");
+            failed.extend(compare(&shard, queries, &name, &oracle[label], false, &mut exact));
+        }
+    }
+    // The same updates, made by this engine.
+    let dir = tmp.path().join("ours");
+    let mut config = json!({
         "vectors": {"v": {"size": 4, "distance": "Dot"}},
-        "optimizers": {"indexing_threshold": 1, "default_segment_number": 1},
-    }))
-    .unwrap();
-    let mut shard = EdgeShard::create(Arc::new(FsStorage::new(dir).unwrap()), "", config).unwrap();
-    dispatch_update(&mut shard, "create_index", &json!({"field_name": "body", "field_schema": scenario()["schema"]}))
-        .unwrap();
-    dispatch_update(&mut shard, "create_index", &json!({"field_name": "kw", "field_schema": "keyword"})).unwrap();
-    shard
+        "optimizers": scenario["optimizers"],
+    });
+    if scenario["sparse"] == json!(true) {
+        config["sparse_vectors"] = json!({"s": {"modifier": "idf"}});
+    }
+    let mut shard =
+        EdgeShard::create(Arc::new(FsStorage::new(&dir).unwrap()), "", serde_json::from_value(config).unwrap())
+            .unwrap();
+    let mut indexes = vec![("body".to_string(), scenario["schema"].clone())];
+    indexes.extend(scenario["indexes"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (field, schema) in indexes {
+        dispatch_update(&mut shard, "create_index", &json!({"field_name": field, "field_schema": schema})).unwrap();
+    }
+    for step in steps {
+        if let Some(points) = step.get("upsert") {
+            let points: Vec<Value> = points.as_array().unwrap().iter().map(point).collect();
+            dispatch_update(&mut shard, "upsert", &json!({"points": points})).unwrap();
+        } else if let Some(ids) = step.get("delete") {
+            dispatch_update(&mut shard, "delete", &json!({"points": ids})).unwrap();
+        } else if let Some(o) = step.get("overwrite_payload") {
+            dispatch_update(&mut shard, "overwrite_payload", &json!({"points": o["ids"], "payload": o["payload"]}))
+                .unwrap();
+        } else if step.get("optimize").is_some() {
+            assert!(shard.optimize().unwrap(), "optimize rewrote nothing");
+        } else if step.get("reload").is_some() {
+            shard.close().unwrap();
+            shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
+        } else if let Some(label) = step["ask"].as_str() {
+            shard.flush().unwrap();
+            failed.extend(compare(&shard, queries, &format!("ours {label}"), &oracle[label], true, &mut exact));
+        }
+    }
+    (oracle, failed, exact)
 }
 
 #[test]
 fn text_queries_match_qdrant_edge() {
-    let tmp = tempfile::tempdir().unwrap();
-    let scenario_file = tmp.path().join("scenario.json");
-    std::fs::write(&scenario_file, serde_json::to_vec(&scenario()).unwrap()).unwrap();
-    let out = tmp.path().join("oracle");
-    std::fs::create_dir_all(&out).unwrap();
-    let oracle = common::run_oracle_script("bm25_oracle.py", &[scenario_file.to_str().unwrap(), out.to_str().unwrap()]);
+    let (oracle, failed, exact) = run_scenario(&scenario());
 
     // The fixture means something: the stages' statistics differ, so their scores do.
     let first = |label: &str| oracle[label][0].clone();
@@ -222,46 +282,54 @@ fn text_queries_match_qdrant_edge() {
     assert_ne!(oracle["optimized-changed"][0], oracle["optimized-changed"][live]);
     assert_eq!(oracle["optimized-changed"][0], oracle["reloaded"][0]);
 
-    let mut failed = Vec::new();
-    let mut exact = 0;
-    // qdrant-edge-py's shards, loaded here.
-    for step in steps() {
-        if let Some(label) = step["ask"].as_str() {
-            let dir = out.join(label);
-            let shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
-            failed.extend(compare(&shard, &format!("qdrant-edge-py's {label}"), &oracle[label], false, &mut exact));
-        }
-    }
-    // The same updates, made by this engine.
-    let dir = tmp.path().join("ours");
-    let mut shard = create(&dir);
-    for step in steps() {
-        if let Some(points) = step.get("upsert") {
-            let points: Vec<Value> = points
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| json!({"id": p[0], "vector": {"v": [1.0, 0.0, 0.0, p[0].as_f64().unwrap() / 1000.0]}, "payload": p[1]}))
-                .collect();
-            dispatch_update(&mut shard, "upsert", &json!({"points": points})).unwrap();
-        } else if let Some(ids) = step.get("delete") {
-            dispatch_update(&mut shard, "delete", &json!({"points": ids})).unwrap();
-        } else if let Some(o) = step.get("overwrite_payload") {
-            dispatch_update(&mut shard, "overwrite_payload", &json!({"points": o["ids"], "payload": o["payload"]}))
-                .unwrap();
-        } else if step.get("optimize").is_some() {
-            assert!(shard.optimize().unwrap(), "optimize rewrote nothing");
-        } else if step.get("reload").is_some() {
-            shard.close().unwrap();
-            shard = EdgeShard::load(Arc::new(FsStorage::new(&dir).unwrap()), "").unwrap();
-        } else if let Some(label) = step["ask"].as_str() {
-            shard.flush().unwrap();
-            failed.extend(compare(&shard, &format!("ours {label}"), &oracle[label], true, &mut exact));
-        }
-    }
     assert!(failed.is_empty(), "{} differences:\n{}", failed.len(), failed.join("\n"));
     // Most answers agree to the order of equal scores too.
     assert!(exact >= 100, "only {exact} answers in qdrant-edge-py's exact order");
+}
+
+/// `params.idf` on a sparse vector with the `idf` modifier: statistics over every point
+/// (`"global"`, as without it) or over a corpus filter, in appendable and optimized segments;
+/// refused on a vector without the modifier.
+#[test]
+fn sparse_idf_corpus_matches_qdrant_edge() {
+    let kw = |v: &str| json!({"must": [{"key": "kw", "match": {"value": v}}]});
+    let points: Vec<Value> = (0..60u32)
+        .map(|i| {
+            let dims: Vec<u32> = (0..8).filter(|d| (i * 7 + d * 3) % (d + 2) == 0).collect();
+            let values: Vec<f32> = dims.iter().map(|&d| 0.5 + ((i + d) % 4) as f32 / 4.0).collect();
+            json!([i, {"kw": if i % 4 == 0 { "x" } else { "y" }}, {"indices": dims, "values": values}])
+        })
+        .collect();
+    let sparse = |params: Value, filter: Value| {
+        json!({"query": {"indices": [0, 2, 5, 7], "values": [1.0, 0.5, 2.0, 1.0]}, "using": "s", "limit": 100,
+            "params": params, "filter": filter})
+    };
+    let queries = vec![
+        sparse(Value::Null, Value::Null),
+        sparse(json!({"idf": "global"}), Value::Null),
+        sparse(json!({"idf": {"corpus": kw("x")}}), Value::Null),
+        sparse(json!({"idf": {"corpus": kw("y")}}), kw("x")),
+        json!({"query": [1.0, 0.0, 0.0, 1.0], "using": "v", "params": {"idf": "global"}}),
+    ];
+    let fillers: Vec<Value> = (100..400u32).map(|i| json!([i, {"kw": "z"}])).collect();
+    let scenario = json!({
+        "schema": {"type": "text", "scoring": true},
+        "indexes": {"kw": "keyword"},
+        "sparse": true,
+        "optimizers": {"indexing_threshold": 1, "default_segment_number": 1},
+        "queries": queries,
+        "steps": [
+            {"upsert": points}, {"ask": "appendable"},
+            {"delete": [4, 9]}, {"upsert": fillers}, {"optimize": true}, {"ask": "optimized"},
+            {"delete": [8, 13]}, {"ask": "optimized-changed"},
+        ],
+    });
+    let (oracle, failed, _) = run_scenario(&scenario);
+    // The corpus changes the weights, and a dense vector refuses the parameter.
+    assert_ne!(oracle["appendable"][0], oracle["appendable"][2]);
+    assert_eq!(oracle["appendable"][0], oracle["appendable"][1]);
+    assert!(oracle["appendable"][4].get("error").is_some(), "{}", oracle["appendable"][4]);
+    assert!(failed.is_empty(), "{} differences:\n{}", failed.len(), failed.join("\n"));
 }
 
 /// Request shapes: the string and object forms, strict fields, and `params.idf`.

@@ -1013,14 +1013,14 @@ impl EdgeShard {
         let mut df: BTreeMap<u32, usize> = q.indices.iter().map(|&i| (i, 0)).collect();
         let mut n = 0usize;
         if let Some(c) = corpus {
+            // As Qdrant: every corpus point that has the vector counts, an empty one too (the
+            // global count is the index's, which holds only non-empty vectors).
             self.visit_matching(Some(c), |_, r| {
                 if let Some(VectorValue::Sparse(s)) = self.vector_at(r.loc, name)? {
-                    if !s.indices.is_empty() {
-                        n += 1;
-                        for t in &s.indices {
-                            if let Some(c) = df.get_mut(t) {
-                                *c += 1;
-                            }
+                    n += 1;
+                    for t in &s.indices {
+                        if let Some(c) = df.get_mut(t) {
+                            *c += 1;
                         }
                     }
                 }

@@ -5,7 +5,10 @@
 The scenario: {"schema": <REST schema of the text index on "body">, "indexes": {field: schema}
 (more payload indexes), "optimizers": {EdgeOptimizersConfig args}, "queries": [REST query
 bodies], "steps": [...]} where a step is one of
-  {"upsert": [[id, payload], ...]}      (vector [1, 0, 0, id / 1000] per point)
+  {"upsert": [[id, payload, sparse?], ...]}  (vector "v" [1, 0, 0, id / 1000] per point, and
+                                         "s" = {"indices", "values"} where given; the
+                                         scenario's "sparse": true adds that vector, with the
+                                         `idf` modifier)
   {"delete": [ids]}
   {"overwrite_payload": {"ids": [...], "payload": {...}}}
   {"optimize": true}
@@ -47,7 +50,8 @@ def schema_in(s):
 scenario = json.load(open(sys.argv[1]))
 out_dir = sys.argv[2]
 path = os.path.join(out_dir, "live")
-config = q.EdgeConfig(vectors={"v": q.EdgeVectorParams(size=4, distance=q.Distance.Dot)},
+sparse = {"s": q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)} if scenario.get("sparse") else None
+config = q.EdgeConfig(vectors={"v": q.EdgeVectorParams(size=4, distance=q.Distance.Dot)}, sparse_vectors=sparse,
                       optimizers=q.EdgeOptimizersConfig(**scenario.get("optimizers", {})), max_search_threads=1)
 shard = q.EdgeShard.create(path, config)
 shard.update(q.UpdateOperation.create_field_index("body", schema_in(scenario["schema"])))
@@ -57,8 +61,13 @@ for field, schema in scenario.get("indexes", {}).items():
 answers = {}
 for step in scenario["steps"]:
     if "upsert" in step:
-        shard.update(q.UpdateOperation.upsert_points(
-            [q.Point(i, {"v": [1.0, 0.0, 0.0, i / 1000]}, p) for i, p in step["upsert"]]))
+        pts = []
+        for i, p, *sp in step["upsert"]:
+            vector = {"v": [1.0, 0.0, 0.0, i / 1000]}
+            if sp:
+                vector["s"] = q.SparseVector(sp[0]["indices"], sp[0]["values"])
+            pts.append(q.Point(i, vector, p))
+        shard.update(q.UpdateOperation.upsert_points(pts))
     elif "delete" in step:
         shard.update(q.UpdateOperation.delete_points(step["delete"]))
     elif "overwrite_payload" in step:
