@@ -1321,6 +1321,188 @@ pub fn read_text_build_stats<S: Storage + ?Sized>(storage: &S, dir: &str) -> Res
     Ok(Some(TextBuildStats { documents, total_tokens, tokens }))
 }
 
+/// What BM25 scores with, read from a full-text index's files: per token its token id and
+/// its `(point, term frequency)` list (ascending points), and per point its exact document
+/// length (0 for a point without tokens).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextScoringData {
+    pub tokens: Vec<(String, u32, Vec<(u32, u32)>)>,
+    pub lens: Vec<u32>,
+}
+
+/// [`TextScoringData`] from `vocab.dat`, `postings.dat`, `term_frequencies.dat` and
+/// `point_to_doc_len.dat` in `dir`. `None` when a file is absent, or when the lengths are
+/// held in a zstd block this reader does not decode (Qdrant writes stored blocks; the caller
+/// then takes the lengths from the payloads). Anything that does not fit is `Corrupted`.
+pub fn read_text_scoring<S: Storage + ?Sized>(
+    storage: &S,
+    dir: &str,
+    phrase: bool,
+    point_count: u64,
+) -> Result<Option<TextScoringData>> {
+    let files = ["vocab.dat", "postings.dat", "term_frequencies.dat", "point_to_doc_len.dat"].map(|f| join(dir, f));
+    for f in &files {
+        if !storage.is_file(f)? {
+            return Ok(None);
+        }
+    }
+    let [vocab_file, post_file, tf_file, len_file] = files;
+    let lists = parse_text_postings(&storage.read_all(&post_file)?, phrase, point_count)
+        .map_err(|m| Error::from(FormatError::corrupt(&post_file, m)))?;
+    let sizes: Vec<usize> = lists.iter().map(|l| l.ids.len()).collect();
+    let tfs = parse_term_frequencies(&storage.read_all(&tf_file)?, &sizes)
+        .map_err(|m| Error::from(FormatError::corrupt(&tf_file, m)))?;
+    let Some(lens) = parse_doc_lens(&storage.read_all(&len_file)?, point_count)
+        .map_err(|m| Error::from(FormatError::corrupt(&len_file, m)))?
+    else {
+        return Ok(None);
+    };
+    let map = fmph::ParsedMap::parse(&storage.read_all(&vocab_file)?, &vocab_file)?;
+    let bad = |m: String| -> Error { FormatError::corrupt(&vocab_file, m).into() };
+    if map.key_type != KeyType::Str || map.entries.len() != lists.len() {
+        return Err(bad(format!("{} tokens for {} posting lists", map.entries.len(), lists.len())));
+    }
+    let mut lists: Vec<Option<(TokenList, Vec<u32>)>> = lists.into_iter().zip(tfs).map(Some).collect();
+    let mut tokens = Vec::with_capacity(lists.len());
+    for (stored, ids) in map.entries {
+        let (&[token_id], Key::Str(token)) = (ids.as_slice(), fmph::parsed_key(KeyType::Str, &stored)) else {
+            return Err(bad("a token without exactly one token id".into()));
+        };
+        let token = String::from_utf8(token.to_vec()).map_err(|_| bad("a token is not UTF-8".into()))?;
+        let (list, tf) = lists
+            .get_mut(token_id as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| bad(format!("token id {token_id} has no posting list of its own")))?;
+        tokens.push((token, token_id, list.ids.into_iter().zip(tf).collect()));
+    }
+    Ok(Some(TextScoringData { tokens, lens }))
+}
+
+/// `term_frequencies.dat`: `u64` token count, per token `{u64 offset into the data, u32
+/// entries}`, then per token its frequencies minus one: the byte offsets (`u32`, from 0) of its
+/// full blocks of 128 and their end, the BitPacker4x blocks (width = block bytes / 16), then
+/// the rest as a width byte and its values bit-packed LSB first.
+fn parse_term_frequencies(b: &[u8], sizes: &[usize]) -> std::result::Result<Vec<Vec<u32>>, String> {
+    use crate::format::le::{u32_at, u64_at};
+    if b.len() < 8 {
+        return Err(format!("{} bytes, shorter than the 8-byte header", b.len()));
+    }
+    let count = u64_at(b, 0);
+    if count != sizes.len() as u64 {
+        return Err(format!("{count} frequency lists for {} posting lists", sizes.len()));
+    }
+    let data = 8 + 12 * sizes.len();
+    if data > b.len() {
+        return Err(format!("{count} list headers do not fit in {} bytes", b.len()));
+    }
+    let mut out = Vec::with_capacity(sizes.len());
+    for (t, &size) in sizes.iter().enumerate() {
+        let h = 8 + 12 * t;
+        let (offset, n) = (u64_at(b, h), u32_at(b, h + 8) as usize);
+        if n != size {
+            return Err(format!("token {t}: {n} frequencies for {size} points"));
+        }
+        let start = usize::try_from(offset).ok().and_then(|o| o.checked_add(data)).filter(|&s| s <= b.len());
+        let Some(start) = start else { return Err(format!("token {t}: offset {offset} past the file")) };
+        let blocks = n / 128;
+        let packed = start + 4 * (blocks + 1);
+        if packed > b.len() {
+            return Err(format!("token {t}: block offsets past the file"));
+        }
+        let offs: Vec<usize> = (0..=blocks).map(|k| u32_at(b, start + 4 * k) as usize).collect();
+        let mut f = Vec::with_capacity(n);
+        for k in 0..blocks {
+            let (lo, hi) = (offs[k], offs[k + 1]);
+            if hi < lo || (hi - lo) % 16 != 0 || (hi - lo) / 16 > 32 || packed + hi > b.len() {
+                return Err(format!("token {t}: block {k} spans bytes {lo}..{hi}"));
+            }
+            f.extend(unpack4x(&b[packed + lo..packed + hi], ((hi - lo) / 16) as u32).iter().map(|x| x + 1));
+        }
+        let tail = packed + offs[blocks];
+        let rest = n - 128 * blocks;
+        let width = *b.get(tail).ok_or_else(|| format!("token {t}: no width for the last values"))? as usize;
+        let bits = tail + 1;
+        if width > 32 || bits + (rest * width).div_ceil(8) > b.len() {
+            return Err(format!("token {t}: {rest} values of {width} bits past the file"));
+        }
+        for k in 0..rest {
+            let mut v = 0u64;
+            for j in 0..width {
+                let pos = k * width + j;
+                v |= u64::from((b[bits + pos / 8] >> (pos % 8)) & 1) << j;
+            }
+            f.push(v as u32 + 1);
+        }
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// `point_to_doc_len.dat`: a 64-byte header (`QDRANTDL`, `u32` 1, `u32` 1, `u64` points), then
+/// one zstd frame holding the points' `u32` lengths as four byte planes (lowest byte first).
+/// `Ok(None)` for a frame with a compressed block (this reader decodes stored and RLE blocks).
+fn parse_doc_lens(b: &[u8], point_count: u64) -> std::result::Result<Option<Vec<u32>>, String> {
+    use crate::format::le::u64_at;
+    if b.len() < 64 || &b[..8] != b"QDRANTDL" {
+        return Err("no QDRANTDL header".into());
+    }
+    let n = u64_at(b, 16);
+    if n > point_count {
+        return Err(format!("{n} lengths for {point_count} points"));
+    }
+    let n = n as usize;
+    let mut at = 64;
+    if b.get(at..at + 4) != Some(&[0x28, 0xB5, 0x2F, 0xFD][..]) {
+        return Err("no zstd frame after the header".into());
+    }
+    at += 4;
+    let fhd = *b.get(at).ok_or("truncated frame header")?;
+    at += 1;
+    let single = fhd & 0x20 != 0;
+    at += usize::from(!single) + [0, 1, 2, 4][usize::from(fhd & 3)];
+    at += match fhd >> 6 {
+        0 => usize::from(single),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let want = n.checked_mul(4).ok_or("point count too large")?;
+    let mut content = Vec::with_capacity(want);
+    loop {
+        let h = b.get(at..at + 3).ok_or("truncated block header")?;
+        let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+        at += 3;
+        let size = (h >> 3) as usize;
+        if content.len() + size > want {
+            return Err(format!("more than the {want} bytes of {n} lengths"));
+        }
+        match (h >> 1) & 3 {
+            0 => {
+                content.extend_from_slice(b.get(at..at + size).ok_or("truncated stored block")?);
+                at += size;
+            }
+            1 => {
+                let byte = *b.get(at).ok_or("truncated RLE block")?;
+                content.resize(content.len() + size, byte);
+                at += 1;
+            }
+            2 => return Ok(None),
+            _ => return Err("reserved zstd block type".into()),
+        }
+        if h & 1 == 1 {
+            break;
+        }
+    }
+    if content.len() != want {
+        return Err(format!("{} bytes of lengths for {n} points", content.len()));
+    }
+    Ok(Some(
+        (0..n)
+            .map(|i| u32::from_le_bytes([content[i], content[n + i], content[2 * n + i], content[3 * n + i]]))
+            .collect(),
+    ))
+}
+
 /// A geo index's `<dir>/point_to_values.bin`: per point (ascending id) its `(lon, lat)` values.
 /// `None` when the file is absent. Ranges outside the file or ids at or past `point_count` are
 /// `Corrupted`.
@@ -1627,6 +1809,63 @@ mod reader_tests {
         assert_eq!(read_text_build_stats(&st, &dir).unwrap_err().kind(), ErrorKind::Corrupted);
         crate::storage::write_file(&st, &post, &bytes[..30]).unwrap();
         assert_eq!(read_text_build_stats(&st, &dir).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn text_scoring_data_read_back() {
+        for phrase in [false, true] {
+            let schema = json!({"type": "text", "phrase_matching": phrase, "scoring": true});
+            let (st, dir) = built("t", schema.clone());
+            let tp = TextParams::from_schema(&schema);
+            let mut lens = vec![0u32; 700];
+            let mut want: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+            for (id, p) in points() {
+                let path = JsonPath::parse("t").unwrap();
+                let vals = path.value_get(&p);
+                let tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
+                    .into_iter()
+                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
+                    .collect();
+                lens[id as usize] = tokens.len() as u32;
+                let mut tf: BTreeMap<String, u32> = BTreeMap::new();
+                for t in tokens {
+                    *tf.entry(t).or_default() += 1;
+                }
+                for (t, f) in tf {
+                    want.entry(t).or_default().push((id, f));
+                }
+            }
+            assert!(want.values().any(|l| l.len() > 128 && l.iter().any(|x| x.1 > 1)), "full blocks, tf > 1");
+            let data = read_text_scoring(&st, &dir, phrase, 700).unwrap().expect("files present");
+            let n = data.lens.len();
+            assert_eq!(data.lens, lens[..n].to_vec());
+            assert!(lens[n..].iter().all(|&l| l == 0));
+            let got: BTreeMap<String, Vec<(u32, u32)>> =
+                data.tokens.into_iter().filter(|(t, _, _)| t != ARRAY_BOUNDARY_TOKEN).map(|(t, _, l)| (t, l)).collect();
+            assert_eq!(got, want, "phrase {phrase}");
+        }
+        // Damaged frequency and length files are `Corrupted`, never a panic.
+        let (st, dir) = built("t", json!({"type": "text", "scoring": true}));
+        for file in ["term_frequencies.dat", "point_to_doc_len.dat"] {
+            let path = join(&dir, file);
+            let good = st.read_all(&path).unwrap().to_vec();
+            let mut corrupted = 0;
+            let mut cases: Vec<Vec<u8>> = (0..good.len()).step_by(11).map(|n| good[..n].to_vec()).collect();
+            for at in (0..good.len().min(4000)).step_by(3) {
+                let mut b = good.clone();
+                b[at] ^= 0x5A;
+                cases.push(b);
+            }
+            for bytes in cases {
+                crate::storage::write_file(&st, &path, &bytes).unwrap();
+                if let Err(e) = read_text_scoring(&st, &dir, false, 700) {
+                    assert_eq!(e.kind(), ErrorKind::Corrupted, "{file}: {e}");
+                    corrupted += 1;
+                }
+            }
+            assert!(corrupted > good.len() / 11, "{file}: only {corrupted} damaged files detected");
+            crate::storage::write_file(&st, &path, &good).unwrap();
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ use super::read::QueryHit;
 use super::{schema_type, EdgeShard, Loc, PointRef};
 use crate::error::{Error, Result};
 use crate::format::field_index_write::text_scoring;
-use crate::format::immutable_index::{read_text_build_stats, round_doc_len, TextBuildStats};
+use crate::format::immutable_index::{read_text_build_stats, read_text_scoring, round_doc_len, TextBuildStats};
 use crate::format::payload_index::{IndexMutability, PayloadIndexType};
 use crate::query::filter::{flat, Filter};
 use crate::query::json_path::JsonPath;
@@ -86,8 +86,8 @@ impl Bm25 {
 /// use, kept for the segment's life (a later delete or update only hides a point).
 #[derive(Debug, Default)]
 pub(crate) struct SegmentDocs {
-    /// Internal id → stored (rounded) length, for the points with at least one token.
-    lens: HashMap<u32, u32>,
+    /// Per internal id its stored (rounded) length; 0 for a point that is no document.
+    lens: Vec<u32>,
     /// Token → its order of first appearance and its `(internal id, tf)` list, ascending ids.
     postings: HashMap<String, (u32, Vec<(u32, u32)>)>,
     /// The index's build statistics where they come from its files.
@@ -275,8 +275,9 @@ impl EdgeShard {
                 }
             };
             let (mut n, mut total) = (0usize, 0u64);
-            for (&id, &len) in &d.lens {
-                if counted.get(id) {
+            for id in counted.iter() {
+                let len = d.lens.get(id as usize).copied().unwrap_or(0);
+                if len > 0 {
                     n += 1;
                     total += u64::from(len);
                 }
@@ -362,8 +363,9 @@ impl EdgeShard {
             return Ok(c.bits);
         }
         let mut bits = c.bits.clone();
-        for &id in d.lens.keys() {
-            if c.bits.get(id) && self.segment_point(seg, id, Some(corpus), true)?.is_none() {
+        for id in c.bits.iter() {
+            let doc = d.lens.get(id as usize).is_some_and(|&l| l > 0);
+            if doc && self.segment_point(seg, id, Some(corpus), true)?.is_none() {
                 bits.unset(id);
             }
         }
@@ -397,20 +399,24 @@ impl EdgeShard {
                 .collect();
             if !present.is_empty() {
                 let c = self.segment_candidates(seg, filter)?;
-                let mut acc: HashMap<u32, (f32, f32)> = HashMap::new();
+                // Term at a time into one score per point (a point's terms still add up in
+                // the query's term order).
+                let n = self.segments[seg as usize].id_tracker.total_point_count() as usize;
+                let mut acc = vec![0.0f32; n];
+                let mut touched = Bits::new(n);
                 for (t, idf) in scoring.order(present) {
                     for &(id, tf) in &d.postings[t].1 {
-                        if !c.bits.get(id) {
+                        if !c.bits.get(id) || id as usize >= n {
                             continue;
                         }
-                        let len = d.lens.get(&id).copied().unwrap_or(0);
-                        let e = acc.entry(id).or_insert_with(|| (0.0, scoring.norm(len)));
-                        e.0 += scoring.term(idf, tf, e.1);
+                        let norm = scoring.norm(d.lens.get(id as usize).copied().unwrap_or(0));
+                        acc[id as usize] += scoring.term(idf, tf, norm);
+                        touched.set(id);
                     }
                 }
-                for (internal, (score, _)) in acc {
+                for internal in touched.iter() {
                     if let Some((id, r)) = self.segment_point(seg, internal, filter, c.check)? {
-                        offered.push((u64::from(internal), score, id, r));
+                        offered.push((u64::from(internal), acc[internal as usize], id, r));
                     }
                 }
             }
@@ -481,28 +487,48 @@ impl EdgeShard {
         Ok(built)
     }
 
+    /// A segment's documents: read from its text index files where they are its build's
+    /// (an optimized segment; the points deleted since stay in the lists, hidden when scored),
+    /// else tokenized from the payloads of its live points.
     fn build_segment_docs(&self, seg: u32, path: &JsonPath, tp: &TextParams) -> Result<SegmentDocs> {
+        use crate::format::field_index_write::ARRAY_BOUNDARY_TOKEN;
         let segment = &self.segments[seg as usize];
-        let mut d = SegmentDocs::default();
+        let n = segment.id_tracker.total_point_count();
+        let mut d = SegmentDocs { lens: vec![0; n as usize], ..SegmentDocs::default() };
+        if let Some(dir) = self.scoring_index_dir(seg, path, tp)? {
+            d.built = read_text_build_stats(&*self.storage, &dir)?;
+            if let Some(data) = read_text_scoring(&*self.storage, &dir, tp.phrase_matching, n)? {
+                for (i, len) in data.lens.into_iter().enumerate() {
+                    d.lens[i] = round_doc_len(len);
+                }
+                for (token, id, list) in data.tokens {
+                    if token != ARRAY_BOUNDARY_TOKEN {
+                        d.postings.insert(token, (id, list));
+                    }
+                }
+                return Ok(d);
+            }
+        }
         for (_, internal) in segment.id_tracker.iter_live() {
             let payload = segment.payload(internal)?;
             let (len, tf) = document(tp, &payload, path);
             if tf.is_empty() {
                 continue;
             }
-            d.lens.insert(internal, len);
+            if let Some(l) = d.lens.get_mut(internal as usize) {
+                *l = len;
+            }
             for (t, f) in tf {
                 let next = d.postings.len() as u32;
                 d.postings.entry(t).or_insert_with(|| (next, Vec::new())).1.push((internal, f));
             }
         }
-        d.built = self.text_build_stats(seg, path, tp)?;
         Ok(d)
     }
 
-    /// The build statistics of an optimized segment's full-text index on `path`, when its files
-    /// were written with scoring and with the tokenizer settings of the current schema.
-    fn text_build_stats(&self, seg: u32, path: &JsonPath, tp: &TextParams) -> Result<Option<TextBuildStats>> {
+    /// The directory of an optimized segment's full-text index on `path`, when its files were
+    /// written with scoring and with the tokenizer settings of the current schema.
+    fn scoring_index_dir(&self, seg: u32, path: &JsonPath, tp: &TextParams) -> Result<Option<String>> {
         let segment = &self.segments[seg as usize];
         if segment.appendable {
             return Ok(None);
@@ -523,10 +549,7 @@ impl EdgeShard {
             field,
             PayloadIndexType::FullTextIndex.dir_suffix(),
         );
-        if !self.storage.is_file(&crate::storage::join(&dir, "point_to_doc_len.dat"))? {
-            return Ok(None);
-        }
-        read_text_build_stats(&*self.storage, &dir)
+        Ok(self.storage.is_file(&crate::storage::join(&dir, "point_to_doc_len.dat"))?.then_some(dir))
     }
 
     /// The overlay's winning points that are documents of `path`.
