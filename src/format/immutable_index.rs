@@ -1326,8 +1326,17 @@ pub fn read_text_build_stats<S: Storage + ?Sized>(storage: &S, dir: &str) -> Res
 /// length (0 for a point without tokens).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextScoringData {
-    pub tokens: Vec<(String, u32, Vec<(u32, u32)>)>,
+    pub tokens: Vec<TokenFrequencies>,
     pub lens: Vec<u32>,
+}
+
+/// One token of a [`TextScoringData`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenFrequencies {
+    pub token: String,
+    pub token_id: u32,
+    /// `(point, term frequency)`, ascending points.
+    pub postings: Vec<(u32, u32)>,
 }
 
 /// [`TextScoringData`] from `vocab.dat`, `postings.dat`, `term_frequencies.dat` and
@@ -1373,7 +1382,7 @@ pub fn read_text_scoring<S: Storage + ?Sized>(
             .get_mut(token_id as usize)
             .and_then(Option::take)
             .ok_or_else(|| bad(format!("token id {token_id} has no posting list of its own")))?;
-        tokens.push((token, token_id, list.ids.into_iter().zip(tf).collect()));
+        tokens.push(TokenFrequencies { token, token_id, postings: list.ids.into_iter().zip(tf).collect() });
     }
     Ok(Some(TextScoringData { tokens, lens }))
 }
@@ -1840,8 +1849,12 @@ mod reader_tests {
             let n = data.lens.len();
             assert_eq!(data.lens, lens[..n].to_vec());
             assert!(lens[n..].iter().all(|&l| l == 0));
-            let got: BTreeMap<String, Vec<(u32, u32)>> =
-                data.tokens.into_iter().filter(|(t, _, _)| t != ARRAY_BOUNDARY_TOKEN).map(|(t, _, l)| (t, l)).collect();
+            let got: BTreeMap<String, Vec<(u32, u32)>> = data
+                .tokens
+                .into_iter()
+                .filter(|t| t.token != ARRAY_BOUNDARY_TOKEN)
+                .map(|t| (t.token, t.postings))
+                .collect();
             assert_eq!(got, want, "phrase {phrase}");
         }
         // Damaged frequency and length files are `Corrupted`, never a panic.

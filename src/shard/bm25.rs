@@ -501,9 +501,9 @@ impl EdgeShard {
                 for (i, len) in data.lens.into_iter().enumerate() {
                     d.lens[i] = round_doc_len(len);
                 }
-                for (token, id, list) in data.tokens {
-                    if token != ARRAY_BOUNDARY_TOKEN {
-                        d.postings.insert(token, (id, list));
+                for t in data.tokens {
+                    if t.token != ARRAY_BOUNDARY_TOKEN {
+                        d.postings.insert(t.token, (t.token_id, t.postings));
                     }
                 }
                 return Ok(d);
