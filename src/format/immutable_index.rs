@@ -1259,6 +1259,8 @@ pub fn read_text_postings<S: Storage + ?Sized>(
 pub struct TextBuildStats {
     /// Points holding at least one token at build (non-zero `point_to_tokens_count.dat`).
     pub documents: usize,
+    /// Entries of `point_to_tokens_count.dat`: up to the last point holding a token.
+    pub points: usize,
     /// The sum of the documents' stored (rounded) lengths: `postings.dat`'s header.
     pub total_tokens: u64,
     /// Per token: its token id and the length of its posting list.
@@ -1318,12 +1320,14 @@ pub fn read_text_build_stats<S: Storage + ?Sized>(storage: &S, dir: &str) -> Res
             return Err(bad("a token appears twice".into()));
         }
     }
-    Ok(Some(TextBuildStats { documents, total_tokens, tokens }))
+    Ok(Some(TextBuildStats { documents, points: counts.len() / 8, total_tokens, tokens }))
 }
 
 /// What BM25 scores with, read from a full-text index's files: per token its token id and
 /// its `(point, term frequency)` list (ascending points), and per point its exact document
-/// length (0 for a point without tokens).
+/// length (0 for a point without tokens): the sum of its term frequencies, the array
+/// separator of a phrase index left out, which is the length Qdrant records in
+/// `point_to_doc_len.dat` (a zstd frame this reader has no need to decode).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextScoringData {
     pub tokens: Vec<TokenFrequencies>,
@@ -1339,33 +1343,26 @@ pub struct TokenFrequencies {
     pub postings: Vec<(u32, u32)>,
 }
 
-/// [`TextScoringData`] from `vocab.dat`, `postings.dat`, `term_frequencies.dat` and
-/// `point_to_doc_len.dat` in `dir`. `None` when a file is absent, or when the lengths are
-/// held in a zstd block this reader does not decode (Qdrant writes stored blocks; the caller
-/// then takes the lengths from the payloads). Anything that does not fit is `Corrupted`.
+/// [`TextScoringData`] from `vocab.dat`, `postings.dat` and `term_frequencies.dat` in `dir`.
+/// `None` when a file is absent. Anything that does not fit is `Corrupted`.
 pub fn read_text_scoring<S: Storage + ?Sized>(
     storage: &S,
     dir: &str,
     phrase: bool,
     point_count: u64,
 ) -> Result<Option<TextScoringData>> {
-    let files = ["vocab.dat", "postings.dat", "term_frequencies.dat", "point_to_doc_len.dat"].map(|f| join(dir, f));
+    let files = ["vocab.dat", "postings.dat", "term_frequencies.dat"].map(|f| join(dir, f));
     for f in &files {
         if !storage.is_file(f)? {
             return Ok(None);
         }
     }
-    let [vocab_file, post_file, tf_file, len_file] = files;
+    let [vocab_file, post_file, tf_file] = files;
     let lists = parse_text_postings(&storage.read_all(&post_file)?, phrase, point_count)
         .map_err(|m| Error::from(FormatError::corrupt(&post_file, m)))?;
     let sizes: Vec<usize> = lists.iter().map(|l| l.ids.len()).collect();
     let tfs = parse_term_frequencies(&storage.read_all(&tf_file)?, &sizes)
         .map_err(|m| Error::from(FormatError::corrupt(&tf_file, m)))?;
-    let Some(lens) = parse_doc_lens(&storage.read_all(&len_file)?, point_count)
-        .map_err(|m| Error::from(FormatError::corrupt(&len_file, m)))?
-    else {
-        return Ok(None);
-    };
     let map = fmph::ParsedMap::parse(&storage.read_all(&vocab_file)?, &vocab_file)?;
     let bad = |m: String| -> Error { FormatError::corrupt(&vocab_file, m).into() };
     if map.key_type != KeyType::Str || map.entries.len() != lists.len() {
@@ -1373,6 +1370,7 @@ pub fn read_text_scoring<S: Storage + ?Sized>(
     }
     let mut lists: Vec<Option<(TokenList, Vec<u32>)>> = lists.into_iter().zip(tfs).map(Some).collect();
     let mut tokens = Vec::with_capacity(lists.len());
+    let mut lens = vec![0u32; point_count as usize];
     for (stored, ids) in map.entries {
         let (&[token_id], Key::Str(token)) = (ids.as_slice(), fmph::parsed_key(KeyType::Str, &stored)) else {
             return Err(bad("a token without exactly one token id".into()));
@@ -1382,6 +1380,11 @@ pub fn read_text_scoring<S: Storage + ?Sized>(
             .get_mut(token_id as usize)
             .and_then(Option::take)
             .ok_or_else(|| bad(format!("token id {token_id} has no posting list of its own")))?;
+        if token != ARRAY_BOUNDARY_TOKEN {
+            for (&id, &f) in list.ids.iter().zip(&tf) {
+                lens[id as usize] = lens[id as usize].saturating_add(f);
+            }
+        }
         tokens.push(TokenFrequencies { token, token_id, postings: list.ids.into_iter().zip(tf).collect() });
     }
     Ok(Some(TextScoringData { tokens, lens }))
@@ -1445,71 +1448,6 @@ fn parse_term_frequencies(b: &[u8], sizes: &[usize]) -> std::result::Result<Vec<
         out.push(f);
     }
     Ok(out)
-}
-
-/// `point_to_doc_len.dat`: a 64-byte header (`QDRANTDL`, `u32` 1, `u32` 1, `u64` points), then
-/// one zstd frame holding the points' `u32` lengths as four byte planes (lowest byte first).
-/// `Ok(None)` for a frame with a compressed block (this reader decodes stored and RLE blocks).
-fn parse_doc_lens(b: &[u8], point_count: u64) -> std::result::Result<Option<Vec<u32>>, String> {
-    use crate::format::le::u64_at;
-    if b.len() < 64 || &b[..8] != b"QDRANTDL" {
-        return Err("no QDRANTDL header".into());
-    }
-    let n = u64_at(b, 16);
-    if n > point_count {
-        return Err(format!("{n} lengths for {point_count} points"));
-    }
-    let n = n as usize;
-    let mut at = 64;
-    if b.get(at..at + 4) != Some(&[0x28, 0xB5, 0x2F, 0xFD][..]) {
-        return Err("no zstd frame after the header".into());
-    }
-    at += 4;
-    let fhd = *b.get(at).ok_or("truncated frame header")?;
-    at += 1;
-    let single = fhd & 0x20 != 0;
-    at += usize::from(!single) + [0, 1, 2, 4][usize::from(fhd & 3)];
-    at += match fhd >> 6 {
-        0 => usize::from(single),
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    let want = n.checked_mul(4).ok_or("point count too large")?;
-    let mut content = Vec::with_capacity(want);
-    loop {
-        let h = b.get(at..at + 3).ok_or("truncated block header")?;
-        let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
-        at += 3;
-        let size = (h >> 3) as usize;
-        if content.len() + size > want {
-            return Err(format!("more than the {want} bytes of {n} lengths"));
-        }
-        match (h >> 1) & 3 {
-            0 => {
-                content.extend_from_slice(b.get(at..at + size).ok_or("truncated stored block")?);
-                at += size;
-            }
-            1 => {
-                let byte = *b.get(at).ok_or("truncated RLE block")?;
-                content.resize(content.len() + size, byte);
-                at += 1;
-            }
-            2 => return Ok(None),
-            _ => return Err("reserved zstd block type".into()),
-        }
-        if h & 1 == 1 {
-            break;
-        }
-    }
-    if content.len() != want {
-        return Err(format!("{} bytes of lengths for {n} points", content.len()));
-    }
-    Ok(Some(
-        (0..n)
-            .map(|i| u32::from_le_bytes([content[i], content[n + i], content[2 * n + i], content[3 * n + i]]))
-            .collect(),
-    ))
 }
 
 /// A geo index's `<dir>/point_to_values.bin`: per point (ascending id) its `(lon, lat)` values.
@@ -1846,9 +1784,7 @@ mod reader_tests {
             }
             assert!(want.values().any(|l| l.len() > 128 && l.iter().any(|x| x.1 > 1)), "full blocks, tf > 1");
             let data = read_text_scoring(&st, &dir, phrase, 700).unwrap().expect("files present");
-            let n = data.lens.len();
-            assert_eq!(data.lens, lens[..n].to_vec());
-            assert!(lens[n..].iter().all(|&l| l == 0));
+            assert_eq!(data.lens, lens);
             let got: BTreeMap<String, Vec<(u32, u32)>> = data
                 .tokens
                 .into_iter()
@@ -1859,7 +1795,7 @@ mod reader_tests {
         }
         // Damaged frequency and length files are `Corrupted`, never a panic.
         let (st, dir) = built("t", json!({"type": "text", "scoring": true}));
-        for file in ["term_frequencies.dat", "point_to_doc_len.dat"] {
+        for file in ["term_frequencies.dat"] {
             let path = join(&dir, file);
             let good = st.read_all(&path).unwrap().to_vec();
             let mut corrupted = 0;

@@ -21,10 +21,13 @@
 //!
 //! **Score**, in `f32` as Qdrant: `idf = max(0, ln((N - df + 0.5) / (df + 0.5) + 1))`, per term
 //! `idf · tf · (k1 + 1) / (tf + k1 · (1 - b + b · len / avgdl))` (no length normalization when
-//! `b = 0` or there are no documents), summed over the terms in ascending `idf` (ties in the
-//! segment's token order). Qdrant sums in that order too, until its MaxScore pruning starts on a
-//! segment whose lists are short next to its point count; from then on the last bit of a score
-//! can differ from ours (and from Qdrant's own with another `limit`).
+//! `b = 0` or there are no documents), summed as Qdrant sums it, since the order of the
+//! additions decides a score's last bit: the query's terms in ascending `idf` (ties in the
+//! segment's token order); an optimized segment whose query lists hold at least half an entry
+//! per point of its table is scored term at a time, any other segment document at a time with
+//! Qdrant's MaxScore pruning ([`max_score`]), which adds a point's weaker terms last, strongest
+//! first, and only while they could still lift it into the top `limit`. (Points held in memory
+//! since load are scored term at a time with their segment.)
 //!
 //! **Order**: each segment keeps its best `limit` points as Qdrant's top-k does (points offered
 //! in internal order, one enters only above the current `limit`-th score), best first, equal
@@ -399,12 +402,40 @@ impl EdgeShard {
                 .collect();
             if !present.is_empty() {
                 let c = self.segment_candidates(seg, filter)?;
+                let segment = &self.segments[seg as usize];
+                let n = segment.id_tracker.total_point_count() as usize;
+                let ordered = scoring.order(present);
+                // Qdrant's choice: an appendable segment's index is always walked document at a
+                // time with MaxScore pruning; an optimized one's too, unless the query's lists
+                // hold at least half an entry per point, when it is scored term at a time.
+                let entries: usize = ordered.iter().map(|(t, _)| d.postings[*t].1.len()).sum();
+                // (Qdrant counts the points of its per-point table, which ends at the last
+                // point holding a token.)
+                let table = match &d.built {
+                    Some(b) => b.points,
+                    None => d.lens.iter().rposition(|&l| l > 0).map_or(0, |p| p + 1),
+                };
+                let dense = !segment.appendable && entries as f32 >= 0.5 * table as f32;
+                if overlay.is_empty() && !dense {
+                    let lists: Vec<(&[(u32, u32)], f32)> =
+                        ordered.iter().map(|(t, idf)| (&d.postings[*t].1[..], *idf)).collect();
+                    let accept = |doc: u32| -> Result<bool> {
+                        Ok(c.bits.get(doc) && (!c.check || self.segment_point(seg, doc, filter, true)?.is_some()))
+                    };
+                    let kept = max_score(&lists, &d.lens, scoring, want, accept)?;
+                    let mut out = Vec::with_capacity(kept.len());
+                    for (internal, score) in kept {
+                        if let Some((id, r)) = self.segment_point(seg, internal, None, false)? {
+                            out.push((score, id, r));
+                        }
+                    }
+                    return Ok(out);
+                }
                 // Term at a time into one score per point (a point's terms still add up in
                 // the query's term order).
-                let n = self.segments[seg as usize].id_tracker.total_point_count() as usize;
                 let mut acc = vec![0.0f32; n];
                 let mut touched = Bits::new(n);
-                for (t, idf) in scoring.order(present) {
+                for &(t, idf) in &ordered {
                     for &(id, tf) in &d.postings[t].1 {
                         if !c.bits.get(id) || id as usize >= n {
                             continue;
@@ -509,7 +540,10 @@ impl EdgeShard {
                 return Ok(d);
             }
         }
-        for (_, internal) in segment.id_tracker.iter_live() {
+        // In internal order: the lists ascend, and tokens are numbered as the index met them.
+        let mut live: Vec<u32> = segment.id_tracker.iter_live().map(|(_, internal)| internal).collect();
+        live.sort_unstable();
+        for internal in live {
             let payload = segment.payload(internal)?;
             let (len, tf) = document(tp, &payload, path);
             if tf.is_empty() {
@@ -567,6 +601,91 @@ impl EdgeShard {
         }
         out
     }
+}
+
+/// Document at a time with MaxScore pruning, as Qdrant walks a text index whose query lists
+/// are short next to its point count: `lists` (ascending points, `(point, tf)`) in the query's
+/// term order (ascending IDF, so ascending bound `idf · (k1 + 1)`). The next candidate is the
+/// smallest point under the *essential* terms' cursors; `accept` decides whether it is scored
+/// at all (visible, passing the filter). Its essential hits are summed in term order, then the
+/// other terms, strongest first, are looked up while they could still lift it above the
+/// threshold (the `want`-th best score so far); a term whose bound, with all weaker ones, can no
+/// longer reach the threshold stops producing candidates. The sums, and so the last bit of a
+/// score, follow that order, as Qdrant's do. Returns the kept points best first, equal scores
+/// by internal id.
+fn max_score(
+    lists: &[(&[(u32, u32)], f32)],
+    lens: &[u32],
+    scoring: &Scoring<'_>,
+    want: usize,
+    mut accept: impl FnMut(u32) -> Result<bool>,
+) -> Result<Vec<(u32, f32)>> {
+    use std::cmp::Reverse;
+    let terms = lists.len();
+    if terms == 0 || want == 0 {
+        return Ok(Vec::new());
+    }
+    let mut prefix = Vec::with_capacity(terms);
+    let mut running = 0.0f32;
+    for &(_, idf) in lists {
+        running += idf * (scoring.bm25.k1 + 1.0);
+        prefix.push(running);
+    }
+    let mut at = vec![0usize; terms];
+    let current = |at: &[usize], t: usize| lists[t].0.get(at[t]).map(|x| x.0);
+    let mut heap: std::collections::BinaryHeap<Reverse<Sp>> = std::collections::BinaryHeap::new();
+    let mut threshold = f32::NEG_INFINITY;
+    let mut first_essential = 0;
+    let mut hits: Vec<(usize, u32)> = Vec::with_capacity(terms);
+    while first_essential < terms {
+        let Some(doc) = (first_essential..terms).filter_map(|t| current(&at, t)).min() else { break };
+        let accepted = accept(doc)?;
+        hits.clear();
+        for t in first_essential..terms {
+            if current(&at, t) == Some(doc) {
+                if accepted {
+                    hits.push((t, lists[t].0[at[t]].1));
+                }
+                at[t] += 1;
+            }
+        }
+        if !accepted {
+            continue;
+        }
+        let norm = scoring.norm(lens.get(doc as usize).copied().unwrap_or(0));
+        let mut score = 0.0f32;
+        for &(t, tf) in &hits {
+            score += scoring.term(lists[t].1, tf, norm);
+        }
+        for t in (0..first_essential).rev() {
+            if score + prefix[t] <= threshold {
+                break;
+            }
+            // Seek: the first entry at or past `doc` (the cursor only moves forward).
+            let list = lists[t].0;
+            at[t] += list[at[t]..].partition_point(|x| x.0 < doc);
+            if let Some(&(p, tf)) = list.get(at[t]) {
+                if p == doc {
+                    score += scoring.term(lists[t].1, tf, norm);
+                }
+            }
+        }
+        if score > threshold {
+            heap.push(Reverse(Sp { idx: doc, score }));
+            if heap.len() > want {
+                heap.pop();
+            }
+            if heap.len() == want {
+                threshold = heap.peek().map_or(threshold, |m| m.0.score);
+                while first_essential < terms && prefix[first_essential] <= threshold {
+                    first_essential += 1;
+                }
+            }
+        }
+    }
+    let mut kept: Vec<(u32, f32)> = heap.into_iter().map(|r| (r.0.idx, r.0.score)).collect();
+    kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(kept)
 }
 
 /// Qdrant's name of a payload schema type, as its errors print it.

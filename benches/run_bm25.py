@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""BM25 text queries: qdrant-edge-py native vs ours native vs ours under wasmtime (wasm32-wasip1),
+same shard, same queries, same run. Writes the section "BM25 text queries" of BENCHMARKS.md.
+
+    .venv/bin/python benches/embed_corpus.py --texts-only     # once: the texts (no embedding)
+    .venv/bin/python benches/run_bm25.py [--queries 200] [--rounds 3] [--no-write]
+
+The shard is built once by qdrant-edge-py and cached under <bench-dir>/bm25-<points>: the first
+`--points` Debian package description sentences of `benches/embed_corpus.py`'s texts.jsonl, each
+point's payload `{"text": <its sentence>}` with a random 4-dimension vector, a full-text index on
+`text` with BM25 scoring (word tokenizer, lowercase), optimized into one segment. Qdrant writes
+the index as `vocab.dat`, `postings.dat`, `term_frequencies.dat` and `point_to_doc_len.dat`;
+ours scores from them.
+
+Two query sets from the held-out sentences: the whole sentence, and its first three words, limit
+10. Every engine loads the shard afresh per set and reports the first query's time right after
+the load, then the p50 of the queries after a five-query warm-up. Answers are compared id for
+id with qdrant-edge-py's. Engines take turns, round after round; the table holds the medians.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import qdrant_edge as q
+
+from bench_md import write_section
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_hnsw import build_exact_search_wasm, pct  # noqa: E402  (the HNSW benchmark's)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+
+SETS = [
+    ("whole sentence", lambda t: t),
+    ("first three words", lambda t: " ".join(t.split()[:3])),
+]
+
+
+def build(shard_dir, rows):
+    cfg = q.EdgeConfig(vectors={"": q.EdgeVectorParams(size=4, distance=q.Distance.Dot)},
+                       optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=100),
+                       hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000,
+                                                         max_indexing_threads=1))
+    s = q.EdgeShard.create(shard_dir, cfg)
+    s.update(q.UpdateOperation.create_field_index(
+        "text", q.TextIndexParams(tokenizer=q.TokenizerType.Word, lowercase=True, scoring=True)))
+    rng = np.random.default_rng(1)
+    for start in range(0, len(rows), 1000):
+        pts = [q.Point(id=i, vector=rng.random(4).tolist(), payload={"text": rows[i]})
+               for i in range(start, min(len(rows), start + 1000))]
+        s.update(q.UpdateOperation.upsert_points(pts))
+    t = time.perf_counter()
+    s.optimize()
+    build_s = time.perf_counter() - t
+    s.flush()
+    s.close()
+    return build_s
+
+
+def run_edge_py(shard_dir, texts):
+    t = time.perf_counter()
+    s = q.EdgeShard.load(shard_dir)
+    load_ms = (time.perf_counter() - t) * 1e3
+    reqs = [q.QueryRequest(query=q.TextQuery("text", x), limit=10) for x in texts]
+    t = time.perf_counter()
+    s.query(reqs[0])
+    first_ms = (time.perf_counter() - t) * 1e3
+    for r in reqs[:5]:
+        s.query(r)
+    lat, ids = [], []
+    for r in reqs:
+        t = time.perf_counter()
+        res = s.query(r)
+        lat.append((time.perf_counter() - t) * 1e3)
+        ids.append([p.id for p in res])
+    s.close()
+    return {"load_ms": load_ms, "first_ms": first_ms, "latencies_ms": lat, "ids": ids}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--points", type=int, default=100000)
+    ap.add_argument("--bench-dir", default=os.environ.get("QEW_BENCH_DIR") or os.path.join(TARGET, "bench"))
+    ap.add_argument("--ours-bin")
+    ap.add_argument("--no-wasm", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args()
+    texts_file = os.path.join(a.bench_dir, "minilm", "texts.jsonl")
+    if not os.path.exists(texts_file):
+        sys.exit(f"no {texts_file}: run benches/embed_corpus.py --texts-only first")
+    rows = [json.loads(line)["text"] for line in open(texts_file)]
+    indexed, held_out = rows[:a.points], rows[a.points:a.points + a.queries]
+    work = os.path.join(a.bench_dir, f"bm25-{a.points}")
+    shard_dir = os.path.join(work, "shard")
+    stamp = os.path.join(work, "build.json")
+    if not os.path.exists(stamp):
+        if os.path.exists(shard_dir):
+            subprocess.run(["rm", "-rf", shard_dir], check=True)
+        os.makedirs(work, exist_ok=True)
+        build_s = build(shard_dir, indexed)
+        json.dump({"points": a.points, "optimize_s": build_s}, open(stamp, "w"))
+
+    sets = [[f(t) for t in held_out] for _, f in SETS]
+    for i, texts in enumerate(sets):
+        bodies = [{"query": {"text": t}, "using": "text", "limit": 10} for t in texts]
+        json.dump(bodies, open(os.path.join(work, f"queries{i}.json"), "w"))
+    cmds = {}
+    native_bin = a.ours_bin
+    if not native_bin:
+        subprocess.run(["cargo", "bench", "--no-run", "--bench", "exact_search"], cwd=ROOT, check=True)
+        deps = os.path.join(TARGET, "release", "deps")
+        native_bin = max((os.path.join(deps, f) for f in os.listdir(deps)
+                          if f.startswith("exact_search-") and os.access(os.path.join(deps, f), os.X_OK)
+                          and "." not in f), key=os.path.getmtime)
+    cmds["qdrant-edge-wasm native"] = lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
+                                                 os.path.join(work, "ours.json")]
+    if not a.no_wasm:
+        wasm = build_exact_search_wasm()
+        cmds["qdrant-edge-wasm wasm32-wasip1 (wasmtime)"] = lambda i: [
+            sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
+            "/w/shard", f"/w/queries{i}.json", "/w/ours.json"]
+
+    py_name = "qdrant-edge-py 0.9.0 native"
+    names = [py_name] + list(cmds)
+    results = {(n, i): [] for n in names for i in range(len(SETS))}
+    t_run = time.perf_counter()
+    for rnd in range(a.rounds):
+        print(f"round {rnd + 1} of {a.rounds}", file=sys.stderr)
+        for i, texts in enumerate(sets):
+            results[(py_name, i)].append(run_edge_py(shard_dir, texts))
+            for n, cmd in cmds.items():
+                subprocess.run(cmd(i), cwd=ROOT, check=True)
+                results[(n, i)].append(json.load(open(os.path.join(work, "ours.json"))))
+    run_s = time.perf_counter() - t_run
+
+    lines = [
+        "## BM25 text queries",
+        "",
+        f"`benches/run_bm25.py` ({time.strftime('%Y-%m-%d')}, {a.rounds} rounds, medians): "
+        f"{a.points:,} Debian package description sentences (`benches/embed_corpus.py --texts-only`), "
+        "payload `{\"text\"}`, a full-text index on `text` with BM25 scoring (word tokenizer, lowercase) "
+        "built by qdrant-edge-py's optimize into one segment; "
+        f"{a.queries} held-out sentences as queries, whole or their first three words, limit 10. "
+        "*First* = the first query right after loading the shard; p50 after a five-query warm-up. "
+        "Ours scores from Qdrant's `postings.dat`, `term_frequencies.dat` and `point_to_doc_len.dat`.",
+        "",
+        "| queries | engine | load ms | first ms | p50 ms | p99 ms | p50 ratio | same ids |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, (label, _) in enumerate(SETS):
+        py_p50 = statistics.median(pct(r["latencies_ms"], 50) for r in results[(py_name, i)])
+        py_ids = results[(py_name, i)][0]["ids"]
+        for n in names:
+            rs = results[(n, i)]
+            med = lambda f: statistics.median(f(r) for r in rs)  # noqa: E731
+            p50 = med(lambda r: pct(r["latencies_ms"], 50))
+            same = sum(1 for k, ids in enumerate(rs[0]["ids"]) if [str(x) for x in ids] == [str(x) for x in py_ids[k]])
+            lines.append(f"| {label} | {n} | {med(lambda r: r['load_ms']):.0f} | "
+                         f"{med(lambda r: r['first_ms']):.2f} | {p50:.3f} | {med(lambda r: pct(r['latencies_ms'], 99)):.3f} | "
+                         f"{p50 / py_p50:.2f} | {same}/{len(py_ids)} |")
+    lines += [
+        "",
+        "*First* includes reading the index files (qdrant-edge-py maps them at load). A differing "
+        "answer (same ids column) is one whose ids or their order differ from qdrant-edge-py's; the "
+        "order of equal scores is Qdrant's on a shard it wrote (`tests/text_query.rs`), and Qdrant's "
+        "pruning (MaxScore) can change a score's last bit.",
+        "",
+        f"Run time {run_s:.0f} s.",
+        "",
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if a.no_write:
+        return
+    write_section(ROOT, "BM25 text queries", section)
+
+
+if __name__ == "__main__":
+    main()
