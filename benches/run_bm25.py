@@ -31,7 +31,8 @@ import qdrant_edge as q
 from bench_md import write_section
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_hnsw import build_exact_search_wasm, pct  # noqa: E402  (the HNSW benchmark's)
+from run_hnsw import (build as build_shard, build_exact_search_native, build_exact_search_wasm,  # noqa: E402
+                      pct, time_edge_py)  # (the HNSW benchmark's)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -43,44 +44,11 @@ SETS = [
 
 
 def build(shard_dir, rows):
-    cfg = q.EdgeConfig(vectors={"": q.EdgeVectorParams(size=4, distance=q.Distance.Dot)},
-                       optimizers=q.EdgeOptimizersConfig(default_segment_number=1, indexing_threshold=100),
-                       hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000,
-                                                         max_indexing_threads=1))
-    s = q.EdgeShard.create(shard_dir, cfg)
-    s.update(q.UpdateOperation.create_field_index(
-        "text", q.TextIndexParams(tokenizer=q.TokenizerType.Word, lowercase=True, scoring=True)))
-    rng = np.random.default_rng(1)
-    for start in range(0, len(rows), 1000):
-        pts = [q.Point(id=i, vector=rng.random(4).tolist(), payload={"text": rows[i]})
-               for i in range(start, min(len(rows), start + 1000))]
-        s.update(q.UpdateOperation.upsert_points(pts))
-    t = time.perf_counter()
-    s.optimize()
-    build_s = time.perf_counter() - t
-    s.flush()
-    s.close()
-    return build_s
-
-
-def run_edge_py(shard_dir, texts):
-    t = time.perf_counter()
-    s = q.EdgeShard.load(shard_dir)
-    load_ms = (time.perf_counter() - t) * 1e3
-    reqs = [q.QueryRequest(query=q.TextQuery("text", x), limit=10) for x in texts]
-    t = time.perf_counter()
-    s.query(reqs[0])
-    first_ms = (time.perf_counter() - t) * 1e3
-    for r in reqs[:5]:
-        s.query(r)
-    lat, ids = [], []
-    for r in reqs:
-        t = time.perf_counter()
-        res = s.query(r)
-        lat.append((time.perf_counter() - t) * 1e3)
-        ids.append([p.id for p in res])
-    s.close()
-    return {"load_ms": load_ms, "first_ms": first_ms, "latencies_ms": lat, "ids": ids}
+    """run_hnsw's build: random 4-dimension vectors, payload {"text"}, the scoring text index."""
+    text_index = q.TextIndexParams(tokenizer=q.TokenizerType.Word, lowercase=True, scoring=True)
+    data = np.random.default_rng(1).random((len(rows), 4), dtype=np.float32)
+    return build_shard(shard_dir, data, payload=lambda i: {"text": rows[i]}, indexes=(("text", text_index),),
+                       threads=1)
 
 
 def main():
@@ -113,13 +81,7 @@ def main():
         bodies = [{"query": {"text": t}, "using": "text", "limit": 10} for t in texts]
         json.dump(bodies, open(os.path.join(work, f"queries{i}.json"), "w"))
     cmds = {}
-    native_bin = a.ours_bin
-    if not native_bin:
-        subprocess.run(["cargo", "bench", "--no-run", "--bench", "exact_search"], cwd=ROOT, check=True)
-        deps = os.path.join(TARGET, "release", "deps")
-        native_bin = max((os.path.join(deps, f) for f in os.listdir(deps)
-                          if f.startswith("exact_search-") and os.access(os.path.join(deps, f), os.X_OK)
-                          and "." not in f), key=os.path.getmtime)
+    native_bin = a.ours_bin or build_exact_search_native()
     cmds["qdrant-edge-wasm native"] = lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
                                                  os.path.join(work, "ours.json")]
     if not a.no_wasm:
@@ -135,7 +97,8 @@ def main():
     for rnd in range(a.rounds):
         print(f"round {rnd + 1} of {a.rounds}", file=sys.stderr)
         for i, texts in enumerate(sets):
-            results[(py_name, i)].append(run_edge_py(shard_dir, texts))
+            reqs = [q.QueryRequest(query=q.TextQuery("text", x), limit=10) for x in texts]
+            results[(py_name, i)].append(time_edge_py(shard_dir, reqs))
             for n, cmd in cmds.items():
                 subprocess.run(cmd(i), cwd=ROOT, check=True)
                 results[(n, i)].append(json.load(open(os.path.join(work, "ours.json"))))

@@ -120,6 +120,36 @@ def build_exact_search_wasm():
                 if f.startswith("exact_search") and f.endswith(".wasm")), key=os.path.getmtime)
 
 
+def build_exact_search_native():
+    """Build the native `exact_search` bench binary (the `cargo bench` profile); its path."""
+    subprocess.run(["cargo", "bench", "--no-run", "--bench", "exact_search"], cwd=ROOT, check=True)
+    deps = os.path.join(TARGET, "release", "deps")
+    return max((os.path.join(deps, f) for f in os.listdir(deps)
+                if f.startswith("exact_search-") and os.access(os.path.join(deps, f), os.X_OK) and "." not in f),
+               key=os.path.getmtime)
+
+
+def time_edge_py(shard_dir, reqs):
+    """qdrant-edge-py's side of `exact_search`: load `shard_dir`, the first request's time right
+    after the load, a five-request warm-up, then every request timed; its ids."""
+    t = time.perf_counter()
+    s = q.EdgeShard.load(shard_dir)
+    load_ms = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    s.query(reqs[0])
+    first_ms = (time.perf_counter() - t) * 1e3
+    for r in reqs[:5]:
+        s.query(r)
+    lat, ids = [], []
+    for r in reqs:
+        t = time.perf_counter()
+        res = s.query(r)
+        lat.append((time.perf_counter() - t) * 1e3)
+        ids.append([p.id for p in res])
+    s.close()
+    return {"load_ms": load_ms, "first_ms": first_ms, "latencies_ms": lat, "ids": ids}
+
+
 def find_chromium():
     """Debian's chromium as tests/npm/helpers.mjs findChromium finds it (CHROMIUM overrides), or None."""
     if os.environ.get("CHROMIUM"):

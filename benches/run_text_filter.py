@@ -37,7 +37,8 @@ import qdrant_edge as q
 from bench_md import write_section
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_hnsw import build as build_shard, build_exact_search_wasm, pct  # noqa: E402  (the HNSW benchmark's)
+from run_hnsw import (build as build_shard, build_exact_search_native, build_exact_search_wasm,  # noqa: E402
+                      pct, time_edge_py)  # (the HNSW benchmark's)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -59,24 +60,9 @@ def build(shard_dir, minilm, n):
 
 
 def run_edge_py(shard_dir, queries, match):
-    t = time.perf_counter()
-    s = q.EdgeShard.load(shard_dir)
-    load_ms = (time.perf_counter() - t) * 1e3
     flt = q.Filter(must=[q.FieldCondition("text", match=match())])
-    reqs = [q.QueryRequest(query=q.Query.Nearest(v.tolist()), limit=10, filter=flt) for v in queries]
-    t = time.perf_counter()
-    s.query(reqs[0])
-    first_ms = (time.perf_counter() - t) * 1e3
-    for r in reqs[:5]:
-        s.query(r)
-    lat, ids = [], []
-    for r in reqs:
-        t = time.perf_counter()
-        res = s.query(r)
-        lat.append((time.perf_counter() - t) * 1e3)
-        ids.append([p.id for p in res])
-    s.close()
-    return {"load_ms": load_ms, "first_ms": first_ms, "latencies_ms": lat, "ids": ids}
+    return time_edge_py(shard_dir, [q.QueryRequest(query=q.Query.Nearest(v.tolist()), limit=10, filter=flt)
+                                    for v in queries])
 
 
 def main():
@@ -109,13 +95,7 @@ def main():
         bodies = [{"query": v.tolist(), "limit": 10, "filter": {"must": [{"key": "text", "match": cond}]}}
                   for v in queries]
         json.dump(bodies, open(os.path.join(work, f"queries{i}.json"), "w"))
-    native_bin = a.ours_bin
-    if not native_bin:
-        subprocess.run(["cargo", "bench", "--no-run", "--bench", "exact_search"], cwd=ROOT, check=True)
-        deps = os.path.join(TARGET, "release", "deps")
-        native_bin = max((os.path.join(deps, f) for f in os.listdir(deps)
-                          if f.startswith("exact_search-") and os.access(os.path.join(deps, f), os.X_OK)
-                          and "." not in f), key=os.path.getmtime)
+    native_bin = a.ours_bin or build_exact_search_native()
     cmds["qdrant-edge-wasm native"] = lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
                                                  os.path.join(work, "ours.json")]
     if not a.no_wasm:
