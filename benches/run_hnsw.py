@@ -150,6 +150,41 @@ def time_edge_py(shard_dir, reqs):
     return {"load_ms": load_ms, "first_ms": first_ms, "latencies_ms": lat, "ids": ids}
 
 
+EDGE_PY = "qdrant-edge-py 0.9.0 native"
+
+
+def exact_search_engines(work, shard_dir, ours_bin=None, wasm=True):
+    """Per engine name, the command that runs `exact_search` on the shard with the bodies of
+    `<work>/queries<i>.json` into `<work>/ours.json`: ours native (`ours_bin`, else built) and,
+    unless `wasm` is false, ours under wasmtime."""
+    native_bin = ours_bin or build_exact_search_native()
+    cmds = {"qdrant-edge-wasm native": lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
+                                                  os.path.join(work, "ours.json")]}
+    if wasm:
+        module = build_exact_search_wasm()
+        cmds["qdrant-edge-wasm wasm32-wasip1 (wasmtime)"] = lambda i: [
+            sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", module,
+            "/w/shard", f"/w/queries{i}.json", "/w/ours.json"]
+    return cmds
+
+
+def run_rounds(rounds, sets, edge_py, cmds, work):
+    """Engines taking turns over the query sets `0..sets`, round after round: `edge_py(i)` times
+    qdrant-edge-py on set i, each of `cmds` runs `exact_search` on it. Returns the engine names
+    (qdrant-edge-py first), `{(name, set): [result per round]}` and the run's seconds."""
+    names = [EDGE_PY] + list(cmds)
+    results = {(n, i): [] for n in names for i in range(sets)}
+    t_run = time.perf_counter()
+    for rnd in range(rounds):
+        print(f"round {rnd + 1} of {rounds}", file=sys.stderr)
+        for i in range(sets):
+            results[(EDGE_PY, i)].append(edge_py(i))
+            for n, cmd in cmds.items():
+                subprocess.run(cmd(i), cwd=ROOT, check=True)
+                results[(n, i)].append(json.load(open(os.path.join(work, "ours.json"))))
+    return names, results, time.perf_counter() - t_run
+
+
 def find_chromium():
     """Debian's chromium as tests/npm/helpers.mjs findChromium finds it (CHROMIUM overrides), or None."""
     if os.environ.get("CHROMIUM"):

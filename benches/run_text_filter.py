@@ -37,8 +37,8 @@ import qdrant_edge as q
 from bench_md import write_section
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_hnsw import (build as build_shard, build_exact_search_native, build_exact_search_wasm,  # noqa: E402
-                      pct, time_edge_py)  # (the HNSW benchmark's)
+from run_hnsw import (EDGE_PY, build as build_shard, exact_search_engines, pct,  # noqa: E402
+                      run_rounds, time_edge_py)  # (the HNSW benchmark's)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -90,32 +90,14 @@ def main():
         json.dump({"points": a.points, "optimize_s": build_s}, open(stamp, "w"))
     queries = np.load(os.path.join(minilm, "queries.npy"))[:a.queries]
 
-    cmds = {}
     for i, (_, cond, _) in enumerate(FILTERS):
         bodies = [{"query": v.tolist(), "limit": 10, "filter": {"must": [{"key": "text", "match": cond}]}}
                   for v in queries]
         json.dump(bodies, open(os.path.join(work, f"queries{i}.json"), "w"))
-    native_bin = a.ours_bin or build_exact_search_native()
-    cmds["qdrant-edge-wasm native"] = lambda i: [native_bin, shard_dir, os.path.join(work, f"queries{i}.json"),
-                                                 os.path.join(work, "ours.json")]
-    if not a.no_wasm:
-        wasm = build_exact_search_wasm()
-        cmds["qdrant-edge-wasm wasm32-wasip1 (wasmtime)"] = lambda i: [
-            sys.executable, os.path.join(ROOT, "scripts", "wasi-runner.py"), "--dir", f"{work}::/w", wasm,
-            "/w/shard", f"/w/queries{i}.json", "/w/ours.json"]
-
-    py_name = "qdrant-edge-py 0.9.0 native"
-    names = [py_name] + list(cmds)
-    results = {(n, i): [] for n in names for i in range(len(FILTERS))}
-    t_run = time.perf_counter()
-    for rnd in range(a.rounds):
-        print(f"round {rnd + 1} of {a.rounds}", file=sys.stderr)
-        for i, (_, _, match) in enumerate(FILTERS):
-            results[(py_name, i)].append(run_edge_py(shard_dir, queries, match))
-            for n, cmd in cmds.items():
-                subprocess.run(cmd(i), cwd=ROOT, check=True)
-                results[(n, i)].append(json.load(open(os.path.join(work, "ours.json"))))
-    run_s = time.perf_counter() - t_run
+    cmds = exact_search_engines(work, shard_dir, a.ours_bin, wasm=not a.no_wasm)
+    py_name = EDGE_PY
+    names, results, run_s = run_rounds(a.rounds, len(FILTERS), lambda i: run_edge_py(shard_dir, queries, FILTERS[i][2]),
+                                       cmds, work)
 
     errors = []
     lines = [
