@@ -1704,6 +1704,16 @@ mod reader_tests {
         assert!(corrupted > good.len() / 7, "only {corrupted} damaged files detected");
     }
 
+    /// The document tokens of a test point's `t`, as the text index takes them.
+    fn doc_tokens(tp: &TextParams, p: &Payload) -> Vec<String> {
+        let path = JsonPath::parse("t").unwrap();
+        let vals = path.value_get(p);
+        crate::query::filter::flat(&vals, Value::as_str)
+            .into_iter()
+            .flat_map(|s| tp.tokenize(TextKind::Document, s))
+            .collect()
+    }
+
     #[test]
     fn text_build_stats_read_back() {
         for phrase in [false, true] {
@@ -1713,12 +1723,7 @@ mod reader_tests {
             let (mut documents, mut total) = (0usize, 0u64);
             let mut df: BTreeMap<String, usize> = BTreeMap::new();
             for (_, p) in points() {
-                let path = JsonPath::parse("t").unwrap();
-                let vals = path.value_get(&p);
-                let tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
-                    .into_iter()
-                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
-                    .collect();
+                let tokens = doc_tokens(&tp, &p);
                 if tokens.is_empty() {
                     continue;
                 }
@@ -1767,12 +1772,7 @@ mod reader_tests {
             let mut lens = vec![0u32; 700];
             let mut want: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
             for (id, p) in points() {
-                let path = JsonPath::parse("t").unwrap();
-                let vals = path.value_get(&p);
-                let tokens: Vec<String> = crate::query::filter::flat(&vals, Value::as_str)
-                    .into_iter()
-                    .flat_map(|s| tp.tokenize(TextKind::Document, s))
-                    .collect();
+                let tokens = doc_tokens(&tp, &p);
                 lens[id as usize] = tokens.len() as u32;
                 let mut tf: BTreeMap<String, u32> = BTreeMap::new();
                 for t in tokens {

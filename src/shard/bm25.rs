@@ -320,11 +320,7 @@ impl EdgeShard {
 
         // Score segment by segment, in Qdrant's order (optimized first, then appendable, each by
         // directory name); the overlay's points belong to the appendable segment.
-        let mut order: Vec<usize> = (0..self.segments.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (sa, sb) = (&self.segments[a], &self.segments[b]);
-            sa.appendable.cmp(&sb.appendable).then_with(|| sa.id.cmp(&sb.id))
-        });
+        let order = self.merge_order();
         let home = self.segments.iter().position(|s| s.appendable);
         let mut table: Vec<(PointId, PointRef)> = Vec::new();
         let mut merged = Nearest::new(want);

@@ -235,6 +235,17 @@ impl EdgeShard {
     }
 
     /// Payload of a point by location.
+    /// The segments in the order qdrant-edge merges their answers: optimized first, then
+    /// appendable, each group in directory (UUID) order.
+    pub(crate) fn merge_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.segments.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (sa, sb) = (&self.segments[a], &self.segments[b]);
+            sa.appendable.cmp(&sb.appendable).then_with(|| sa.id.cmp(&sb.id))
+        });
+        order
+    }
+
     pub(crate) fn payload_at(&self, loc: Loc) -> Result<Arc<Payload>> {
         match loc {
             Loc::Segment { seg, internal } => self.segments[seg as usize].payload(internal),

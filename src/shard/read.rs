@@ -287,11 +287,7 @@ impl EdgeShard {
         match candidates {
             None => {
                 let home = self.segments.iter().position(|s| s.appendable);
-                let mut order: Vec<usize> = (0..self.segments.len()).collect();
-                order.sort_by(|&a, &b| {
-                    let (sa, sb) = (&self.segments[a], &self.segments[b]);
-                    sa.appendable.cmp(&sb.appendable).then_with(|| sa.id.cmp(&sb.id))
-                });
+                let order = self.merge_order();
                 let graph_kind = !opts.exact && !matches!(kind, VectorKind::Sparse { .. });
                 let mut overlay_done = skip_overlay;
                 for si in order {
