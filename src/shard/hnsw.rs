@@ -36,7 +36,7 @@ use crate::format::hnsw::HnswGraph;
 use crate::format::quantized::{Quantized, QuantizedQuery};
 use crate::query::filter::Filter;
 use crate::spaces;
-use crate::types::PointId;
+use crate::types::{Distance, PointId};
 
 /// Search knobs of a request (`params`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -299,11 +299,11 @@ impl Walk<'_> {
     /// Score `pass` in order (points known to pass the checks).
     fn score_listed(&self, pass: &[u32], out: &mut Vec<Sp>) -> Result<()> {
         out.clear();
-        let pair = match (self.quantized.is_none(), self.dense, self.scorer.dense_parts()) {
+        let ram = match (self.quantized.is_none(), self.dense, self.scorer.dense_parts()) {
             (true, Some(d), Some((q, distance))) => Some((d, q, distance)),
             _ => None,
         };
-        let Some((d, q, distance)) = pair else {
+        let Some((d, q, distance)) = ram else {
             for &p in pass {
                 if let Some(score) = self.score(p)? {
                     out.push(Sp { idx: p, score });
@@ -311,36 +311,62 @@ impl Walk<'_> {
             }
             return Ok(());
         };
-        // Two rows at a time where both are in RAM.
         let single = |p: u32, out: &mut Vec<Sp>| -> Result<()> {
             if let Some(score) = self.score(p)? {
                 out.push(Sp { idx: p, score });
             }
             Ok(())
         };
-        // Ask for every row first, so that their cache misses overlap.
+        // Ask for every row first, so that their cache misses overlap; then score them eight
+        // at a time where they are f32 rows in RAM ([`spaces::f32_sum_n`]), else four, two,
+        // or one by one.
         spaces::prefetch_rows(pass.iter().filter_map(|&p| d.ram_row(p)));
-        let mut i = 0;
-        while i + 1 < pass.len() {
-            let (a, b) = (pass[i], pass[i + 1]);
-            match (d.ram_row(a), d.ram_row(b)) {
-                (Some(ra), Some(rb)) => {
-                    let (sa, sb) = spaces::score_rows2(distance, q, ra, rb)?;
-                    out.push(Sp { idx: a, score: sa });
-                    out.push(Sp { idx: b, score: sb });
+        for c8 in pass.chunks(8) {
+            if score_group::<8>(d, q, distance, c8, out) {
+                continue;
+            }
+            for c4 in c8.chunks(4) {
+                if score_group::<4>(d, q, distance, c4, out) {
+                    continue;
                 }
-                _ => {
-                    single(a, out)?;
-                    single(b, out)?;
+                for c2 in c4.chunks(2) {
+                    if !score_group::<2>(d, q, distance, c2, out) {
+                        for &p in c2 {
+                            single(p, out)?;
+                        }
+                    }
                 }
             }
-            i += 2;
-        }
-        if i < pass.len() {
-            single(pass[i], out)?;
         }
         Ok(())
     }
+}
+
+/// Score `ids` into `out` in one interleaved pass if they are `N` f32 rows of the query's
+/// length held in RAM; whether it did.
+#[inline]
+fn score_group<const N: usize>(
+    d: &DenseVectorStorage,
+    q: &spaces::QueryVector,
+    distance: Distance,
+    ids: &[u32],
+    out: &mut Vec<Sp>,
+) -> bool {
+    if ids.len() != N {
+        return false;
+    }
+    let mut rows = [None; N];
+    for (r, &p) in rows.iter_mut().zip(ids) {
+        *r = d.ram_row(p);
+    }
+    if rows.iter().any(Option::is_none) {
+        return false;
+    }
+    let Some(scores) = spaces::try_score_rows(distance, q.view(), rows.map(|r| r.expect("checked above"))) else {
+        return false;
+    };
+    out.extend(ids.iter().zip(scores).map(|(&idx, score)| Sp { idx, score }));
+    true
 }
 
 impl EdgeShard {

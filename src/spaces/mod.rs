@@ -281,6 +281,26 @@ pub fn try_score_query2(distance: Distance, query: QueryRef, a: RowRef, b: RowRe
     Some((try_score_query(distance, query, a)?, try_score_query(distance, query, b)?))
 }
 
+/// The scores of `N` f32 rows against an f32 query, in one interleaved pass
+/// ([`simd::f32_sum_n`], the same bits as `N` [`score_query`] calls); `None` unless the query
+/// and every row are f32 of the query's length (then score them one by one).
+#[inline]
+pub fn try_score_rows<const N: usize>(distance: Distance, query: QueryRef, rows: [RowRef; N]) -> Option<[f32; N]> {
+    let QueryRef::F32(q) = query else { return None };
+    let mut bytes: [&[u8]; N] = [&[]; N];
+    for (b, row) in bytes.iter_mut().zip(rows) {
+        match row {
+            RowRef::F32(r) if r.len() == 4 * q.len() => *b = r,
+            _ => return None,
+        }
+    }
+    Some(match distance {
+        Distance::Cosine | Distance::Dot => simd::f32_sum_n(F32Op::Dot, q, bytes),
+        Distance::Euclid => simd::f32_sum_n(F32Op::L2, q, bytes).map(|x| -x),
+        Distance::Manhattan => simd::f32_sum_n(F32Op::L1, q, bytes).map(|x| -x),
+    })
+}
+
 /// f32 values held in memory viewed as their stored row, where that needs no copy: on a
 /// little-endian target their bytes are the row's little-endian bytes; `None` elsewhere.
 #[inline]
