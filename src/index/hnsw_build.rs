@@ -54,6 +54,28 @@ pub trait BuildScorer {
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
         (self.score(a, b), self.score(a, c))
     }
+    /// The similarities of eight points to `a`, equal to eight [`score`](Self::score) calls.
+    fn score8(&self, a: u32, b: [u32; 8]) -> [f32; 8] {
+        b.map(|b| self.score(a, b))
+    }
+}
+
+/// `score` of `a` against each of `points` into `out` (cleared first), eight at a time where
+/// there are eight, then two, then one: the same scores as one at a time.
+fn score_all<S: BuildScorer + ?Sized>(score: &S, a: u32, points: &[u32], out: &mut Vec<f32>) {
+    out.clear();
+    let mut eights = points.chunks_exact(8);
+    for c in &mut eights {
+        out.extend(score.score8(a, c.try_into().expect("eight points")));
+    }
+    let mut pairs = eights.remainder().chunks_exact(2);
+    for p in &mut pairs {
+        let (x, y) = score.score2(a, p[0], p[1]);
+        out.extend([x, y]);
+    }
+    if let [b] = *pairs.remainder() {
+        out.push(score.score(a, b));
+    }
 }
 
 impl<F: Fn(u32, u32) -> f32> BuildScorer for F {
@@ -191,6 +213,7 @@ struct Builder<'a, S: BuildScorer + ?Sized> {
     /// Per point and level: how many leading links the last heuristic selection kept.
     processed: Vec<Vec<u32>>,
     buf: Vec<u32>,
+    scores: Vec<f32>,
     picked: Vec<(f32, bool)>,
     cands: Vec<Scored>,
     known: Vec<bool>,
@@ -258,19 +281,11 @@ impl<S: BuildScorer + ?Sized> Builder<'_, S> {
                     candidates.push(sp);
                 }
             };
-            // Scored two at a time (same scores, in the same order, as one at a time).
-            let mut pairs = self.buf.chunks_exact(2);
-            for pair in &mut pairs {
-                let (a, b) = (pair[0], pair[1]);
-                let (sa, sb) = self.score.score2(q, a, b);
-                self.visited.check_and_set(a);
-                offer(Scored { score: sa, idx: a }, &mut nearest, &mut candidates);
-                self.visited.check_and_set(b);
-                offer(Scored { score: sb, idx: b }, &mut nearest, &mut candidates);
-            }
-            if let [l] = *pairs.remainder() {
+            // Scored eight at a time (same scores, offered in the same order, as one at a time).
+            score_all(self.score, q, &self.buf, &mut self.scores);
+            for (&l, &score) in self.buf.iter().zip(&self.scores) {
                 self.visited.check_and_set(l);
-                offer(Scored { score: self.score.score(q, l), idx: l }, &mut nearest, &mut candidates);
+                offer(Scored { score, idx: l }, &mut nearest, &mut candidates);
             }
         }
         let mut out: Vec<Scored> = nearest.into_iter().map(|r| r.0).collect();
@@ -297,8 +312,9 @@ impl<S: BuildScorer + ?Sized> Builder<'_, S> {
         self.cands.clear();
         self.known.clear();
         score.prefetch(&self.links[t][l]);
-        for (i, &x) in self.links[t][l].iter().enumerate() {
-            self.cands.push(Scored { score: score.score(target, x), idx: x });
+        score_all(score, target, &self.links[t][l], &mut self.scores);
+        for (i, (&x, &s)) in self.links[t][l].iter().zip(&self.scores).enumerate() {
+            self.cands.push(Scored { score: s, idx: x });
             self.known.push(i < processed);
         }
         self.cands.push(Scored { score: score.score(target, new), idx: new });
@@ -387,6 +403,7 @@ impl<'s, S: BuildScorer + ?Sized> Builder<'s, S> {
             extra_capacity: p.extra_entry_points.max(1),
             processed,
             buf: Vec::new(),
+            scores: Vec::new(),
             picked: Vec::new(),
             cands: Vec::new(),
             known: Vec::new(),
@@ -417,6 +434,9 @@ impl<S: BuildScorer + ?Sized> BuildScorer for Subset<'_, S> {
     fn score2(&self, a: u32, b: u32, c: u32) -> (f32, f32) {
         let p = |i: u32| self.points[i as usize];
         self.inner.score2(p(a), p(b), p(c))
+    }
+    fn score8(&self, a: u32, b: [u32; 8]) -> [f32; 8] {
+        self.inner.score8(self.points[a as usize], b.map(|i| self.points[i as usize]))
     }
 }
 

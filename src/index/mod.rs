@@ -10,7 +10,7 @@
 pub mod hnsw_build;
 pub mod payload_blocks;
 
-use crate::spaces::{f32_values_as_row, score_query, score_query2, QueryRef, RowRef};
+use crate::spaces::{f32_values_as_row, score_query, score_query2, try_score_rows, QueryRef, RowRef};
 use crate::types::{Datatype, Distance};
 
 use hnsw_build::BuildScorer;
@@ -175,6 +175,19 @@ impl BuildScorer for GraphVectors {
         }
         (self.score(a, b), self.score(a, c))
     }
+    /// Single-row points are scored in one interleaved pass ([`try_score_rows`], the same bits).
+    fn score8(&self, a: u32, b: [u32; 8]) -> [f32; 8] {
+        if let Some(ra) = self.single_row(a) {
+            let rows = b.map(|b| self.single_row(b));
+            if rows.iter().all(Option::is_some) {
+                let rows = rows.map(|r| self.row(r.expect("checked above")));
+                if let Some(scores) = try_score_rows(self.distance, self.query(ra), rows) {
+                    return scores;
+                }
+            }
+        }
+        b.map(|b| self.score(a, b))
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +245,11 @@ mod tests {
                         let c = (b + 1) % 6;
                         let (x, y) = BuildScorer::score2(&g, a, b, c);
                         assert_eq!((x.to_bits(), y.to_bits()), (got.to_bits(), g.score(a, c).to_bits()));
+                    }
+                    // eight at a time (f32 rows in one pass; a point without a vector falls back)
+                    for pts in [[0, 1, 2, 3, 4, 5, 0, 1], [5, 4, 3, 2, 1, 0, 6, 2]] {
+                        let got = BuildScorer::score8(&g, a, pts).map(f32::to_bits);
+                        assert_eq!(got, pts.map(|b| g.score(a, b).to_bits()), "{datatype:?} {distance:?} {a} {pts:?}");
                     }
                 }
                 g.prefetch(&[6, 99, 0, 5]);
