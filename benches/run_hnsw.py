@@ -185,6 +185,16 @@ def run_rounds(rounds, sets, edge_py, cmds, work):
     return names, results, time.perf_counter() - t_run
 
 
+def thp_mode():
+    """The host's transparent-huge-page mode (`always`, `madvise` or `never`), or None off Linux."""
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return None
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else None
+
+
 def find_chromium():
     """Debian's chromium as tests/npm/helpers.mjs findChromium finds it (CHROMIUM overrides), or None."""
     if os.environ.get("CHROMIUM"):
@@ -461,7 +471,11 @@ def main():
             f"{same_c} of {len(chrome['ids'])} queries. A Chromium run took {med(chrome_wall) / 60:.1f} min with the "
             "restore (median over the rounds); "
             f"`uptime` load averages (1, 5, 15 min) {fmt_load(uptime0)} at the start of the script and "
-            f"{fmt_load(uptime1)} at the end." + (f" **Warning: {stale_pkg}.**" if stale_pkg else ""),
+            f"{fmt_load(uptime1)} at the end. Transparent huge pages on this host: `{thp_mode()}`. Ours native "
+            "and the wasmtime runner (scripts/wasi-runner.py) ask for huge pages on the vector matrix and the "
+            "linear memory (`madvise`); a browser cannot, so unless the mode is `always` Chromium's wasm memory "
+            "stays on 4 KiB pages and every random row read may cost a TLB miss." +
+            (f" **Warning: {stale_pkg}.**" if stale_pkg else ""),
             "",
         ]
     else:
